@@ -1,0 +1,47 @@
+-- Projects: the ingest key may only send events; the token (stored hashed) reads.
+CREATE TABLE projects (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT    NOT NULL,
+    ingest_key  TEXT    NOT NULL UNIQUE,
+    token_hash  TEXT    NOT NULL UNIQUE,
+    -- The last seq given to one of the project's events; seqs only grow.
+    last_seq    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE issues (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id   INTEGER NOT NULL REFERENCES projects(id),
+    fingerprint  TEXT    NOT NULL,
+    title        TEXT    NOT NULL,
+    culprit      TEXT    NOT NULL,
+    level        TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    event_count  INTEGER NOT NULL,
+    first_seen   INTEGER NOT NULL, -- unix ms, when received
+    last_seen    INTEGER NOT NULL,
+    UNIQUE (project_id, fingerprint)
+);
+CREATE INDEX issues_by_status ON issues (project_id, status, last_seen);
+CREATE INDEX issues_by_last_seen ON issues (project_id, last_seen);
+
+CREATE TABLE events (
+    project_id   INTEGER NOT NULL REFERENCES projects(id),
+    seq          INTEGER NOT NULL,
+    event_id     TEXT    NOT NULL,
+    issue_id     INTEGER NOT NULL REFERENCES issues(id),
+    level        TEXT    NOT NULL,
+    environment  TEXT    NOT NULL,
+    release      TEXT,
+    timestamp    INTEGER NOT NULL, -- unix ms, the event's own time
+    received     INTEGER NOT NULL, -- unix ms, for retention
+    message      TEXT,
+    title        TEXT    NOT NULL,
+    culprit      TEXT    NOT NULL,
+    tags         TEXT    NOT NULL, -- JSON object of strings
+    detail       TEXT    NOT NULL, -- JSON object: exception, stacktrace, breadcrumbs, ...
+    PRIMARY KEY (project_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_by_event_id ON events (project_id, event_id);
+CREATE INDEX events_by_issue ON events (issue_id, seq);
+CREATE INDEX events_by_received ON events (received);

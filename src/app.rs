@@ -1,0 +1,71 @@
+//! Building and running the server: [`run`] is the one entry point, used by `main` and by
+//! the tests (on port 0).
+
+use crate::bus::Bus;
+use crate::config::ServeConfig;
+use crate::ingest::{Ingestor, writer};
+use crate::state::AppState;
+use crate::store::{self, Store};
+use crate::task::Supervisor;
+use crate::{http, retention};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Time given to background tasks (the writer flushing its queue) after the HTTP server
+/// has stopped.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Builds the state and starts the supervised background tasks.
+pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> AppState {
+    let supervisor = Supervisor::new(shutdown.clone());
+    let bus = Bus::new();
+    let (writer_handle, queue) = writer::channel(config.write_queue as usize);
+    {
+        let (store, bus, max_batch) = (store.clone(), bus.clone(), config.commit_batch as usize);
+        supervisor.spawn("writer", move || {
+            writer::run(store.clone(), queue.clone(), bus.clone(), max_batch)
+        });
+    }
+    {
+        let (store, bus, days, token) = (
+            store.clone(),
+            bus.clone(),
+            config.retention_days,
+            shutdown.clone(),
+        );
+        supervisor.spawn("retention", move || {
+            retention::run(store.clone(), bus.clone(), days, token.clone())
+        });
+    }
+    let ingestor = Ingestor::new(writer_handle, config.rate_limit);
+    AppState::new(store, ingestor, bus, supervisor)
+}
+
+/// Opens the database, serves on `listener` until `shutdown` completes, then drains:
+/// in-flight requests finish, streams close with 1001, the writer commits what it holds.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = store::open(&config.database.database_url).await?;
+    let token = CancellationToken::new();
+    let state = start(&config, store, token.clone());
+    let supervisor = state.supervisor().clone();
+    tracing::info!(addr = %listener.local_addr()?, database = %config.database.database_url, "mesher listening");
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .await?;
+    // Every AppState clone is gone now, so the writer's queue closes once it is empty.
+    supervisor.join(STOP_GRACE).await;
+    tracing::info!("mesher stopped");
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Configuration: command-line flags, each with an environment variable (SPEC §1).
+
+use clap::Args;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://path` (or `sqlite:path`); the file is created if missing.
+    Sqlite(String),
+    /// `postgres://...` or `postgresql://...`.
+    Postgres(String),
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let scheme = s.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+        match scheme {
+            "sqlite" => {
+                let path = s.trim_start_matches("sqlite:").trim_start_matches("//");
+                if path.is_empty() {
+                    return Err("a sqlite URL needs a file path, e.g. sqlite://mesher.db".into());
+                }
+                Ok(DatabaseUrl::Sqlite(s.to_owned()))
+            }
+            "postgres" | "postgresql" => Ok(DatabaseUrl::Postgres(s.to_owned())),
+            "" => Err(format!(
+                "'{s}' is not a database URL: expected sqlite://PATH or postgres://USER@HOST/DB"
+            )),
+            other => Err(format!(
+                "unknown database scheme '{other}': expected sqlite:// or postgres://"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(u) | DatabaseUrl::Postgres(u) => f.write_str(u),
+        }
+    }
+}
+
+/// The default database: `mesher.db` in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://mesher.db";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// `--database-url`, shared by `serve` and the `project` commands.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://PATH (file created if missing) or postgres://...
+    #[arg(long, env = "MESHER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL")]
+    pub database_url: DatabaseUrl,
+}
+
+/// Options of `mesher serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on (HTTP API, WebSocket ingest and stream, dashboard).
+    #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseArgs,
+
+    /// Events accepted per project per 60 s window; over it, 429 with Retry-After. 0 turns
+    /// the limit off.
+    #[arg(
+        long,
+        env = "MESHER_RATE_LIMIT",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub rate_limit: u32,
+
+    /// Days to keep events; a background task deletes older ones (and issues left empty).
+    #[arg(long, env = "MESHER_RETENTION_DAYS", default_value_t = 90, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+
+    /// Most events one group-commit transaction holds.
+    #[arg(long, env = "MESHER_COMMIT_BATCH", default_value_t = 512, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub commit_batch: u32,
+
+    /// Write requests waiting for the storage writer before ingestion answers 503.
+    #[arg(long, env = "MESHER_WRITE_QUEUE", default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub write_queue: u32,
+}
+
+impl ServeConfig {
+    /// Defaults (as with no flags and no environment), for tests and embedding.
+    pub fn new(listen: SocketAddr, database_url: DatabaseUrl) -> ServeConfig {
+        ServeConfig {
+            listen,
+            database: DatabaseArgs { database_url },
+            rate_limit: 1000,
+            retention_days: 90,
+            commit_batch: 512,
+            write_queue: 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            "sqlite://x.db".parse::<DatabaseUrl>(),
+            Ok(DatabaseUrl::Sqlite("sqlite://x.db".into()))
+        );
+        assert!(matches!(
+            "postgres://u@h/db".parse::<DatabaseUrl>(),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            "mysql://h/db".parse::<DatabaseUrl>().unwrap_err(),
+            "unknown database scheme 'mysql': expected sqlite:// or postgres://"
+        );
+        assert!("mesher.db".parse::<DatabaseUrl>().is_err());
+        assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+}

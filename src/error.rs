@@ -1,0 +1,155 @@
+//! `ApiError`: every failed request becomes `{"error": "..."}` with the right status and
+//! headers. 5xx are logged as warnings, 4xx at debug level.
+
+use crate::ingest::IngestError;
+use crate::ingest::decode::DecodeError;
+use crate::ingest::rate_limit::retry_after_secs;
+use crate::store::StoreError;
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An HTTP error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429, with `Retry-After` and `X-Sentry-Rate-Limits`.
+    #[error("rate limit exceeded for this project; retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// 503, with `Retry-After`.
+    #[error("{reason}")]
+    Unavailable {
+        /// What is wrong.
+        reason: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+}
+
+impl ApiError {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        } else {
+            tracing::debug!(%status, error = %self, "request refused");
+        }
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                // Sentry SDKs read this: wait `retry_after` s for every category.
+                if let Ok(v) = HeaderValue::from_str(&format!("{retry_after}::project")) {
+                    headers.insert("x-sentry-rate-limits", v);
+                }
+            }
+            ApiError::Unavailable { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        ApiError::Unavailable {
+            reason: "storage unavailable; retry shortly".into(),
+            retry_after: 1,
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::RateLimited(wait) => ApiError::RateLimited {
+                retry_after: retry_after_secs(wait),
+            },
+            other => ApiError::Unavailable {
+                reason: other.to_string(),
+                retry_after: 1,
+            },
+        }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge => ApiError::PayloadTooLarge(e.to_string()),
+            DecodeError::Unsupported(_) => ApiError::UnsupportedMediaType(e.to_string()),
+            DecodeError::Corrupt { .. } => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(DecodeError::TooLarge.to_string())
+        } else {
+            ApiError::BadRequest(format!(
+                "could not read the request body: {}",
+                r.body_text()
+            ))
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}

@@ -1,0 +1,145 @@
+//! Credentials: ingest keys (SPEC §2) and project tokens (SPEC §3).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{ProjectId, hash_token};
+use axum::http::{HeaderMap, header};
+
+/// The first value of query parameter `name`.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `sentry_key` from a `Sentry sentry_key=..., sentry_version=7` header value.
+pub fn parse_sentry_auth(value: &str) -> Option<String> {
+    let rest = value.trim();
+    let rest = rest
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("sentry "))
+        .map(|_| &rest[7..])?;
+    rest.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == "sentry_key").then(|| v.trim().to_owned())
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let scheme = value.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| value[7..].trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// The ingest key from `X-Sentry-Auth`, `Authorization` (Bearer, or Sentry's own scheme)
+/// or `?sentry_key=`, in that order.
+pub fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let sentry_header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_sentry_auth)
+    };
+    sentry_header("x-sentry-auth")
+        .or_else(|| sentry_header("authorization"))
+        .or_else(|| bearer(headers))
+        .or_else(|| query_param(query, "sentry_key"))
+        .filter(|k| !k.is_empty())
+}
+
+/// The project a request's ingest key belongs to; 401 when missing or unknown.
+pub async fn ingest_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<ProjectId, ApiError> {
+    let key = ingest_key(headers, query).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing ingest key: send X-Sentry-Auth: Sentry sentry_key=<key>, Authorization: Bearer <key>, or ?sentry_key=<key>"
+                .into(),
+        )
+    })?;
+    state
+        .project_for_ingest_key(&key)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))
+}
+
+/// The project token from `Authorization: Bearer` or `?token=`.
+pub fn token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    bearer(headers)
+        .or_else(|| query_param(query, "token"))
+        .filter(|t| !t.is_empty())
+}
+
+/// The project whose token the request carries: 401 when missing or unknown.
+pub async fn token_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<ProjectId, ApiError> {
+    let token = token(headers, query).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing project token: send Authorization: Bearer <token> or ?token=<token>".into(),
+        )
+    })?;
+    state
+        .store()
+        .project_by_token_hash(&hash_token(&token))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("invalid project token".into()))
+}
+
+/// Fails with 403 unless `owner` (the token's project) is `project`.
+pub fn require_project(owner: ProjectId, project: ProjectId) -> Result<(), ApiError> {
+    if owner != project {
+        return Err(ApiError::Forbidden(format!(
+            "this token does not belong to project {project}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that the request carries `project`'s token: 401 when missing or unknown, 403
+/// when it is another project's.
+pub async fn authorize_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    project: ProjectId,
+) -> Result<(), ApiError> {
+    require_project(token_project(state, headers, query).await?, project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentry_auth_header() {
+        assert_eq!(
+            parse_sentry_auth("Sentry sentry_version=7, sentry_client=x/1.0, sentry_key=abc")
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(parse_sentry_auth("Bearer abc"), None);
+        assert_eq!(parse_sentry_auth("Sentry sentry_version=7"), None);
+    }
+
+    #[test]
+    fn key_sources() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            ingest_key(&h, Some("a=1&sentry_key=q%20k")).as_deref(),
+            Some("q k")
+        );
+        h.insert(header::AUTHORIZATION, "Bearer bk".parse().unwrap());
+        assert_eq!(ingest_key(&h, Some("sentry_key=qk")).as_deref(), Some("bk"));
+        h.insert("x-sentry-auth", "Sentry sentry_key=sk".parse().unwrap());
+        assert_eq!(ingest_key(&h, None).as_deref(), Some("sk"));
+        assert_eq!(ingest_key(&HeaderMap::new(), Some("sentry_key=")), None);
+    }
+}

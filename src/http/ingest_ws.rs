@@ -1,0 +1,82 @@
+//! `GET /ingest`: events over a WebSocket (SPEC §2.3). Each text frame is one native event
+//! and gets one answer, in order; an error answer keeps the connection open.
+
+use super::auth::ingest_project;
+use crate::error::ApiError;
+use crate::ingest::IngestError;
+use crate::ingest::decode::MAX_BODY;
+use crate::ingest::rate_limit::retry_after_secs;
+use crate::model::NewEvent;
+use crate::state::AppState;
+use crate::store::ProjectId;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+/// Authenticates, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let project = ingest_project(&state, &headers, query.as_deref()).await?;
+    Ok(ws
+        .max_message_size(MAX_BODY)
+        .max_frame_size(MAX_BODY)
+        .on_upgrade(move |socket| serve(state, project, socket)))
+}
+
+async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
+    let event = match serde_json::from_str::<Value>(text) {
+        Err(e) => return json!({ "error": format!("invalid JSON: {e}") }),
+        Ok(v) => match NewEvent::from_json(&v) {
+            Ok(e) => e,
+            Err(e) => return json!({ "error": e.0 }),
+        },
+    };
+    match state.ingestor().ingest(project, vec![event]).await {
+        Ok(accepted) => {
+            json!({ "status": "accepted", "id": accepted[0].id, "issue_id": accepted[0].issue_id })
+        }
+        Err(IngestError::RateLimited(wait)) => {
+            let secs = retry_after_secs(wait);
+            json!({ "error": format!("rate limit exceeded for this project; retry after {secs} s"), "retry_after": secs })
+        }
+        Err(e) => json!({ "error": e.to_string(), "retry_after": 1 }),
+    }
+}
+
+async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
+    let shutdown = state.shutdown().clone();
+    loop {
+        let msg = tokio::select! {
+            m = socket.recv() => m,
+            _ = shutdown.cancelled() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }))).await;
+                return;
+            }
+        };
+        let reply = match msg {
+            Some(Ok(Message::Text(text))) => answer(&state, project, text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => {
+                json!({ "error": "binary frames are not accepted: send each event as a JSON text frame" })
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "ingest socket closed on error");
+                return;
+            }
+        };
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The read API and issue state changes (SPEC §3), authenticated with the project token.
+
+use super::auth::{authorize_project, query_param, require_project, token_project};
+use super::body::ApiPath as Path;
+use crate::bus::DomainMessage;
+use crate::error::ApiError;
+use crate::model::{Issue, IssueCommand, IssueStatus};
+use crate::state::AppState;
+use crate::store::{ListedEvent, StoredEvent};
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Reads an integer query parameter within `min..=max`, or `default` when absent.
+fn int_param(
+    query: Option<&str>,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match query_param(query, name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "query parameter '{name}' must be a whole number from {min} to {max}, got '{raw}'"
+                ))
+            }),
+    }
+}
+
+/// Largest `limit` any list accepts.
+pub const MAX_LIMIT: i64 = 1000;
+
+fn limit(query: Option<&str>, default: i64) -> Result<u32, ApiError> {
+    Ok(int_param(query, "limit", default, 1, MAX_LIMIT)? as u32)
+}
+
+/// The issue `id`, if the request's token may read it: 401 for a bad token, 404 for an
+/// unknown issue, 403 for another project's issue.
+async fn issue_for_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    id: i64,
+) -> Result<Issue, ApiError> {
+    let owner = token_project(state, headers, query).await?;
+    let issue = state
+        .store()
+        .get_issue(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("issue {id} not found")))?;
+    require_project(owner, issue.project_id)?;
+    Ok(issue)
+}
+
+#[derive(Serialize)]
+struct Events<'a> {
+    events: Vec<ListedEvent<'a>>,
+}
+
+fn events_json(events: &[StoredEvent]) -> Json<Events<'_>> {
+    Json(Events {
+        events: events.iter().map(StoredEvent::listed).collect(),
+    })
+}
+
+/// `GET /api/v1/projects/<id>/issues?status=&limit=`
+pub async fn list(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.as_deref();
+    authorize_project(&state, &headers, q, project).await?;
+    let status = match query_param(q, "status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(s.parse::<IssueStatus>().map_err(ApiError::BadRequest)?),
+    };
+    let issues = state
+        .store()
+        .list_issues(project, status, limit(q, 50)?)
+        .await?;
+    Ok(Json(json!({ "issues": issues })))
+}
+
+/// `GET /api/v1/projects/<id>/events?since=&limit=`
+pub async fn project_events(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.as_deref();
+    authorize_project(&state, &headers, q, project).await?;
+    let since = int_param(q, "since", 0, 0, i64::MAX)?;
+    let events = state
+        .store()
+        .events_since(project, since, limit(q, 100)?)
+        .await?;
+    Ok(Json(
+        serde_json::to_value(events_json(&events).0).unwrap_or_default(),
+    ))
+}
+
+/// `GET /api/v1/issues/<id>`
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let issue = issue_for_token(&state, &headers, query.as_deref(), id).await?;
+    Ok(Json(json!({ "issue": issue })))
+}
+
+/// `GET /api/v1/issues/<id>/events?limit=`
+pub async fn issue_events(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.as_deref();
+    let limit = limit(q, 50)?;
+    let issue = issue_for_token(&state, &headers, q, id).await?;
+    let events = state.store().issue_events(issue.id, limit).await?;
+    Ok(Json(
+        serde_json::to_value(events_json(&events).0).unwrap_or_default(),
+    ))
+}
+
+/// `POST /api/v1/issues/<id>/{resolve,archive,unresolve,discard}`
+pub async fn change_status(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(i64, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let command: IssueCommand = action.parse().map_err(ApiError::NotFound)?;
+    let q = query.as_deref();
+    issue_for_token(&state, &headers, q, id).await?;
+    let change = state
+        .store()
+        .change_issue_status(id, command)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("issue {id} not found")))?;
+    let origin = headers
+        .get("x-mesher-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(action) = change.action {
+        state
+            .bus()
+            .publish(DomainMessage::IssueChanged {
+                action,
+                issue: change.issue.clone(),
+                origin,
+            })
+            .await;
+    }
+    if let Some(count) = change.count {
+        state
+            .bus()
+            .publish(DomainMessage::CountChanged {
+                project_id: change.issue.project_id,
+                count,
+            })
+            .await;
+    }
+    Ok(Json(json!({ "issue": change.issue })))
+}

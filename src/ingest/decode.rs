@@ -1,0 +1,134 @@
+//! Request bodies: `Content-Encoding` gzip, deflate (zlib, as HTTP means it) or br, and the
+//! 1 MiB limit measured after decompression, so that a small compressed bomb is refused.
+
+use bytes::Bytes;
+use std::io::Read;
+
+/// The largest body accepted, after decompression.
+pub const MAX_BODY: usize = 1 << 20;
+/// The largest body read off the wire (a compressed body of incompressible data can be a
+/// little larger than its content).
+pub const MAX_RAW_BODY: usize = MAX_BODY + 64 * 1024;
+
+/// Why a body could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Over [`MAX_BODY`] after decompression.
+    #[error("request body is larger than 1 MiB (1048576 bytes) after decompression")]
+    TooLarge,
+    /// An encoding other than gzip, deflate, br or identity.
+    #[error("unsupported Content-Encoding '{0}': use gzip, deflate or br")]
+    Unsupported(String),
+    /// The bytes are not valid for the encoding.
+    #[error("request body is not valid {encoding}: {detail}")]
+    Corrupt {
+        /// The encoding that failed.
+        encoding: String,
+        /// The decoder's complaint.
+        detail: String,
+    },
+}
+
+fn read_limited(reader: impl Read, encoding: &str) -> Result<Bytes, DecodeError> {
+    let mut out = Vec::new();
+    reader
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Corrupt {
+            encoding: encoding.to_owned(),
+            detail: e.to_string(),
+        })?;
+    if out.len() > MAX_BODY {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(out.into())
+}
+
+/// Decodes `raw` as the `Content-Encoding` header value says (encodings listed in the
+/// order they were applied, so they are undone last first).
+pub fn decode_body(content_encoding: Option<&str>, raw: Bytes) -> Result<Bytes, DecodeError> {
+    let mut body = raw;
+    let encodings: Vec<String> = content_encoding
+        .unwrap_or("")
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity")
+        .collect();
+    for encoding in encodings.iter().rev() {
+        body = match encoding.as_str() {
+            "gzip" | "x-gzip" => {
+                read_limited(flate2::read::MultiGzDecoder::new(&body[..]), "gzip")?
+            }
+            "deflate" => read_limited(flate2::read::ZlibDecoder::new(&body[..]), "deflate (zlib)")?,
+            "br" => read_limited(brotli::Decompressor::new(&body[..], 4096), "br")?,
+            other => return Err(DecodeError::Unsupported(other.to_owned())),
+        };
+    }
+    if body.len() > MAX_BODY {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn decodes_each_encoding() {
+        let text = b"{\"message\":\"hi\"}";
+        assert_eq!(
+            decode_body(Some("gzip"), gzip(text).into()).unwrap(),
+            &text[..]
+        );
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(text).unwrap();
+        assert_eq!(
+            decode_body(Some("deflate"), z.finish().unwrap().into()).unwrap(),
+            &text[..]
+        );
+        let mut br = Vec::new();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
+            .write_all(text)
+            .unwrap();
+        assert_eq!(decode_body(Some("br"), br.into()).unwrap(), &text[..]);
+        assert_eq!(
+            decode_body(None, Bytes::from_static(text)).unwrap(),
+            &text[..]
+        );
+    }
+
+    #[test]
+    fn limits_after_decompression() {
+        let bomb = gzip(&vec![b' '; MAX_BODY + 1]);
+        assert!(bomb.len() < 10_000);
+        assert_eq!(
+            decode_body(Some("gzip"), bomb.into()),
+            Err(DecodeError::TooLarge)
+        );
+        let exact = gzip(&vec![b' '; MAX_BODY]);
+        assert_eq!(
+            decode_body(Some("gzip"), exact.into()).unwrap().len(),
+            MAX_BODY
+        );
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        assert!(matches!(
+            decode_body(Some("gzip"), Bytes::from_static(b"not gzip")),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        assert_eq!(
+            decode_body(Some("zstd"), Bytes::new()),
+            Err(DecodeError::Unsupported("zstd".into()))
+        );
+    }
+}

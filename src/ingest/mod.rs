@@ -1,0 +1,101 @@
+//! The ingestion pipeline, shared by the HTTP and WebSocket endpoints:
+//! validated events → rate limit → grouping → the group-commit writer → answers.
+
+pub mod decode;
+pub mod rate_limit;
+pub mod writer;
+
+use crate::grouping;
+use crate::model::{Millis, NewEvent};
+use crate::store::{EventOutcome, PreparedEvent, ProjectId, new_event_id};
+use rate_limit::ProjectRateLimiter;
+use std::time::Duration;
+use writer::WriterHandle;
+
+/// Why events were not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// Over the project's rate limit.
+    #[error("rate limit exceeded for this project")]
+    RateLimited(Duration),
+    /// The writer's queue is full.
+    #[error("server overloaded: too many writes waiting; retry shortly")]
+    Overloaded,
+    /// The database failed; nothing was committed.
+    #[error("{0}")]
+    Storage(String),
+    /// The server is stopping.
+    #[error("server is shutting down; retry shortly")]
+    ShuttingDown,
+}
+
+/// An accepted event's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Event id.
+    pub id: String,
+    /// Issue id.
+    pub issue_id: i64,
+    /// What storage did.
+    pub outcome: EventOutcome,
+}
+
+/// The pipeline: owns the rate limiter and a writer handle.
+pub struct Ingestor {
+    limiter: ProjectRateLimiter,
+    writer: WriterHandle,
+}
+
+impl Ingestor {
+    /// A pipeline writing through `writer` with `rate_limit` events per project per minute.
+    pub fn new(writer: WriterHandle, rate_limit: u32) -> Ingestor {
+        Ingestor {
+            limiter: ProjectRateLimiter::new(rate_limit),
+            writer,
+        }
+    }
+
+    /// Stores `events` for `project` (all or nothing) and answers once they are committed.
+    pub async fn ingest(
+        &self,
+        project: ProjectId,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Accepted>, IngestError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.limiter
+            .check(project, events.len())
+            .map_err(IngestError::RateLimited)?;
+        let received = Millis::now();
+        let prepared: Vec<PreparedEvent> = events
+            .into_iter()
+            .map(|e| prepare(project, e, received))
+            .collect();
+        let ids: Vec<String> = prepared.iter().map(|p| p.event_id.clone()).collect();
+        let outcomes = self.writer.write(prepared).await?;
+        Ok(ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(id, outcome)| Accepted {
+                id,
+                issue_id: outcome.issue_id(),
+                outcome,
+            })
+            .collect())
+    }
+}
+
+/// Settles the id and computes the grouping (pure CPU, done before the writer so that the
+/// single writer task only writes).
+fn prepare(project: ProjectId, event: NewEvent, received: Millis) -> PreparedEvent {
+    PreparedEvent {
+        project_id: project,
+        event_id: event.event_id.clone().unwrap_or_else(new_event_id),
+        fingerprint: grouping::fingerprint(&event).hash,
+        title: grouping::title(&event),
+        culprit: grouping::culprit(&event),
+        received,
+        event,
+    }
+}

@@ -1,0 +1,91 @@
+//! The storage writer: one task that commits events in groups.
+//!
+//! Requests queue on a bounded channel; the writer takes the first, then everything else
+//! already waiting (up to `--commit-batch` events), and commits them in one transaction, so
+//! concurrent requests share one fsync. Only after the commit does each request get its
+//! answer, and only then are the batch's domain messages published on the bus, in commit
+//! order. A full queue is refused at once (503), never buffered without bound.
+
+use super::IngestError;
+use crate::bus::Bus;
+use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Reply = oneshot::Sender<Result<Vec<EventOutcome>, IngestError>>;
+
+/// One request's events and where to send their outcomes.
+pub struct WriteRequest {
+    events: Vec<PreparedEvent>,
+    reply: Reply,
+}
+
+/// The sending side: cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<WriteRequest>,
+}
+
+/// The receiving side, shared so that a restarted writer takes over the same queue.
+pub type WriterQueue = Arc<Mutex<mpsc::Receiver<WriteRequest>>>;
+
+/// A writer queue of `capacity` requests.
+pub fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (WriterHandle { tx }, Arc::new(Mutex::new(rx)))
+}
+
+impl WriterHandle {
+    /// Queues `events` and waits until they are committed.
+    pub async fn write(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(WriteRequest { events, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => IngestError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => IngestError::ShuttingDown,
+            })?;
+        // A dropped reply means the writer died before answering: the client must retry.
+        answer.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+}
+
+/// Runs the writer until every [`WriterHandle`] is gone and the queue is empty.
+pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch: usize) {
+    let mut rx = queue.lock().await;
+    while let Some(first) = rx.recv().await {
+        let mut events = first.events;
+        let mut replies = vec![(first.reply, events.len())];
+        while events.len() < max_batch {
+            let Ok(next) = rx.try_recv() else { break };
+            replies.push((next.reply, next.events.len()));
+            events.extend(next.events);
+        }
+        match store.write_batch(&events).await {
+            Ok(result) => {
+                let mut outcomes = result.outcomes.into_iter();
+                for (reply, n) in replies {
+                    // A client that went away still had its events committed.
+                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                }
+                for msg in result.messages {
+                    bus.publish(msg).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = events.len(), "group commit failed");
+                let reason = store_reason(&e);
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(IngestError::Storage(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn store_reason(e: &StoreError) -> String {
+    format!("storage unavailable: {e}")
+}

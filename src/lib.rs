@@ -1,0 +1,33 @@
+//! # Mesher
+//!
+//! A self-hosted error-event server whose dashboards update live.
+//!
+//! ## How an event flows
+//! 1. `http::ingest` (or `http::ingest_ws`) authenticates the ingest key, decodes the body
+//!    (`ingest::decode`: gzip/deflate/br, 1 MiB) and validates it (`model::event`).
+//! 2. `ingest::Ingestor` applies the project's rate limit and groups the event
+//!    (`grouping`: fingerprint chain, normalization, title, culprit).
+//! 3. `ingest::writer` commits it with whatever else is waiting, in one transaction
+//!    (`store`), and answers 202 only after the commit.
+//! 4. After the commit the writer publishes domain messages (`bus`): event stored, issue
+//!    changed, count changed. The stream layer subscribes to them.
+//!
+//! The pure core (`model`, `grouping`) does no I/O; `store` hides the database behind one
+//! trait; `http` handlers are thin.
+
+pub mod admin;
+pub mod app;
+pub mod bus;
+pub mod config;
+pub mod error;
+pub mod grouping;
+pub mod http;
+pub mod ingest;
+pub mod model;
+pub mod retention;
+pub mod state;
+pub mod store;
+pub mod task;
+
+pub use app::run;
+pub use config::{DatabaseUrl, ServeConfig};

@@ -1,0 +1,116 @@
+//! The `mesher` binary: parses the command line and calls the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mesher::config::{DEFAULT_LISTEN, DatabaseArgs, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Mesher: a self-hosted error-event server with live dashboards.
+#[derive(Parser)]
+#[command(name = "mesher", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, WebSocket ingest and stream).
+    Serve(ServeConfig),
+    /// Manage projects (works while a server runs on the same database).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project and print it as one JSON line, with its token and DSN.
+    Create {
+        /// The project's name.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The server address to write into the DSN.
+        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
+    /// Print every project, one JSON line each (without tokens).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The server address to write into the DSNs.
+        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
+    /// Replace a project's token and print the new one; the old one stops working at once.
+    RotateToken {
+        /// The project's id.
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received; draining");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(config) => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            mesher::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Project(cmd) => match cmd {
+            ProjectCommand::Create {
+                name,
+                database,
+                listen,
+            } => {
+                let v = mesher::admin::create_project(
+                    &database.database_url,
+                    &name,
+                    &listen.to_string(),
+                )
+                .await?;
+                println!("{v}");
+            }
+            ProjectCommand::List { database, listen } => {
+                for v in mesher::admin::list_projects(&database.database_url, &listen.to_string())
+                    .await?
+                {
+                    println!("{v}");
+                }
+            }
+            ProjectCommand::RotateToken { id, database } => {
+                println!(
+                    "{}",
+                    mesher::admin::rotate_token(&database.database_url, id).await?
+                );
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The pure domain core: events, levels, issues and time. No I/O.
+
+pub mod event;
+pub mod issue;
+pub mod level;
+pub mod time;
+
+pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent};
+pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};
+pub use level::Level;
+pub use time::Millis;

@@ -1,0 +1,45 @@
+//! Retention: a background task that deletes events received more than `--retention-days`
+//! ago, and then issues left without events (discarded issues stay, as tombstones, so
+//! that their fingerprint keeps being dropped).
+
+use crate::bus::Bus;
+use crate::model::Millis;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often a pass runs.
+pub const INTERVAL: Duration = Duration::from_secs(3600);
+
+/// One pass: purge, then publish the changed unresolved counts.
+pub async fn pass(store: &dyn Store, bus: &Bus, days: u32) {
+    let cutoff = Millis(Millis::now().0 - i64::from(days) * 86_400_000);
+    match store.purge_before(cutoff).await {
+        Ok(result) => {
+            if result.events > 0 || result.issues > 0 {
+                tracing::info!(
+                    events = result.events,
+                    issues = result.issues,
+                    days,
+                    "retention pass deleted old data"
+                );
+            }
+            for msg in result.messages {
+                bus.publish(msg).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry next interval"),
+    }
+}
+
+/// Runs a pass at start and then every [`INTERVAL`], until `shutdown`.
+pub async fn run(store: Arc<dyn Store>, bus: Bus, days: u32, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => pass(store.as_ref(), &bus, days).await,
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `AppState`: what the handlers share, built once by [`crate::app::start`].
+
+use crate::bus::Bus;
+use crate::ingest::Ingestor;
+use crate::store::{ProjectId, Store};
+use crate::task::Supervisor;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// Cheap-to-clone handle to the server's shared parts.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    ingestor: Ingestor,
+    bus: Bus,
+    supervisor: Supervisor,
+    /// Ingest keys already seen. Keys never change, so a hit needs no database read;
+    /// a miss asks the database, so a project created by the CLI works at once.
+    ingest_keys: RwLock<HashMap<String, ProjectId>>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        store: Arc<dyn Store>,
+        ingestor: Ingestor,
+        bus: Bus,
+        supervisor: Supervisor,
+    ) -> AppState {
+        AppState(Arc::new(Inner {
+            store,
+            ingestor,
+            bus,
+            supervisor,
+            ingest_keys: RwLock::default(),
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The ingestion pipeline.
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.0.ingestor
+    }
+
+    /// The domain bus.
+    pub fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
+    /// The task supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.0.supervisor
+    }
+
+    /// Cancelled when the server begins to stop.
+    pub fn shutdown(&self) -> &CancellationToken {
+        self.0.supervisor.shutdown()
+    }
+
+    /// The project an ingest key belongs to (cached after the first hit).
+    pub async fn project_for_ingest_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<ProjectId>, crate::store::StoreError> {
+        if let Some(id) = self
+            .0
+            .ingest_keys
+            .read()
+            .expect("key cache poisoned")
+            .get(key)
+        {
+            return Ok(Some(*id));
+        }
+        let found = self.0.store.project_by_ingest_key(key).await?;
+        if let Some(id) = found {
+            self.0
+                .ingest_keys
+                .write()
+                .expect("key cache poisoned")
+                .insert(key.to_owned(), id);
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,318 @@
+//! Storage: one trait, with a SQLite implementation (and PostgreSQL in a later issue).
+//!
+//! Handlers and background tasks see only [`Store`]. Writes of new events go through
+//! [`Store::write_batch`], which the group-commit writer calls with many requests' events
+//! at once: one transaction, one fsync.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::bus::DomainMessage;
+use crate::config::DatabaseUrl;
+use crate::model::{Issue, IssueCommand, IssueStatus, Level, Millis, NewEvent};
+use async_trait::async_trait;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A project's id (positive; Sentry SDKs need a number).
+pub type ProjectId = i64;
+
+/// A project as listed (no secrets but the ingest key, which may only send events).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Project {
+    /// Project id.
+    pub id: ProjectId,
+    /// Display name.
+    pub name: String,
+    /// The key that authenticates ingestion: 32 lowercase hex digits.
+    pub ingest_key: String,
+}
+
+/// A project just created (or re-keyed), with the one copy of its token.
+#[derive(Clone, Debug)]
+pub struct CreatedProject {
+    /// The project.
+    pub project: Project,
+    /// The read token in clear; only its hash is stored.
+    pub token: String,
+}
+
+/// An event ready to store: validated, grouped, with its id settled.
+#[derive(Clone, Debug)]
+pub struct PreparedEvent {
+    /// Owning project.
+    pub project_id: ProjectId,
+    /// 32 lowercase hex digits.
+    pub event_id: String,
+    /// The grouping key.
+    pub fingerprint: String,
+    /// Title for a new issue.
+    pub title: String,
+    /// Culprit for a new issue.
+    pub culprit: String,
+    /// When the server received it.
+    pub received: Millis,
+    /// The validated event.
+    pub event: NewEvent,
+}
+
+/// What storage did with one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Stored with this seq.
+    Stored {
+        /// The issue it grouped into.
+        issue_id: i64,
+        /// Its per-project sequence number.
+        seq: i64,
+    },
+    /// An event with this id was stored before; nothing was written.
+    Duplicate {
+        /// The issue of the earlier copy.
+        issue_id: i64,
+    },
+    /// The issue is discarded; the event was accepted and dropped.
+    Dropped {
+        /// The discarded issue.
+        issue_id: i64,
+    },
+}
+
+impl EventOutcome {
+    /// The issue the event belongs to.
+    pub fn issue_id(self) -> i64 {
+        match self {
+            EventOutcome::Stored { issue_id, .. }
+            | EventOutcome::Duplicate { issue_id }
+            | EventOutcome::Dropped { issue_id } => issue_id,
+        }
+    }
+}
+
+/// The result of one group-commit transaction.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// One outcome per input event, in input order.
+    pub outcomes: Vec<EventOutcome>,
+    /// What to publish once the transaction is committed, in commit order.
+    pub messages: Vec<DomainMessage>,
+}
+
+/// A stored event as read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Owning project.
+    pub project_id: ProjectId,
+    /// Per-project sequence number.
+    pub seq: i64,
+    /// Its issue.
+    pub issue_id: i64,
+    /// Event id.
+    pub id: String,
+    /// Level.
+    pub level: Level,
+    /// Message, if any.
+    pub message: Option<String>,
+    /// Environment.
+    pub environment: String,
+    /// Release, if any.
+    pub release: Option<String>,
+    /// Event time (the client's, or when received).
+    pub timestamp: Millis,
+    /// Title (as an issue title would be).
+    pub title: String,
+    /// Culprit.
+    pub culprit: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Exception, stack trace, breadcrumbs, user, sdk, extra, fingerprint (a JSON object).
+    pub detail: Map<String, Value>,
+}
+
+/// The stream's `event` object (SPEC §4).
+#[derive(Serialize)]
+pub struct EventSummary<'a> {
+    id: &'a str,
+    level: Level,
+    message: Option<&'a str>,
+    environment: &'a str,
+    release: Option<&'a str>,
+    timestamp: Millis,
+    title: &'a str,
+    culprit: &'a str,
+    tags: &'a BTreeMap<String, String>,
+}
+
+/// A listed event: the stream's object plus `seq`, `issue_id` and the stored detail.
+#[derive(Serialize)]
+pub struct ListedEvent<'a> {
+    seq: i64,
+    issue_id: i64,
+    #[serde(flatten)]
+    summary: EventSummary<'a>,
+    #[serde(flatten)]
+    detail: &'a Map<String, Value>,
+}
+
+impl StoredEvent {
+    /// The stream's `event` object.
+    pub fn summary(&self) -> EventSummary<'_> {
+        EventSummary {
+            id: &self.id,
+            level: self.level,
+            message: self.message.as_deref(),
+            environment: &self.environment,
+            release: self.release.as_deref(),
+            timestamp: self.timestamp,
+            title: &self.title,
+            culprit: &self.culprit,
+            tags: &self.tags,
+        }
+    }
+
+    /// The object the events APIs list.
+    pub fn listed(&self) -> ListedEvent<'_> {
+        ListedEvent {
+            seq: self.seq,
+            issue_id: self.issue_id,
+            summary: self.summary(),
+            detail: &self.detail,
+        }
+    }
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Default)]
+pub struct PurgeResult {
+    /// Events deleted.
+    pub events: u64,
+    /// Issues deleted (left without events; discarded issues are kept as tombstones).
+    pub issues: u64,
+    /// New unresolved counts of the projects that lost unresolved issues.
+    pub messages: Vec<DomainMessage>,
+}
+
+/// The result of an issue state change.
+#[derive(Debug)]
+pub struct StatusChange {
+    /// The issue after the change.
+    pub issue: Issue,
+    /// What changed; `None` when the issue already had that status.
+    pub action: Option<crate::model::IssueAction>,
+    /// The project's new unresolved count, when it changed.
+    pub count: Option<i64>,
+}
+
+/// Storage failures. Handlers answer them 503: the client may retry, nothing was
+/// acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A URL this build cannot open.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A stored row could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Everything the server needs from a database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project with a fresh ingest key and token.
+    async fn create_project(&self, name: &str) -> Result<CreatedProject, StoreError>;
+    /// Every project, by id.
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
+    /// Replaces a project's token; `None` for an unknown project.
+    async fn rotate_token(&self, id: ProjectId) -> Result<Option<CreatedProject>, StoreError>;
+    /// The project an ingest key belongs to.
+    async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError>;
+    /// The project whose token hashes to `token_hash`.
+    async fn project_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ProjectId>, StoreError>;
+    /// Whether a project exists.
+    async fn project_exists(&self, id: ProjectId) -> Result<bool, StoreError>;
+    /// Stores a batch of events in one transaction (group commit).
+    async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError>;
+    /// Issues of a project, most recently seen first.
+    async fn list_issues(
+        &self,
+        project: ProjectId,
+        status: Option<IssueStatus>,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError>;
+    /// One issue.
+    async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError>;
+    /// An issue's events, newest first.
+    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// A project's events with a seq above `since`, in seq order.
+    async fn events_since(
+        &self,
+        project: ProjectId,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The project's latest seq (0 before its first event).
+    async fn latest_seq(&self, project: ProjectId) -> Result<i64, StoreError>;
+    /// The project's unresolved issue count.
+    async fn unresolved_count(&self, project: ProjectId) -> Result<i64, StoreError>;
+    /// Applies a state change; `None` for an unknown issue.
+    async fn change_issue_status(
+        &self,
+        issue: i64,
+        command: IssueCommand,
+    ) -> Result<Option<StatusChange>, StoreError>;
+    /// Deletes events received before `cutoff`, then issues left without events.
+    async fn purge_before(&self, cutoff: Millis) -> Result<PurgeResult, StoreError>;
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens (creating if needed) and migrates the database at `url`.
+pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        DatabaseUrl::Sqlite(u) => Ok(Arc::new(SqliteStore::open(u).await?)),
+        DatabaseUrl::Postgres(_) => Err(StoreError::Unsupported(
+            "PostgreSQL storage is not available in this build yet; use a sqlite:// URL".into(),
+        )),
+    }
+}
+
+/// Hashes a project token for storage. Tokens are 256 random bits, so a plain SHA-256
+/// suffices (a slow password hash protects low-entropy secrets, which these are not).
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// A new ingest key: 32 lowercase hex digits.
+pub fn new_ingest_key() -> String {
+    random_hex(16)
+}
+
+/// A new project token: 64 lowercase hex digits.
+pub fn new_token() -> String {
+    random_hex(32)
+}
+
+/// A new event id: 32 lowercase hex digits.
+pub fn new_event_id() -> String {
+    random_hex(16)
+}

@@ -1,0 +1,591 @@
+//! The SQLite store: one file, WAL, `synchronous=FULL` (a 202 survives power loss, not
+//! only a crash), a busy timeout so the CLI and the server can share the file.
+
+use super::{
+    BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
+    StatusChange, Store, StoreError, StoredEvent, hash_token, new_ingest_key, new_token,
+};
+use crate::bus::DomainMessage;
+use crate::model::issue::{EventDisposition, on_new_event};
+use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Level, Millis};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, Row, Sqlite, SqliteConnection};
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const ISSUE_COLUMNS: &str =
+    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, environment, release, \
+     timestamp, message, title, culprit, tags, detail";
+/// Rows one retention statement deletes, so that ingestion never waits long for the lock.
+const PURGE_CHUNK: i64 = 5_000;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://path`), creating the file if missing, and migrates it.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so that a read-then-write transaction never fails with SQLITE_BUSY halfway.
+    async fn begin(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        Ok(conn)
+    }
+
+    /// Commits on success, rolls back on failure (closing the connection if even that fails).
+    async fn finish<T>(
+        mut conn: PoolConnection<Sqlite>,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => match conn.execute("COMMIT").await {
+                Ok(_) => Ok(v),
+                Err(e) => {
+                    if conn.execute("ROLLBACK").await.is_err() {
+                        conn.close_on_drop();
+                    }
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                if conn.execute("ROLLBACK").await.is_err() {
+                    conn.close_on_drop();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn issue_from_row(row: &SqliteRow) -> Result<Issue, StoreError> {
+    let level: String = row.try_get("level")?;
+    let status: String = row.try_get("status")?;
+    Ok(Issue {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        status: status.parse::<IssueStatus>().map_err(corrupt)?,
+        event_count: row.try_get("event_count")?,
+        first_seen: Millis(row.try_get("first_seen")?),
+        last_seen: Millis(row.try_get("last_seen")?),
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let level: String = row.try_get("level")?;
+    let tags: String = row.try_get("tags")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(StoredEvent {
+        project_id: row.try_get("project_id")?,
+        seq: row.try_get("seq")?,
+        issue_id: row.try_get("issue_id")?,
+        id: row.try_get("event_id")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        message: row.try_get("message")?,
+        environment: row.try_get("environment")?,
+        release: row.try_get("release")?,
+        timestamp: Millis(row.try_get("timestamp")?),
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        tags: serde_json::from_str(&tags).map_err(corrupt)?,
+        detail: serde_json::from_str(&detail).map_err(corrupt)?,
+    })
+}
+
+async fn count_unresolved(
+    conn: &mut SqliteConnection,
+    project: ProjectId,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'",
+    )
+    .bind(project)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The body of the group-commit transaction.
+async fn write_batch_tx(
+    conn: &mut SqliteConnection,
+    events: &[PreparedEvent],
+) -> Result<BatchResult, StoreError> {
+    let mut result = BatchResult {
+        outcomes: Vec::with_capacity(events.len()),
+        messages: Vec::with_capacity(events.len() + 4),
+    };
+    let mut last_seq: HashMap<ProjectId, i64> = HashMap::new();
+    let mut count_changed: BTreeSet<ProjectId> = BTreeSet::new();
+
+    for p in events {
+        let duplicate: Option<i64> =
+            sqlx::query_scalar("SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?")
+                .bind(p.project_id)
+                .bind(&p.event_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(issue_id) = duplicate {
+            result.outcomes.push(EventOutcome::Duplicate { issue_id });
+            continue;
+        }
+
+        let existing = sqlx::query(&format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
+        ))
+        .bind(p.project_id)
+        .bind(&p.fingerprint)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let level = p.event.level.as_str();
+        let (issue, action) = match existing {
+            None => {
+                let row = sqlx::query(&format!(
+                    "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+                     event_count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'unresolved', 1, ?, ?) \
+                     RETURNING {ISSUE_COLUMNS}"
+                ))
+                .bind(p.project_id)
+                .bind(&p.fingerprint)
+                .bind(&p.title)
+                .bind(&p.culprit)
+                .bind(level)
+                .bind(p.received.0)
+                .bind(p.received.0)
+                .fetch_one(&mut *conn)
+                .await?;
+                count_changed.insert(p.project_id);
+                (issue_from_row(&row)?, Some(IssueAction::New))
+            }
+            Some(row) => {
+                let current = issue_from_row(&row)?;
+                let (status, action) = match on_new_event(current.status) {
+                    EventDisposition::Drop => {
+                        result.outcomes.push(EventOutcome::Dropped {
+                            issue_id: current.id,
+                        });
+                        continue;
+                    }
+                    EventDisposition::Store(status, action) => (status, action),
+                };
+                let row = sqlx::query(&format!(
+                    "UPDATE issues SET event_count = event_count + 1, last_seen = MAX(last_seen, ?), \
+                     level = ?, status = ? WHERE id = ? RETURNING {ISSUE_COLUMNS}"
+                ))
+                .bind(p.received.0)
+                .bind(level)
+                .bind(status.as_str())
+                .bind(current.id)
+                .fetch_one(&mut *conn)
+                .await?;
+                if status != current.status {
+                    count_changed.insert(p.project_id);
+                }
+                (issue_from_row(&row)?, action)
+            }
+        };
+
+        let seq = match last_seq.get_mut(&p.project_id) {
+            Some(s) => s,
+            None => {
+                let current: i64 = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+                    .bind(p.project_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                last_seq.entry(p.project_id).or_insert(current)
+            }
+        };
+        *seq += 1;
+        let seq = *seq;
+
+        let e = &p.event;
+        let timestamp = e.timestamp.unwrap_or(p.received);
+        let detail = match serde_json::to_value(&e.detail).map_err(corrupt)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let detail_text = serde_json::to_string(&detail).map_err(corrupt)?;
+        let tags_text = serde_json::to_string(&e.tags).map_err(corrupt)?;
+        sqlx::query(
+            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+             timestamp, received, message, title, culprit, tags, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(p.project_id)
+        .bind(seq)
+        .bind(&p.event_id)
+        .bind(issue.id)
+        .bind(level)
+        .bind(&e.environment)
+        .bind(&e.release)
+        .bind(timestamp.0)
+        .bind(p.received.0)
+        .bind(&e.message)
+        .bind(&p.title)
+        .bind(&p.culprit)
+        .bind(tags_text)
+        .bind(detail_text)
+        .execute(&mut *conn)
+        .await?;
+
+        result.outcomes.push(EventOutcome::Stored {
+            issue_id: issue.id,
+            seq,
+        });
+        let stored = StoredEvent {
+            project_id: p.project_id,
+            seq,
+            issue_id: issue.id,
+            id: p.event_id.clone(),
+            level: e.level,
+            message: e.message.clone(),
+            environment: e.environment.clone(),
+            release: e.release.clone(),
+            timestamp,
+            title: p.title.clone(),
+            culprit: p.culprit.clone(),
+            tags: e.tags.clone(),
+            detail,
+        };
+        if let Some(action) = action {
+            result.messages.push(DomainMessage::IssueChanged {
+                action,
+                issue,
+                origin: None,
+            });
+        }
+        result
+            .messages
+            .push(DomainMessage::EventStored(Arc::new(stored)));
+    }
+
+    for (project, seq) in &last_seq {
+        sqlx::query("UPDATE projects SET last_seq = ? WHERE id = ?")
+            .bind(seq)
+            .bind(project)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for project in count_changed {
+        let count = count_unresolved(conn, project).await?;
+        result.messages.push(DomainMessage::CountChanged {
+            project_id: project,
+            count,
+        });
+    }
+    Ok(result)
+}
+
+async fn change_status_tx(
+    conn: &mut SqliteConnection,
+    issue_id: i64,
+    command: IssueCommand,
+) -> Result<Option<StatusChange>, StoreError> {
+    let Some(row) = sqlx::query(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
+        .bind(issue_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let issue = issue_from_row(&row)?;
+    let Some((next, action)) = command.apply(issue.status) else {
+        return Ok(Some(StatusChange {
+            issue,
+            action: None,
+            count: None,
+        }));
+    };
+    let row = sqlx::query(&format!(
+        "UPDATE issues SET status = ? WHERE id = ? RETURNING {ISSUE_COLUMNS}"
+    ))
+    .bind(next.as_str())
+    .bind(issue_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let updated = issue_from_row(&row)?;
+    let count = if (issue.status == IssueStatus::Unresolved) != (next == IssueStatus::Unresolved) {
+        Some(count_unresolved(conn, updated.project_id).await?)
+    } else {
+        None
+    };
+    Ok(Some(StatusChange {
+        issue: updated,
+        action: Some(action),
+        count,
+    }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_project(&self, name: &str) -> Result<CreatedProject, StoreError> {
+        let ingest_key = new_ingest_key();
+        let token = new_token();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO projects (name, ingest_key, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(&ingest_key)
+        .bind(hash_token(&token))
+        .bind(Millis::now().0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CreatedProject {
+            project: Project {
+                id,
+                name: name.to_owned(),
+                ingest_key,
+            },
+            token,
+        })
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, ingest_key FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Project {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    ingest_key: r.try_get("ingest_key")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_token(&self, id: ProjectId) -> Result<Option<CreatedProject>, StoreError> {
+        let token = new_token();
+        let row = sqlx::query(
+            "UPDATE projects SET token_hash = ? WHERE id = ? RETURNING id, name, ingest_key",
+        )
+        .bind(hash_token(&token))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CreatedProject {
+                project: Project {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    ingest_key: r.try_get("ingest_key")?,
+                },
+                token,
+            })
+        })
+        .transpose()
+    }
+
+    async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM projects WHERE ingest_key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn project_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ProjectId>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM projects WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn project_exists(&self, id: ProjectId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
+        let mut conn = self.begin().await?;
+        let result = write_batch_tx(&mut conn, events).await;
+        Self::finish(conn, result).await
+    }
+
+    async fn list_issues(
+        &self,
+        project: ProjectId,
+        status: Option<IssueStatus>,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                    "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND status = ? \
+                 ORDER BY last_seen DESC, id DESC LIMIT ?"
+                ))
+                .bind(project)
+                .bind(s.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? \
+                 ORDER BY last_seen DESC, id DESC LIMIT ?"
+                ))
+                .bind(project)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(issue_from_row).collect()
+    }
+
+    async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError> {
+        sqlx::query(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(issue_from_row)
+            .transpose()
+    }
+
+    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(issue)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_since(
+        &self,
+        project: ProjectId,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(project)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn latest_seq(&self, project: ProjectId) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn unresolved_count(&self, project: ProjectId) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        count_unresolved(&mut conn, project).await
+    }
+
+    async fn change_issue_status(
+        &self,
+        issue: i64,
+        command: IssueCommand,
+    ) -> Result<Option<StatusChange>, StoreError> {
+        let mut conn = self.begin().await?;
+        let result = change_status_tx(&mut conn, issue, command).await;
+        Self::finish(conn, result).await
+    }
+
+    async fn purge_before(&self, cutoff: Millis) -> Result<PurgeResult, StoreError> {
+        let mut result = PurgeResult::default();
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM events WHERE (project_id, seq) IN \
+                 (SELECT project_id, seq FROM events WHERE received < ? LIMIT ?)",
+            )
+            .bind(cutoff.0)
+            .bind(PURGE_CHUNK)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            result.events += deleted;
+            if deleted < PURGE_CHUNK as u64 {
+                break;
+            }
+        }
+        let mut conn = self.begin().await?;
+        let tx = async {
+            const ORPHANS: &str = "status != 'discarded' AND last_seen < ? AND NOT EXISTS \
+                 (SELECT 1 FROM events e WHERE e.issue_id = issues.id)";
+            let projects: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT DISTINCT project_id FROM issues WHERE status = 'unresolved' AND {ORPHANS}"
+            ))
+            .bind(cutoff.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            let issues = sqlx::query(&format!("DELETE FROM issues WHERE {ORPHANS}"))
+                .bind(cutoff.0)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            let mut messages = Vec::new();
+            for project_id in projects {
+                let count = count_unresolved(&mut conn, project_id).await?;
+                messages.push(DomainMessage::CountChanged { project_id, count });
+            }
+            Ok::<_, StoreError>((issues, messages))
+        }
+        .await;
+        let (issues, messages) = Self::finish(conn, tx).await?;
+        result.issues = issues;
+        result.messages = messages;
+        Ok(result)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
