@@ -1,0 +1,196 @@
+//! Test harness: a real Mesher server on a free loopback port with a temporary SQLite file.
+#![allow(dead_code)]
+
+use mesher::{DatabaseUrl, ServeConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A project's credentials, as `mesher project create` prints them.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub id: i64,
+    pub key: String,
+    pub token: String,
+    pub dsn: String,
+}
+
+impl Creds {
+    pub fn from_json(v: &Value) -> Creds {
+        Creds {
+            id: v["id"].as_i64().expect("id"),
+            key: v["ingest_key"].as_str().expect("ingest_key").to_owned(),
+            token: v["token"].as_str().expect("token").to_owned(),
+            dsn: v["dsn"].as_str().expect("dsn").to_owned(),
+        }
+    }
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub db: DatabaseUrl,
+    pub http: reqwest::Client,
+    dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = DatabaseUrl::Sqlite(format!(
+            "sqlite://{}",
+            dir.path().join("mesher.db").display()
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServeConfig::new(addr, db.clone());
+        tune(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(mesher::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            db,
+            http: reqwest::Client::new(),
+            dir,
+            stop: Some(stop),
+            handle: Some(handle),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Waits until `/healthz` answers 200 (migrations done).
+    pub async fn wait_healthy(&self) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
+                    if r.status() == StatusCode::OK {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("server became healthy");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Creates a project the way `mesher project create` does (on the same database).
+    pub async fn project(&self, name: &str) -> Creds {
+        let v = mesher::admin::create_project(&self.db, name, &self.addr.to_string())
+            .await
+            .expect("create project");
+        Creds::from_json(&v)
+    }
+
+    /// POSTs JSON with the ingest key as a Bearer token.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
+    pub async fn send_event(&self, creds: &Creds, body: &Value) -> (StatusCode, Value) {
+        self.post("/api/v1/events", &creds.key, body).await
+    }
+
+    /// GETs with the project token.
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
+    pub async fn act(&self, issue: i64, action: &str, token: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/issues/{issue}/{action}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
+    /// Every stored event of a project, in seq order.
+    pub async fn all_events(&self, creds: &Creds) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut since = 0;
+        loop {
+            let (s, v) = self
+                .get(
+                    &format!(
+                        "/api/v1/projects/{}/events?since={since}&limit=1000",
+                        creds.id
+                    ),
+                    &creds.token,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let page = v["events"].as_array().unwrap().clone();
+            if page.is_empty() {
+                return out;
+            }
+            since = page.last().unwrap()["seq"].as_i64().unwrap();
+            out.extend(page);
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(WAIT, h)
+                .await
+                .expect("server stopped in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
