@@ -1,0 +1,209 @@
+//! SPEC §1: the `mesher` commands, run as a user runs them.
+
+mod common;
+
+use common::Creds;
+use common::process::{ServerProcess, free_port, run, sqlite_url};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn project_create_list_and_dsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let (code, out, err) = run(&["project", "create", "demo", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["name"], "demo");
+    let key = v["ingest_key"].as_str().unwrap();
+    assert!(
+        key.len() == 32
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert!(v["token"].as_str().unwrap().len() >= 32);
+    assert_eq!(v["dsn"], format!("http://{key}@127.0.0.1:8080/1"));
+    assert!(
+        dir.path().join("mesher.db").exists(),
+        "the SQLite file was created"
+    );
+
+    let (code, out, _) = run(
+        &["project", "create", "second", "--listen", "10.1.2.3:9000"],
+        &[("MESHER_DATABASE_URL", &db)],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let v2: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v2["id"], 2);
+    assert_eq!(
+        v2["dsn"],
+        format!(
+            "http://{}@10.1.2.3:9000/2",
+            v2["ingest_key"].as_str().unwrap()
+        )
+    );
+
+    let (code, out, _) = run(&["project", "list", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0);
+    let listed: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0],
+        json!({"id": 1, "name": "demo", "ingest_key": key, "dsn": v["dsn"]})
+    );
+    assert!(listed.iter().all(|p| p.get("token").is_none()));
+}
+
+#[tokio::test]
+async fn bad_values_are_clear_errors_not_panics() {
+    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+        (
+            &["serve", "--listen", "nowhere"],
+            &[],
+            "invalid value 'nowhere' for '--listen <ADDR>'",
+        ),
+        (
+            &["serve", "--database-url", "mysql://db/x"],
+            &[],
+            "unknown database scheme 'mysql': expected sqlite:// or postgres://",
+        ),
+        (
+            &["serve", "--rate-limit=-5"],
+            &[],
+            "invalid value '-5' for '--rate-limit <N>'",
+        ),
+        (
+            &["serve"],
+            &[("MESHER_RETENTION_DAYS", "0")],
+            "invalid value '0' for '--retention-days <N>'",
+        ),
+        (
+            &["serve"],
+            &[("MESHER_RATE_LIMIT", "lots")],
+            "invalid value 'lots' for '--rate-limit <N>'",
+        ),
+        (
+            &["project", "rotate-token", "x"],
+            &[],
+            "invalid value 'x' for '<ID>'",
+        ),
+    ];
+    for (args, envs, expected) in cases {
+        let (code, _, err) = run(args, envs).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let (code, _, err) = run(
+        &["project", "rotate-token", "99", "--database-url", &db],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no project with id 99"), "{err}");
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:1",
+            "--database-url",
+            "sqlite:///nonexistent-dir/x/y.db",
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("unable to open database file") || err.contains("cannot"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["serve", "--help"], &[]).await;
+    assert_eq!(code, 0);
+    for flag in [
+        "--listen",
+        "--database-url",
+        "--rate-limit",
+        "--retention-days",
+        "MESHER_RATE_LIMIT",
+    ] {
+        assert!(out.contains(flag), "--help mentions {flag}");
+    }
+}
+
+#[tokio::test]
+async fn projects_created_and_rotated_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let server = ServerProcess::start(&db, free_port(), &[]).await;
+    let http = reqwest::Client::new();
+
+    let (code, out, err) = run(&["project", "create", "live", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let p = Creds::from_json(&serde_json::from_str(out.trim()).unwrap());
+    let r = http
+        .post(format!("{}/api/v1/events", server.base))
+        .bearer_auth(&p.key)
+        .json(&json!({"message": "first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        202,
+        "the running server accepts the new key at once"
+    );
+
+    let issues = format!("{}/api/v1/projects/{}/issues", server.base, p.id);
+    assert_eq!(
+        http.get(&issues)
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (code, out, _) = run(
+        &[
+            "project",
+            "rotate-token",
+            &p.id.to_string(),
+            "--database-url",
+            &db,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let rotated: Value = serde_json::from_str(out.trim()).unwrap();
+    let new_token = rotated["token"].as_str().unwrap();
+    assert_ne!(new_token, p.token);
+    assert_eq!(
+        http.get(&issues)
+            .bearer_auth(&p.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "old token stops at once"
+    );
+    assert_eq!(
+        http.get(&issues)
+            .bearer_auth(new_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.kill().await;
+}

@@ -1,0 +1,146 @@
+//! The seams later layers build on: domain messages on the bus after each commit, and
+//! the retention pass.
+
+use mesher::bus::DomainMessage;
+use mesher::model::{IssueAction, Millis, NewEvent};
+use mesher::{DatabaseUrl, ServeConfig, app, store};
+use serde_json::json;
+use std::time::Duration;
+use tokio::sync::mpsc::Receiver;
+use tokio_util::sync::CancellationToken;
+
+async fn next(rx: &mut Receiver<DomainMessage>) -> DomainMessage {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("bus open")
+}
+
+fn event(v: serde_json::Value) -> NewEvent {
+    NewEvent::from_json(&v).unwrap()
+}
+
+#[tokio::test]
+async fn committed_events_publish_typed_messages_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
+    let store = store::open(&url).await.unwrap();
+    let project = store.create_project("p").await.unwrap().project.id;
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
+    let state = app::start(&config, store.clone(), CancellationToken::new());
+    let mut rx = state.bus().subscribe(64);
+
+    let accepted = state
+        .ingestor()
+        .ingest(
+            project,
+            vec![
+                event(json!({"message": "a 1"})),
+                event(json!({"message": "a 2"})),
+            ],
+        )
+        .await
+        .unwrap();
+    let issue = accepted[0].issue_id;
+    match next(&mut rx).await {
+        DomainMessage::IssueChanged {
+            action: IssueAction::New,
+            issue: i,
+            origin: None,
+        } => assert_eq!(i.id, issue),
+        other => panic!("expected a new issue first, got {other:?}"),
+    }
+    for seq in [1, 2] {
+        match next(&mut rx).await {
+            DomainMessage::EventStored(e) => {
+                assert_eq!((e.seq, e.issue_id, e.project_id), (seq, issue, project));
+            }
+            other => panic!("expected event {seq}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        next(&mut rx).await,
+        DomainMessage::CountChanged { count: 1, .. }
+    ));
+
+    // A retry publishes nothing new; a resolved issue's next event is a regression.
+    store
+        .change_issue_status(issue, mesher::model::IssueCommand::Resolve)
+        .await
+        .unwrap();
+    state
+        .ingestor()
+        .ingest(project, vec![event(json!({"message": "a 3"}))])
+        .await
+        .unwrap();
+    match next(&mut rx).await {
+        DomainMessage::IssueChanged {
+            action, issue: i, ..
+        } => {
+            assert_eq!(action, IssueAction::Regressed);
+            assert_eq!(i.event_count, 3);
+        }
+        other => panic!("expected a regression, got {other:?}"),
+    }
+    assert!(matches!(next(&mut rx).await, DomainMessage::EventStored(e) if e.seq == 3));
+    assert!(matches!(
+        next(&mut rx).await,
+        DomainMessage::CountChanged { count: 1, .. }
+    ));
+}
+
+#[tokio::test]
+async fn retention_deletes_old_events_and_empty_issues_but_keeps_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
+    let store = store::open(&url).await.unwrap();
+    let project = store.create_project("p").await.unwrap().project.id;
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
+    let state = app::start(&config, store.clone(), CancellationToken::new());
+    let ingest = async |m: &str| {
+        state
+            .ingestor()
+            .ingest(project, vec![event(json!({"message": m}))])
+            .await
+            .unwrap()[0]
+            .issue_id
+    };
+    let old = ingest("old").await;
+    let discarded = ingest("noise").await;
+    store
+        .change_issue_status(discarded, mesher::model::IssueCommand::Discard)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutoff = Millis::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = ingest("fresh").await;
+
+    let mut rx = state.bus().subscribe(8);
+    let result = store.purge_before(cutoff).await.unwrap();
+    assert_eq!((result.events, result.issues), (2, 1));
+    assert!(store.get_issue(old).await.unwrap().is_none());
+    assert!(
+        store.get_issue(discarded).await.unwrap().is_some(),
+        "discarded issues stay as tombstones"
+    );
+    assert!(store.get_issue(fresh).await.unwrap().is_some());
+    let left = store.events_since(project, 0, 100).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].issue_id, fresh);
+    assert!(matches!(
+        result.messages.as_slice(),
+        [DomainMessage::CountChanged { count: 1, .. }]
+    ));
+    // The tombstone still drops its fingerprint's events.
+    assert_eq!(ingest("noise").await, discarded);
+    assert_eq!(store.events_since(project, 0, 100).await.unwrap().len(), 1);
+
+    // The task's pass publishes the new counts.
+    mesher::retention::pass(store.as_ref(), state.bus(), 1).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing older than a day: no message"
+    );
+    drop(rx);
+}

@@ -1,0 +1,297 @@
+//! SPEC §3 against a real server: grouping end to end, regression, discard, the read API
+//! and its 401/403/404s.
+
+mod common;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn grouping_end_to_end() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let mut issue_of = Vec::new();
+    for body in [
+        json!({"message": "timeout after 30s"}),
+        json!({"message": "Timeout after 31s"}),
+        json!({"message": "user 6f9619ff-8b86-d011-b42d-00c04fc964ff not found"}),
+        json!({"message": "user 123e4567-e89b-12d3-a456-426614174000 not found"}),
+        json!({"exception": {"type": "KeyError", "value": "'id' at 0x7f3a"}}),
+        json!({"exception": {"type": "KeyError", "value": "'id' at 0x9b1c"}}),
+        json!({"exception": {"type": "ValueError", "value": "'id' at 0x9b1c"}}),
+        json!({"message": "any text", "fingerprint": ["checkout"]}),
+        json!({"message": "other text", "fingerprint": "checkout"}),
+        json!({"message": "x", "stacktrace": [{"filename": "a.py", "function": "f", "lineno": 3, "in_app": true}]}),
+        json!({"message": "x", "stacktrace": [{"filename": "a.py", "function": "f", "lineno": 99, "in_app": true}]}),
+    ] {
+        let (status, v) = s.send_event(&p, &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        issue_of.push(v["issue_id"].as_i64().unwrap());
+    }
+    let same = |a: usize, b: usize| issue_of[a] == issue_of[b];
+    assert!(same(0, 1) && same(2, 3) && same(4, 5) && same(7, 8) && same(9, 10));
+    assert!(!same(0, 2) && !same(5, 6) && !same(1, 9));
+    let (status, v) = s
+        .get(&format!("/api/v1/projects/{}/issues", p.id), &p.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let issues = v["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 6);
+    let timeout = issues.iter().find(|i| i["id"] == issue_of[0]).unwrap();
+    assert_eq!(timeout["title"], "timeout after 30s");
+    assert_eq!(timeout["event_count"], 2);
+    assert_eq!(timeout["status"], "unresolved");
+    assert_eq!(timeout["project_id"], p.id);
+    let key_error = issues.iter().find(|i| i["id"] == issue_of[4]).unwrap();
+    assert_eq!(key_error["title"], "KeyError: 'id' at 0x7f3a");
+    // Most recently seen first.
+    assert_eq!(issues[0]["id"], issue_of[10]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn issue_state_machine_regression_and_discard() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (_, v) = s
+        .send_event(&p, &json!({"message": "db down", "level": "warning"}))
+        .await;
+    let issue = v["issue_id"].as_i64().unwrap();
+
+    let (status, v) = s.act(issue, "resolve", &p.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["issue"]["status"], "resolved");
+    // A new event reopens it.
+    let (_, v) = s
+        .send_event(&p, &json!({"message": "db down", "level": "fatal"}))
+        .await;
+    assert_eq!(v["issue_id"], issue);
+    let (_, v) = s.get(&format!("/api/v1/issues/{issue}"), &p.token).await;
+    assert_eq!(v["issue"]["status"], "unresolved");
+    assert_eq!(v["issue"]["event_count"], 2);
+    assert_eq!(v["issue"]["level"], "fatal");
+
+    // Archived issues take events and stay archived.
+    assert_eq!(
+        s.act(issue, "archive", &p.token).await.1["issue"]["status"],
+        "archived"
+    );
+    s.send_event(&p, &json!({"message": "db down"})).await;
+    let (_, v) = s.get(&format!("/api/v1/issues/{issue}"), &p.token).await;
+    assert_eq!(
+        (
+            v["issue"]["status"].clone(),
+            v["issue"]["event_count"].clone()
+        ),
+        (json!("archived"), json!(3))
+    );
+
+    // Discarded: accepted and dropped.
+    assert_eq!(
+        s.act(issue, "discard", &p.token).await.1["issue"]["status"],
+        "discarded"
+    );
+    let (status, v) = s.send_event(&p, &json!({"message": "db down"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(v["issue_id"], issue);
+    assert_eq!(
+        s.all_events(&p).await.len(),
+        3,
+        "the discarded issue's event was dropped"
+    );
+    let (_, v) = s.get(&format!("/api/v1/issues/{issue}"), &p.token).await;
+    assert_eq!(v["issue"]["event_count"], 3);
+
+    assert_eq!(
+        s.act(issue, "unresolve", &p.token).await.1["issue"]["status"],
+        "unresolved"
+    );
+    s.send_event(&p, &json!({"message": "db down"})).await;
+    assert_eq!(s.all_events(&p).await.len(), 4);
+    // Repeating a state change is harmless.
+    assert_eq!(s.act(issue, "unresolve", &p.token).await.0, StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn lists_filter_limit_and_order() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let mut issues = Vec::new();
+    for i in 0..5 {
+        let (_, v) = s
+            .send_event(
+                &p,
+                &json!({"message": format!("issue {}", ["a", "b", "c", "d", "e"][i])}),
+            )
+            .await;
+        issues.push(v["issue_id"].as_i64().unwrap());
+    }
+    for _ in 0..3 {
+        s.send_event(&p, &json!({"message": "issue a"})).await;
+    }
+    s.act(issues[1], "resolve", &p.token).await;
+    s.act(issues[2], "archive", &p.token).await;
+    let list = async |q: &str| -> Vec<i64> {
+        let (status, v) = s
+            .get(&format!("/api/v1/projects/{}/issues{q}", p.id), &p.token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        list("?status=unresolved").await,
+        vec![issues[0], issues[4], issues[3]]
+    );
+    assert_eq!(list("?status=resolved").await, vec![issues[1]]);
+    assert_eq!(list("?status=archived&limit=50").await, vec![issues[2]]);
+    assert_eq!(list("").await.len(), 5);
+    assert_eq!(list("?limit=2").await, vec![issues[0], issues[4]]);
+
+    let (status, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/issues?status=open", p.id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        "unknown status 'open': expected one of unresolved, resolved, archived, discarded"
+    );
+    let (status, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/issues?limit=0", p.id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        "query parameter 'limit' must be a whole number from 1 to 1000, got '0'"
+    );
+
+    // An issue's events, newest first.
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/issues/{}/events?limit=2", issues[0]),
+            &p.token,
+        )
+        .await;
+    let seqs: Vec<i64> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![8, 7]);
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["issue_id"] == issues[0])
+    );
+
+    // A project's events after a seq, in order.
+    let (_, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/events?since=5&limit=2", p.id),
+            &p.token,
+        )
+        .await;
+    let seqs: Vec<i64> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![6, 7]);
+    let (status, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/events?since=-1", p.id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn token_errors_401_403_404() {
+    let s = TestServer::start().await;
+    let a = s.project("a").await;
+    let b = s.project("b").await;
+    let (_, v) = s.send_event(&a, &json!({"message": "mine"})).await;
+    let issue = v["issue_id"].as_i64().unwrap();
+
+    let paths = [
+        format!("/api/v1/projects/{}/issues", a.id),
+        format!("/api/v1/projects/{}/events", a.id),
+        format!("/api/v1/issues/{issue}"),
+        format!("/api/v1/issues/{issue}/events"),
+    ];
+    for path in &paths {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("missing project token")
+        );
+        let (status, v) = s.get(path, "wrong").await;
+        assert_eq!(
+            (status, v["error"].clone()),
+            (StatusCode::UNAUTHORIZED, json!("invalid project token")),
+            "{path}"
+        );
+        let (status, _) = s.get(path, &b.token).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        // The ingest key does not read.
+        assert_eq!(
+            s.get(path, &a.key).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        // ?token= works as well as the header.
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = s
+            .http
+            .get(s.url(&format!("{path}{sep}token={}", a.token)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let (status, v) = s.act(issue, "resolve", &b.token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        v["error"],
+        format!("this token does not belong to project {}", a.id)
+    );
+    let (status, v) = s.act(999_999, "resolve", &a.token).await;
+    assert_eq!(
+        (status, v["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("issue 999999 not found"))
+    );
+    let (status, v) = s.get("/api/v1/issues/999999", &a.token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = s.act(issue, "explode", &a.token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _) = s.get("/api/v1/issues/abc", &a.token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, v) = s.get(&format!("/api/v1/issues/{issue}"), &a.token).await;
+    assert_eq!(
+        v["issue"]["status"], "unresolved",
+        "refused changes changed nothing"
+    );
+    s.stop().await;
+}
