@@ -62,7 +62,8 @@ async fn project_create_list_and_dsn() {
 
 #[tokio::test]
 async fn bad_values_are_clear_errors_not_panics() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
         (
             &["serve", "--listen", "nowhere"],
             &[],

@@ -83,10 +83,10 @@ impl TestServer {
     pub async fn wait_healthy(&self) {
         tokio::time::timeout(WAIT, async {
             loop {
-                if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
-                    if r.status() == StatusCode::OK {
-                        return;
-                    }
+                if let Ok(r) = self.http.get(self.url("/healthz")).send().await
+                    && r.status() == StatusCode::OK
+                {
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

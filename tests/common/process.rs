@@ -70,10 +70,10 @@ impl ServerProcess {
         let http = reqwest::Client::new();
         tokio::time::timeout(WAIT, async {
             loop {
-                if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await {
-                    if r.status().is_success() {
-                        return;
-                    }
+                if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await
+                    && r.status().is_success()
+                {
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
