@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the benchmarks: a release server pinned to CPU 0, the load generator on CPU 1.
+# Usage: scripts/bench.sh [--smoke]    (--smoke: a few seconds, small N, for CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER=${BENCH_SECONDS:-10}
+PROFILE=--release
+if [ "${1:-}" = "--smoke" ]; then SECONDS_PER=1; PROFILE=; fi
+cargo build $PROFILE --bin mesher --example bench -q
+dir=target/$([ -n "$PROFILE" ] && echo release || echo debug)
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+db="sqlite://$work/bench.db"
+key=$("$dir/mesher" project create bench --database-url "$db" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
+pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# Started without the pin function so that $! is the server itself (taskset execs it).
+TASKSET=$(command -v taskset >/dev/null && echo "taskset -c 0" || true)
+RUST_LOG=warn $TASKSET "$dir/mesher" serve --listen "127.0.0.1:$port" --database-url "$db" --rate-limit 0 ${MESHER_BENCH_SERVER_ARGS:-} >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+for batch in 1 100; do
+  pin 1 "$dir/examples/bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$SECONDS_PER"
+done
