@@ -92,6 +92,7 @@ fn prepare(project: ProjectId, event: NewEvent, received: Millis) -> PreparedEve
     PreparedEvent {
         project_id: project,
         event_id: event.event_id.clone().unwrap_or_else(new_event_id),
+        id_from_client: event.event_id.is_some(),
         fingerprint: grouping::fingerprint(&event).hash,
         title: grouping::title(&event),
         culprit: grouping::culprit(&event),

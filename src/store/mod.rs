@@ -49,6 +49,8 @@ pub struct PreparedEvent {
     pub project_id: ProjectId,
     /// 32 lowercase hex digits.
     pub event_id: String,
+    /// Whether the client chose the id (only then can it repeat an earlier event's).
+    pub id_from_client: bool,
     /// The grouping key.
     pub fingerprint: String,
     /// Title for a new issue.
