@@ -16,6 +16,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Executor, Row, Sqlite, SqliteConnection};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -202,7 +203,7 @@ async fn write_batch_tx(
         let key = (p.project_id, p.fingerprint.as_str());
         let level = p.event.level;
         let mut action = None;
-        if !touched.contains_key(&key) {
+        if let Entry::Vacant(slot) = touched.entry(key) {
             let existing = sqlx::query(&format!(
                 "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
             ))
@@ -238,7 +239,7 @@ async fn write_batch_tx(
                     }
                 }
             };
-            touched.insert(key, entry);
+            slot.insert(entry);
         }
         let entry = touched.get_mut(&key).expect("inserted above");
         let issue = &mut entry.issue;
