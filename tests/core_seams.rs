@@ -144,3 +144,55 @@ async fn retention_deletes_old_events_and_empty_issues_but_keeps_tombstones() {
     );
     drop(rx);
 }
+
+#[tokio::test]
+async fn one_batch_with_many_events_of_one_issue_counts_and_regresses_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
+    let store = store::open(&url).await.unwrap();
+    let project = store.create_project("p").await.unwrap().project.id;
+    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
+    let state = app::start(&config, store.clone(), CancellationToken::new());
+    let first = state
+        .ingestor()
+        .ingest(project, vec![event(json!({"message": "disk 1 full"}))])
+        .await
+        .unwrap();
+    let issue = first[0].issue_id;
+    store
+        .change_issue_status(issue, mesher::model::IssueCommand::Resolve)
+        .await
+        .unwrap();
+    let mut rx = state.bus().subscribe(64);
+    let batch: Vec<NewEvent> = (2..=6)
+        .map(|i| event(json!({"message": format!("disk {i} full"), "level": "fatal"})))
+        .collect();
+    let accepted = state.ingestor().ingest(project, batch).await.unwrap();
+    assert!(accepted.iter().all(|a| a.issue_id == issue));
+    let mut regressions = 0;
+    let mut seqs = Vec::new();
+    for _ in 0..7 {
+        match next(&mut rx).await {
+            DomainMessage::IssueChanged {
+                action: IssueAction::Regressed,
+                issue: i,
+                ..
+            } => {
+                regressions += 1;
+                assert_eq!(
+                    i.event_count, 2,
+                    "the snapshot is taken at the regressing event"
+                );
+            }
+            DomainMessage::EventStored(e) => seqs.push(e.seq),
+            DomainMessage::CountChanged { count, .. } => assert_eq!(count, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(regressions, 1);
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+    let stored = store.get_issue(issue).await.unwrap().unwrap();
+    assert_eq!(stored.event_count, 6);
+    assert_eq!(stored.status, mesher::model::IssueStatus::Unresolved);
+    assert_eq!(stored.level, mesher::model::Level::Fatal);
+}
