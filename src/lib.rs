@@ -27,6 +27,7 @@ pub mod model;
 pub mod retention;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod task;
 
 pub use app::run;
