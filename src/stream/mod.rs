@@ -1,8 +1,11 @@
 //! The streaming core (SPEC §4), independent of HTTP: per-connection filters and outboxes.
-//! Rooms, the connection writer, replay and the count coalescer build on these.
+//! Rooms (typed join/leave/broadcast), filters and outboxes; the connection writer, replay
+//! and the count coalescer build on these.
 
 pub mod filter;
 pub mod outbox;
+pub mod rooms;
 
 pub use filter::{Filters, InvalidFilter, Subject};
 pub use outbox::{Outbox, Pushed};
+pub use rooms::{ConnId, Delivery, Member, Report, RoomId, Rooms};
