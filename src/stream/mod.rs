@@ -3,9 +3,13 @@
 //! and the count coalescer build on these.
 
 pub mod filter;
+pub mod hub;
+pub mod messages;
 pub mod outbox;
 pub mod rooms;
 
 pub use filter::{Filters, InvalidFilter, Subject};
+pub use hub::{Hub, Offer, StreamConn};
+pub use messages::{EventFields, Frame};
 pub use outbox::{Outbox, Pushed};
 pub use rooms::{ConnId, Delivery, Member, Report, RoomId, Rooms};

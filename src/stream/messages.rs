@@ -1,0 +1,74 @@
+//! Server → client stream messages, encoded once into shared bytes (SPEC §4).
+
+use crate::bus::DomainMessage;
+use crate::model::Level;
+use crate::store::StoredEvent;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// One encoded message: UTF-8 JSON bytes shared by every subscriber that gets it.
+#[derive(Debug)]
+pub struct Frame {
+    /// The JSON text.
+    pub bytes: Bytes,
+    /// For `event` messages, the event's seq (replay skips what it already sent).
+    pub seq: Option<i64>,
+}
+
+impl Frame {
+    /// Encodes `v` once.
+    pub fn json(v: &Value, seq: Option<i64>) -> Frame {
+        Frame {
+            bytes: Bytes::from(v.to_string()),
+            seq,
+        }
+    }
+}
+
+/// The filter-relevant fields of an event message.
+#[derive(Debug, Clone)]
+pub struct EventFields {
+    /// Level.
+    pub level: Level,
+    /// Environment.
+    pub environment: String,
+    /// Release.
+    pub release: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `{"type":"event",...}` for a stored event.
+pub fn event_frame(e: &StoredEvent) -> Frame {
+    Frame::json(
+        &json!({ "type": "event", "seq": e.seq, "issue_id": e.issue_id, "event": e.summary() }),
+        Some(e.seq),
+    )
+}
+
+/// The frame for a domain message (counts are coalesced elsewhere and encoded with
+/// [`count_frame`]).
+pub fn domain_frame(msg: &DomainMessage) -> Frame {
+    match msg {
+        DomainMessage::EventStored(e) => event_frame(e),
+        DomainMessage::IssueChanged { action, issue, .. } => Frame::json(
+            &json!({ "type": "issue", "action": action, "issue": issue }),
+            None,
+        ),
+        DomainMessage::CountChanged { project_id, count } => count_frame(*project_id, *count),
+    }
+}
+
+/// `{"type":"issue_count",...}`.
+pub fn count_frame(project_id: i64, count: i64) -> Frame {
+    Frame::json(
+        &json!({ "type": "issue_count", "project_id": project_id, "count": count }),
+        None,
+    )
+}
+
+/// `{"type":"lagged","dropped":N}`.
+pub fn lagged(dropped: u64) -> String {
+    json!({ "type": "lagged", "dropped": dropped }).to_string()
+}
