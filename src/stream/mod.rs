@@ -2,6 +2,7 @@
 //! Rooms (typed join/leave/broadcast), filters and outboxes; the connection writer, replay
 //! and the count coalescer build on these.
 
+pub mod dispatch;
 pub mod filter;
 pub mod hub;
 pub mod messages;
