@@ -4,8 +4,9 @@
 use crate::bus::Bus;
 use crate::config::ServeConfig;
 use crate::ingest::{Ingestor, writer};
-use crate::state::AppState;
+use crate::state::{AppState, StreamSettings};
 use crate::store::{self, Store};
+use crate::stream::{Hub, dispatch};
 use crate::task::Supervisor;
 use crate::{http, retention};
 use std::future::Future;
@@ -17,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// Time given to background tasks (the writer flushing its queue) after the HTTP server
 /// has stopped.
 const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Domain messages waiting for the stream dispatcher; when full, the writer waits.
+const BUS_CAPACITY: usize = 8192;
 
 /// Builds the state and starts the supervised background tasks.
 pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> AppState {
@@ -40,8 +44,22 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
             retention::run(store.clone(), bus.clone(), days, token.clone())
         });
     }
+    let hub = Arc::new(Hub::new(config.max_buffer as usize));
+    {
+        let (hub, queue) = (
+            hub.clone(),
+            Arc::new(tokio::sync::Mutex::new(bus.subscribe(BUS_CAPACITY))),
+        );
+        supervisor.spawn("dispatcher", move || {
+            dispatch::run(hub.clone(), queue.clone())
+        });
+    }
     let ingestor = Ingestor::new(writer_handle, config.rate_limit);
-    AppState::new(store, ingestor, bus, supervisor)
+    let settings = StreamSettings {
+        drain_interval: Duration::from_millis(config.drain_interval_ms),
+        write_timeout: Duration::from_millis(config.write_timeout_ms),
+    };
+    AppState::new(store, ingestor, bus, supervisor, hub, settings)
 }
 
 /// Opens the database, serves on `listener` until `shutdown` completes, then drains:

@@ -85,6 +85,22 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: u32,
 
+    /// Messages each stream connection's outbox holds; when full the oldest is dropped and
+    /// the client is told `{"type":"lagged","dropped":N}`.
+    #[arg(long, env = "MESHER_MAX_BUFFER", default_value_t = 100, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_buffer: u32,
+
+    /// Milliseconds between drain passes that flush whatever a stream outbox still holds.
+    #[arg(long, env = "MESHER_DRAIN_INTERVAL_MS", default_value_t = 250, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub drain_interval_ms: u64,
+
+    /// Milliseconds a stream write may take before the connection is closed.
+    #[arg(long, env = "MESHER_WRITE_TIMEOUT_MS", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub write_timeout_ms: u64,
+
     /// Most events one group-commit transaction holds.
     #[arg(long, env = "MESHER_COMMIT_BATCH", default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -104,6 +120,9 @@ impl ServeConfig {
             database: DatabaseArgs { database_url },
             rate_limit: 1000,
             retention_days: 90,
+            max_buffer: 100,
+            drain_interval_ms: 250,
+            write_timeout_ms: 10_000,
             commit_batch: 512,
             write_queue: 1024,
         }

@@ -3,10 +3,21 @@
 use crate::bus::Bus;
 use crate::ingest::Ingestor;
 use crate::store::{ProjectId, Store};
+use crate::stream::Hub;
 use crate::task::Supervisor;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Per-connection stream settings (SPEC §4).
+#[derive(Clone, Copy, Debug)]
+pub struct StreamSettings {
+    /// How often a drain pass flushes an outbox.
+    pub drain_interval: Duration,
+    /// How long one write may take before the connection is closed.
+    pub write_timeout: Duration,
+}
 
 /// Cheap-to-clone handle to the server's shared parts.
 #[derive(Clone)]
@@ -17,6 +28,8 @@ struct Inner {
     ingestor: Ingestor,
     bus: Bus,
     supervisor: Supervisor,
+    hub: Arc<Hub>,
+    stream: StreamSettings,
     /// Ingest keys already seen. Keys never change, so a hit needs no database read;
     /// a miss asks the database, so a project created by the CLI works at once.
     ingest_keys: RwLock<HashMap<String, ProjectId>>,
@@ -29,12 +42,16 @@ impl AppState {
         ingestor: Ingestor,
         bus: Bus,
         supervisor: Supervisor,
+        hub: Arc<Hub>,
+        stream: StreamSettings,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
             ingestor,
             bus,
             supervisor,
+            hub,
+            stream,
             ingest_keys: RwLock::default(),
         }))
     }
@@ -52,6 +69,16 @@ impl AppState {
     /// The domain bus.
     pub fn bus(&self) -> &Bus {
         &self.0.bus
+    }
+
+    /// The stream hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.0.hub
+    }
+
+    /// Stream connection settings.
+    pub fn stream_settings(&self) -> &StreamSettings {
+        &self.0.stream
     }
 
     /// The task supervisor.

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod ingest_ws;
 pub mod issues;
 pub mod ops;
+pub mod stream_ws;
 
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::state::AppState;
@@ -28,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/issues/{id}", get(issues::show))
         .route("/api/v1/issues/{id}/events", get(issues::issue_events))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
+        // Live stream (project token).
+        .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.
         .route("/healthz", get(ops::healthz))
         .fallback(ops::not_found)

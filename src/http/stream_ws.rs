@@ -1,0 +1,236 @@
+//! `GET /stream/projects/<id>`: the live stream (SPEC §4).
+//!
+//! One task per connection owns the socket. It writes the outbox as soon as the hub wakes
+//! it, and at least every drain interval; every write is bounded by the write timeout, and
+//! a failed or timed-out write ends the connection, which leaves every room on the way out.
+
+use super::auth::{authorize_project, query_param};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::stream::messages::{Frame, event_frame, lagged};
+use crate::stream::{EventFields, Filters, StreamConn};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// Largest client → server message on the stream.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Frames written per flush (several frames per syscall when a client is behind).
+const WRITE_BATCH: usize = 64;
+/// Stored events read per replay query.
+const REPLAY_PAGE: u32 = 500;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// The project id from the path, parsed as the route's JSON 400 says.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    super::body::ApiPath(project): super::body::ApiPath<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let q = query.as_deref();
+    authorize_project(&state, &headers, q, project).await?;
+    let mut initial = Map::new();
+    for name in ["level", "min_level", "environment", "release"] {
+        if let Some(v) = query_param(q, name) {
+            let list: Vec<Value> = v.split(',').map(|s| Value::String(s.to_owned())).collect();
+            initial.insert(name.to_owned(), Value::Array(list));
+        }
+    }
+    let filters =
+        Filters::from_json(&Value::Object(initial)).map_err(|e| ApiError::BadRequest(e.0))?;
+    let since = match query_param(q, "since") {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "query parameter 'since' must be a whole number ≥ 0, got '{raw}'"
+            ))
+        })?),
+    };
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(state, project, filters, since, socket)))
+}
+
+async fn send(sink: &mut Sink, text: Utf8Bytes, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, sink.send(Message::Text(text))).await,
+        Ok(Ok(()))
+    )
+}
+
+fn text(frame: &Frame) -> Utf8Bytes {
+    Utf8Bytes::try_from(frame.bytes.clone()).expect("frames are encoded from Strings")
+}
+
+/// Writes what the outbox holds; false when the connection must end.
+async fn flush(conn: &StreamConn, sink: &mut Sink, timeout: Duration) -> bool {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        batch.clear();
+        let dropped = conn.take(WRITE_BATCH, &mut batch);
+        if dropped > 0
+            && tokio::time::timeout(timeout, sink.feed(Message::Text(lagged(dropped).into())))
+                .await
+                .is_err()
+        {
+            return false;
+        }
+        if batch.is_empty() {
+            break;
+        }
+        for frame in batch.iter().filter(|f| !conn.already_sent(f)) {
+            match tokio::time::timeout(timeout, sink.feed(Message::Text(text(frame)))).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
+        if batch.len() < WRITE_BATCH {
+            break;
+        }
+    }
+    matches!(
+        tokio::time::timeout(timeout, sink.flush()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends every stored event after `since` up to `latest` that passes the filters.
+async fn replay(
+    state: &AppState,
+    conn: &StreamConn,
+    since: i64,
+    latest: i64,
+    sink: &mut Sink,
+    timeout: Duration,
+) -> bool {
+    let mut cursor = since;
+    while cursor < latest {
+        let Ok(page) = state
+            .store()
+            .events_since(conn.project, cursor, REPLAY_PAGE)
+            .await
+        else {
+            return false;
+        };
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            if e.seq > latest {
+                return true;
+            }
+            cursor = e.seq;
+            let fields = EventFields {
+                level: e.level,
+                environment: e.environment.clone(),
+                release: e.release.clone(),
+                tags: e.tags.clone(),
+            };
+            if conn.matches(&fields) && !send(sink, text(&event_frame(e)), timeout).await {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Answers one client message.
+fn answer(conn: &StreamConn, text: &str) -> Value {
+    let msg: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return json!({ "type": "error", "error": format!("invalid JSON: {e}") }),
+    };
+    match msg.get("type").and_then(Value::as_str) {
+        Some("ping") => json!({ "type": "pong" }),
+        Some("subscribe") => match Filters::from_json(msg.get("filters").unwrap_or(&Value::Null)) {
+            Ok(f) => {
+                let echoed = f.to_json();
+                conn.set_filters(f);
+                json!({ "type": "filters_updated", "filters": echoed })
+            }
+            Err(e) => json!({ "type": "error", "error": e.0 }),
+        },
+        Some(other) => {
+            json!({ "type": "error", "error": format!("unknown message type '{other}': expected subscribe or ping") })
+        }
+        None => {
+            json!({ "type": "error", "error": "a message needs a string 'type': subscribe or ping" })
+        }
+    }
+}
+
+async fn serve(
+    state: AppState,
+    project: i64,
+    filters: Filters,
+    since: Option<i64>,
+    socket: WebSocket,
+) {
+    let settings = *state.stream_settings();
+    let timeout = settings.write_timeout;
+    let hub = state.hub().clone();
+    // Join the room first, then read the latest seq: every later event is queued live, and
+    // everything up to `latest` comes from storage or is already known to the client.
+    let conn = hub.register(project, filters);
+    let (mut sink, mut stream) = socket.split();
+    let ok = async {
+        let latest = state.store().latest_seq(project).await.ok()?;
+        let hello = json!({
+            "type": "subscribed", "project_id": project, "conn_id": conn.id.to_string(),
+            "filters": conn.filters().to_json(), "seq": latest,
+        });
+        if !send(&mut sink, hello.to_string().into(), timeout).await {
+            return None;
+        }
+        if let Some(since) = since
+            && !replay(&state, &conn, since, latest, &mut sink, timeout).await
+        {
+            return None;
+        }
+        conn.set_replayed_upto(latest);
+        Some(())
+    }
+    .await
+    .is_some();
+
+    if ok {
+        let mut ticker = tokio::time::interval(settings.drain_interval);
+        let shutdown = state.shutdown().clone();
+        loop {
+            tokio::select! {
+                _ = conn.wait() => {
+                    if conn.is_closed() || !flush(&conn, &mut sink, timeout).await { break; }
+                }
+                _ = ticker.tick() => {
+                    if !flush(&conn, &mut sink, timeout).await { break; }
+                }
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        if !send(&mut sink, answer(&conn, t.as_str()).to_string().into(), timeout).await { break; }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = json!({ "type": "error", "error": "binary frames are not accepted: send JSON text frames" });
+                        if !send(&mut sink, e.to_string().into(), timeout).await { break; }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                },
+                _ = shutdown.cancelled() => {
+                    let bye = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
+                    let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(bye)))).await;
+                    break;
+                }
+            }
+        }
+    }
+    hub.remove(conn.id);
+}

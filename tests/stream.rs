@@ -1,0 +1,235 @@
+//! SPEC §4 with real WebSocket clients against the real server.
+
+mod common;
+
+use common::{Creds, TestServer, WAIT};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect(s: &TestServer, p: &Creds, query: &str) -> (Ws, Value) {
+    let url = s.ws_url(&format!(
+        "/stream/projects/{}?token={}{query}",
+        p.id, p.token
+    ));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("stream connects");
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["type"], "subscribed", "{hello}");
+    (ws, hello)
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// The next message of `kind`, skipping others.
+async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+async fn say(ws: &mut Ws, v: Value) -> Value {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+    loop {
+        let r = recv(ws).await;
+        if !matches!(r["type"].as_str(), Some("event" | "issue" | "issue_count")) {
+            return r;
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_issues_and_counts_arrive_live() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (mut ws, hello) = connect(&s, &p, "").await;
+    assert_eq!(hello["project_id"], p.id);
+    assert_eq!(hello["seq"], 0);
+    assert!(hello["conn_id"].as_str().unwrap().len() > 1);
+    let (_, v) = s
+        .send_event(&p, &json!({"message": "live one", "tags": {"k": "v"}}))
+        .await;
+    let issue = recv(&mut ws).await;
+    assert_eq!(
+        (issue["type"].clone(), issue["action"].clone()),
+        (json!("issue"), json!("new"))
+    );
+    assert_eq!(issue["issue"]["id"], v["issue_id"]);
+    let event = recv(&mut ws).await;
+    assert_eq!(event["type"], "event");
+    assert_eq!(event["seq"], 1);
+    assert_eq!(event["issue_id"], v["issue_id"]);
+    assert_eq!(event["event"]["id"], v["id"]);
+    assert_eq!(event["event"]["message"], "live one");
+    assert_eq!(event["event"]["tags"], json!({"k": "v"}));
+    let count = recv(&mut ws).await;
+    assert_eq!(
+        count,
+        json!({"type": "issue_count", "project_id": p.id, "count": 1})
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn refused_without_the_right_token() {
+    let s = TestServer::start().await;
+    let a = s.project("a").await;
+    let b = s.project("b").await;
+    for (url, status) in [
+        (s.ws_url(&format!("/stream/projects/{}", a.id)), 401),
+        (
+            s.ws_url(&format!("/stream/projects/{}?token=nope", a.id)),
+            401,
+        ),
+        (
+            s.ws_url(&format!("/stream/projects/{}?token={}", a.id, b.token)),
+            403,
+        ),
+        (
+            s.ws_url(&format!(
+                "/stream/projects/{}?token={}&level=loud",
+                a.id, a.token
+            )),
+            400,
+        ),
+    ] {
+        match tokio_tungstenite::connect_async(url).await.unwrap_err() {
+            tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), status),
+            other => panic!("expected HTTP {status}, got {other}"),
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn filters_ping_and_errors_keep_the_connection() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (mut ws, hello) = connect(&s, &p, "&level=error").await;
+    assert_eq!(hello["filters"], json!({"level": ["error"]}));
+    assert_eq!(
+        say(&mut ws, json!({"type": "ping"})).await,
+        json!({"type": "pong"})
+    );
+    let r = say(
+        &mut ws,
+        json!({"type": "subscribe", "filters": {"min_level": "warning", "environment": "prod"}}),
+    )
+    .await;
+    assert_eq!(
+        r,
+        json!({"type": "filters_updated", "filters": {"min_level": ["warning"], "environment": ["prod"]}})
+    );
+    let r = say(&mut ws, json!({"type": "dance"})).await;
+    assert_eq!(r["type"], "error");
+    ws.send(Message::text("{oops")).await.unwrap();
+    assert!(
+        recv(&mut ws).await["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    let r = say(
+        &mut ws,
+        json!({"type": "subscribe", "filters": {"level": "nope"}}),
+    )
+    .await;
+    assert_eq!(r["type"], "error");
+
+    for (m, level, env) in [
+        ("skip info", "info", "prod"),
+        ("skip env", "error", "dev"),
+        ("wanted", "warning", "prod"),
+    ] {
+        s.send_event(
+            &p,
+            &json!({"message": m, "level": level, "environment": env}),
+        )
+        .await;
+    }
+    let e = recv_type(&mut ws, "event").await;
+    assert_eq!(
+        e["event"]["message"], "wanted",
+        "non-matching events stayed out"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn origin_is_not_echoed_and_others_see_issue_changes() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (_, v) = s.send_event(&p, &json!({"message": "to resolve"})).await;
+    let issue = v["issue_id"].as_i64().unwrap();
+    let (mut a, hello_a) = connect(&s, &p, "").await;
+    let (mut b, _) = connect(&s, &p, "").await;
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/issues/{issue}/resolve")))
+        .bearer_auth(&p.token)
+        .header("X-Mesher-Origin", hello_a["conn_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = recv(&mut b).await;
+    assert_eq!(
+        (got["action"].clone(), got["issue"]["status"].clone()),
+        (json!("resolved"), json!("resolved"))
+    );
+    assert_eq!(recv(&mut b).await["count"], 0);
+    // A gets the count but not its own change.
+    let first_for_a = recv(&mut a).await;
+    assert_eq!(first_for_a["type"], "issue_count", "{first_for_a}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn since_replays_then_goes_live_without_gap_or_duplicate() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    for i in 1..=5 {
+        s.send_event(&p, &json!({"message": format!("old {i}")}))
+            .await;
+    }
+    let (mut ws, hello) = connect(&s, &p, "&since=2").await;
+    assert_eq!(hello["seq"], 5);
+    let key = p.key.clone();
+    let (http, url) = (s.http.clone(), s.url("/api/v1/events"));
+    let writer = tokio::spawn(async move {
+        for i in 6..=10 {
+            http.post(&url)
+                .bearer_auth(&key)
+                .json(&json!({"message": format!("new {i}")}))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let mut seqs = Vec::new();
+    while seqs.len() < 8 {
+        seqs.push(recv_type(&mut ws, "event").await["seq"].as_i64().unwrap());
+    }
+    writer.await.unwrap();
+    assert_eq!(seqs, (3..=10).collect::<Vec<_>>());
+    s.stop().await;
+}
