@@ -58,6 +58,8 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
     let settings = StreamSettings {
         drain_interval: Duration::from_millis(config.drain_interval_ms),
         write_timeout: Duration::from_millis(config.write_timeout_ms),
+        heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
+        heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms),
     };
     AppState::new(store, ingestor, bus, supervisor, hub, settings)
 }
@@ -72,15 +74,25 @@ pub async fn run(
     let store = store::open(&config.database.database_url).await?;
     let token = CancellationToken::new();
     let state = start(&config, store, token.clone());
-    let supervisor = state.supervisor().clone();
     tracing::info!(addr = %listener.local_addr()?, database = %config.database.database_url, "mesher listening");
+    serve(state, listener, shutdown).await
+}
+
+/// Serves a started state on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let supervisor = state.supervisor().clone();
+    let token = state.shutdown().clone();
     let stop = token.clone();
     tokio::spawn(async move {
         shutdown.await;
         stop.cancel();
     });
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .with_graceful_shutdown(token.cancelled_owned())
         .await?;
     // Every AppState clone is gone now, so the writer's queue closes once it is empty.
     supervisor.join(STOP_GRACE).await;

@@ -101,6 +101,16 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub write_timeout_ms: u64,
 
+    /// Milliseconds between WebSocket pings to each stream client.
+    #[arg(long, env = "MESHER_HEARTBEAT_INTERVAL_MS", default_value_t = 30_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub heartbeat_interval_ms: u64,
+
+    /// Milliseconds to wait for the pong before closing the stream connection.
+    #[arg(long, env = "MESHER_HEARTBEAT_TIMEOUT_MS", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub heartbeat_timeout_ms: u64,
+
     /// Most events one group-commit transaction holds.
     #[arg(long, env = "MESHER_COMMIT_BATCH", default_value_t = 512, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -123,6 +133,8 @@ impl ServeConfig {
             max_buffer: 100,
             drain_interval_ms: 250,
             write_timeout_ms: 10_000,
+            heartbeat_interval_ms: 30_000,
+            heartbeat_timeout_ms: 10_000,
             commit_batch: 512,
             write_queue: 1024,
         }

@@ -17,6 +17,10 @@ pub struct StreamSettings {
     pub drain_interval: Duration,
     /// How long one write may take before the connection is closed.
     pub write_timeout: Duration,
+    /// How often the server pings.
+    pub heartbeat_interval: Duration,
+    /// How long a ping may go unanswered.
+    pub heartbeat_timeout: Duration,
 }
 
 /// Cheap-to-clone handle to the server's shared parts.

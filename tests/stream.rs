@@ -233,3 +233,164 @@ async fn since_replays_then_goes_live_without_gap_or_duplicate() {
     assert_eq!(seqs, (3..=10).collect::<Vec<_>>());
     s.stop().await;
 }
+
+/// A stream client whose socket receive buffer is tiny, so that not reading soon blocks
+/// the server's writes.
+async fn connect_small_buffer(s: &TestServer, p: &Creds) -> (Ws, Value) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.addr).await.unwrap();
+    let url = s.ws_url(&format!("/stream/projects/{}?token={}", p.id, p.token));
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    let hello = recv(&mut ws).await;
+    (ws, hello)
+}
+
+async fn flood(s: &TestServer, p: &Creds, events: usize, message_len: usize) {
+    for chunk in 0..events / 100 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| json!({"message": format!("flood {} {}", chunk * 100 + i, "x".repeat(message_len))}))
+            .collect();
+        let (status, v) = s.post("/api/v1/events/bulk", &p.key, &json!(batch)).await;
+        assert_eq!(status, 202, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_client_costs_the_fast_one_nothing_and_is_told_what_it_missed() {
+    let s = TestServer::start_with(|c| {
+        c.rate_limit = 0;
+        c.max_buffer = 300;
+    })
+    .await;
+    let p = s.project("app").await;
+    let (mut fast, _) = connect(&s, &p, "").await;
+    let (mut slow, slow_hello) = connect_small_buffer(&s, &p).await;
+    let slow_id = s
+        .state()
+        .hub()
+        .find(slow_hello["conn_id"].as_str().unwrap())
+        .unwrap();
+
+    let reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        let mut total = 0usize;
+        while seqs.len() < 5000 {
+            let v = recv(&mut fast).await;
+            assert_ne!(v["type"], "lagged", "the fast client never lags");
+            total += 1;
+            if v["type"] == "event" {
+                seqs.push(v["seq"].as_i64().unwrap());
+            }
+        }
+        (seqs, total, fast)
+    });
+    let mut max_depth = 0;
+    for chunk in 0..50 {
+        let batch: Vec<Value> = (0..100).map(|i| json!({"message": format!("slow test {} {}", chunk * 100 + i, "y".repeat(200))})).collect();
+        assert_eq!(
+            s.post("/api/v1/events/bulk", &p.key, &json!(batch)).await.0,
+            202
+        );
+        max_depth = max_depth.max(s.state().hub().outbox_depth(slow_id).unwrap_or(0));
+    }
+    let (seqs, fast_total, mut fast) = reader.await.unwrap();
+    assert_eq!(
+        seqs,
+        (1..=5000).collect::<Vec<_>>(),
+        "every event, in order"
+    );
+    assert!(
+        max_depth <= 300,
+        "the slow outbox never holds more than max_buffer ({max_depth})"
+    );
+    assert!(max_depth > 0);
+    // Trailing count messages may still be on their way to the fast client.
+    let fast_total = fast_total + {
+        let mut extra = 0;
+        while let Ok(Some(Ok(Message::Text(_)))) =
+            tokio::time::timeout(std::time::Duration::from_millis(600), fast.next()).await
+        {
+            extra += 1;
+        }
+        extra
+    };
+
+    // The slow client reads now: what it gets plus what it was told it missed is everything.
+    let mut received = 0usize;
+    let mut dropped = 0u64;
+    let mut last_seq = 0;
+    while (received as u64 + dropped) < fast_total as u64 {
+        let v = recv(&mut slow).await;
+        if v["type"] == "lagged" {
+            dropped += v["dropped"].as_u64().unwrap();
+        } else {
+            received += 1;
+            if v["type"] == "event" {
+                let seq = v["seq"].as_i64().unwrap();
+                assert!(seq > last_seq, "in order, no duplicates");
+                last_seq = seq;
+            }
+        }
+    }
+    assert!(dropped > 0, "the slow client was told it lagged");
+    assert_eq!(received as u64 + dropped, fast_total as u64);
+    assert_eq!(last_seq, 5000, "the newest messages survive");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stuck_client_is_closed_by_the_write_timeout() {
+    let s = TestServer::start_with(|c| {
+        c.rate_limit = 0;
+        c.write_timeout_ms = 300;
+    })
+    .await;
+    let p = s.project("app").await;
+    let (_stuck, _) = connect_small_buffer(&s, &p).await;
+    let (mut reader, _) = connect(&s, &p, "").await;
+    s.wait_connections(2).await;
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = reader.next().await {} });
+    flood(&s, &p, 1000, 8000).await;
+    s.wait_connections(1).await;
+    drain.abort();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_vanished_connection_is_removed() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (ws, _) = connect(&s, &p, "").await;
+    s.wait_connections(1).await;
+    // Drop the TCP stream without a close frame.
+    drop(ws);
+    s.wait_connections(0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeat_closes_a_client_that_never_answers_pings() {
+    let s = TestServer::start_with(|c| {
+        c.heartbeat_interval_ms = 100;
+        c.heartbeat_timeout_ms = 100;
+    })
+    .await;
+    let p = s.project("app").await;
+    // This one reads (tungstenite answers pings while reading); the other never reads.
+    let (mut alive, _) = connect(&s, &p, "").await;
+    let (_silent, _) = connect(&s, &p, "").await;
+    s.wait_connections(2).await;
+    let keep = tokio::spawn(async move { while let Some(Ok(_)) = alive.next().await {} });
+    s.wait_connections(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        s.state().hub().connections(),
+        1,
+        "the answering client stays"
+    );
+    keep.abort();
+    s.stop().await;
+}

@@ -204,9 +204,24 @@ async fn serve(
 
     if ok {
         let mut ticker = tokio::time::interval(settings.drain_interval);
+        let start = tokio::time::Instant::now() + settings.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at(start, settings.heartbeat_interval);
+        // When the unanswered ping was sent.
+        let mut ping_sent: Option<tokio::time::Instant> = None;
         let shutdown = state.shutdown().clone();
         loop {
+            let pong_due = ping_sent.map(|t| t + settings.heartbeat_timeout);
             tokio::select! {
+                _ = heartbeat.tick() => {
+                    if ping_sent.is_none() {
+                        ping_sent = Some(tokio::time::Instant::now());
+                        if !matches!(tokio::time::timeout(timeout, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) { break; }
+                    }
+                }
+                _ = tokio::time::sleep_until(pong_due.unwrap_or_else(tokio::time::Instant::now)), if pong_due.is_some() => {
+                    tracing::debug!(conn = %conn.id, "no pong in time; closing the stream");
+                    break;
+                }
                 _ = conn.wait() => {
                     if conn.is_closed() || !flush(&conn, &mut sink, timeout).await { break; }
                 }
@@ -221,7 +236,8 @@ async fn serve(
                         let e = json!({ "type": "error", "error": "binary frames are not accepted: send JSON text frames" });
                         if !send(&mut sink, e.to_string().into(), timeout).await { break; }
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Pong(_))) => ping_sent = None,
+                    Some(Ok(Message::Ping(_))) => {}
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 },
                 _ = shutdown.cancelled() => {

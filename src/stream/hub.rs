@@ -190,6 +190,15 @@ impl Hub {
         self.conns.read().expect("conns poisoned").len()
     }
 
+    /// Messages waiting in a connection's outbox.
+    pub fn outbox_depth(&self, id: ConnId) -> Option<usize> {
+        self.conns
+            .read()
+            .expect("conns poisoned")
+            .get(&id)
+            .map(|c| c.queued())
+    }
+
     /// Finds a connection by the `conn_id` text the client was given.
     pub fn find(&self, conn_id: &str) -> Option<ConnId> {
         let n = u64::from_str_radix(conn_id.strip_prefix('c')?, 16).ok()?;

@@ -43,6 +43,8 @@ pub struct TestServer {
     pub db: DatabaseUrl,
     pub http: reqwest::Client,
     dir: TempDir,
+    /// The server's state, for checks a client cannot make (e.g. the hub's connections).
+    pub state: Option<mesher::state::AppState>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -63,7 +65,9 @@ impl TestServer {
         let mut config = ServeConfig::new(addr, db.clone());
         tune(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(mesher::run(config, listener, async {
+        let store = mesher::store::open(&db).await.expect("store opens");
+        let state = mesher::app::start(&config, store, tokio_util::sync::CancellationToken::new());
+        let handle = tokio::spawn(mesher::app::serve(state.clone(), listener, async {
             let _ = stopped.await;
         }));
         let server = TestServer {
@@ -72,6 +76,7 @@ impl TestServer {
             db,
             http: reqwest::Client::new(),
             dir,
+            state: Some(state),
             stop: Some(stop),
             handle: Some(handle),
         };
@@ -178,12 +183,34 @@ impl TestServer {
         }
     }
 
+    pub fn state(&self) -> &mesher::state::AppState {
+        self.state.as_ref().expect("server running")
+    }
+
+    /// Waits until the hub holds `n` stream connections.
+    pub async fn wait_connections(&self, n: usize) {
+        tokio::time::timeout(WAIT, async {
+            while self.state().hub().connections() != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "expected {n} stream connections, have {}",
+                self.state().hub().connections()
+            )
+        });
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
+        // Our clone would keep the writer's queue open.
+        self.state.take();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
