@@ -394,3 +394,97 @@ async fn heartbeat_closes_a_client_that_never_answers_pings() {
     keep.abort();
     s.stop().await;
 }
+
+async fn close_code_after(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return Some(f.code.into()),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007_and_oversized_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let bad = || {
+        Message::Frame(Frame::message(
+            vec![b'{', 0xff, 0xfe, b'}'],
+            OpCode::Data(Data::Text),
+            true,
+        ))
+    };
+
+    let (mut ws, _) = connect(&s, &p, "").await;
+    ws.send(bad()).await.unwrap();
+    assert_eq!(close_code_after(&mut ws).await, Some(1007));
+    let (mut ws, _) = connect(&s, &p, "").await;
+    ws.send(Message::text(format!(
+        "{{\"type\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(70_000)
+    )))
+    .await
+    .unwrap();
+    assert_eq!(close_code_after(&mut ws).await, Some(1009));
+
+    let (mut ingest, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/ingest?sentry_key={}", p.key)))
+            .await
+            .unwrap();
+    ingest.send(bad()).await.unwrap();
+    assert_eq!(close_code_after(&mut ingest).await, Some(1007));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn three_projects_no_cross_talk_and_counts_end_true() {
+    let s = TestServer::start_with(|c| c.rate_limit = 0).await;
+    let mut clients = Vec::new();
+    for name in ["one", "two", "three"] {
+        let p = s.project(name).await;
+        let (ws, _) = connect(&s, &p, "").await;
+        clients.push((p, ws));
+    }
+    // A burst of distinct issues in project one only; others get one event each.
+    let (p1, _) = &clients[0];
+    let burst: Vec<Value> = (0..40).map(|i| json!({"message": format!("distinct issue {}", ["a","b","c","d","e","f","g","h"][i % 8]), "fingerprint": [format!("fp-{i}")]})).collect();
+    assert_eq!(
+        s.post("/api/v1/events/bulk", &p1.key, &json!(burst))
+            .await
+            .0,
+        202
+    );
+    for (p, _) in &clients[1..] {
+        s.send_event(p, &json!({"message": format!("only for {}", p.id)}))
+            .await;
+    }
+    // Project one: counts are coalesced but the last one is the true value, 40.
+    let (p1, ws1) = &mut clients[0];
+    let mut last_count = 0;
+    let mut events = 0;
+    while last_count != 40 || events != 40 {
+        let v = recv(ws1).await;
+        assert_eq!(
+            v.get("project_id").cloned().unwrap_or(json!(p1.id)),
+            json!(p1.id)
+        );
+        match v["type"].as_str().unwrap() {
+            "issue_count" => last_count = v["count"].as_i64().unwrap(),
+            "event" => events += 1,
+            _ => {}
+        }
+    }
+    for (p, ws) in &mut clients[1..] {
+        let e = recv_type(ws, "event").await;
+        assert_eq!(e["event"]["message"], format!("only for {}", p.id));
+        assert_eq!(recv_type(ws, "issue_count").await["count"], 1);
+    }
+    s.stop().await;
+}

@@ -68,6 +68,9 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "ingest socket closed on error");
+                if let Some(close) = super::stream_ws::close_for_read_error(&e) {
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                }
                 return;
             }
         };

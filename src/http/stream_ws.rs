@@ -143,6 +143,26 @@ async fn replay(
     true
 }
 
+/// The close frame for a protocol error the client caused: 1007 for a text frame that is
+/// not UTF-8, 1009 for a message over the size limit. axum does not expose tungstenite's
+/// error type, so the error's text is what there is to go by.
+pub fn close_for_read_error(e: &axum::Error) -> Option<CloseFrame> {
+    let text = e.to_string();
+    if text.contains("UTF-8") || text.contains("utf-8") {
+        Some(CloseFrame {
+            code: close_code::INVALID,
+            reason: "text frame is not valid UTF-8".into(),
+        })
+    } else if text.contains("too long") || text.contains("Space limit") {
+        Some(CloseFrame {
+            code: close_code::SIZE,
+            reason: "message too large".into(),
+        })
+    } else {
+        None
+    }
+}
+
 /// Answers one client message.
 fn answer(conn: &StreamConn, text: &str) -> Value {
     let msg: Value = match serde_json::from_str(text) {
@@ -238,7 +258,13 @@ async fn serve(
                     }
                     Some(Ok(Message::Pong(_))) => ping_sent = None,
                     Some(Ok(Message::Ping(_))) => {}
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Err(e)) => {
+                        if let Some(close) = close_for_read_error(&e) {
+                            let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 },
                 _ = shutdown.cancelled() => {
                     let bye = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
