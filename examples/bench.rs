@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 struct Args {
     scenario: String,
+    token: String,
+    project: i64,
+    subscribers: usize,
+    events: usize,
+    rate: f64,
     url: String,
     key: String,
     clients: usize,
@@ -20,6 +25,11 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         scenario: String::new(),
+        token: String::new(),
+        project: 1,
+        subscribers: 1000,
+        events: 20_000,
+        rate: 0.0,
         url: "http://127.0.0.1:8080".into(),
         key: String::new(),
         clients: 32,
@@ -35,6 +45,11 @@ fn parse_args() -> Args {
             "--clients" => args.clients = val().parse().expect("--clients N"),
             "--batch" => args.batch = val().parse().expect("--batch N"),
             "--seconds" => args.seconds = val().parse().expect("--seconds S"),
+            "--token" => args.token = val(),
+            "--project" => args.project = val().parse().expect("--project ID"),
+            "--subscribers" => args.subscribers = val().parse().expect("--subscribers N"),
+            "--events" => args.events = val().parse().expect("--events N"),
+            "--rate" => args.rate = val().parse().expect("--rate EVENTS_PER_SEC"),
             s if !s.starts_with("--") => args.scenario = s.to_owned(),
             other => panic!("unknown option {other}"),
         }
@@ -104,13 +119,132 @@ async fn ingest(args: &Args) -> Value {
     })
 }
 
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// The send time the publisher put in the event's `t` tag; a substring scan, because
+/// parsing every delivery as JSON would make the load generator the bottleneck.
+fn sent_at(text: &str) -> Option<u64> {
+    let i = text.find("\"t\":\"")? + 5;
+    let end = text[i..].find('"')? + i;
+    text[i..end].parse().ok()
+}
+
+/// N stream subscribers on one project; events published in bulk (closed loop, or paced
+/// at --rate); deliveries/s, loss and send-to-receipt latency.
+async fn fanout(args: &Args) -> Value {
+    use futures_util::StreamExt;
+    let ws_base = args.url.replacen("http", "ws", 1);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.subscribers);
+    let expected = args.events;
+    let mut subs = Vec::new();
+    for i in 0..args.subscribers {
+        let url = format!(
+            "{ws_base}/stream/projects/{}?token={}",
+            args.project, args.token
+        );
+        let ready = ready_tx.clone();
+        subs.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("subscriber connects");
+            let _ = ws.next().await; // subscribed
+            ready.send(()).await.unwrap();
+            let (mut got, mut dropped, mut lat, mut last) =
+                (0usize, 0u64, Vec::new(), Instant::now());
+            while (got as u64 + dropped) < expected as u64 {
+                let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+                else {
+                    break;
+                };
+                let Ok(text) = m.to_text() else { continue };
+                if text.starts_with("{\"type\":\"event\"") {
+                    got += 1;
+                    last = Instant::now();
+                    // Sample latencies on a tenth of the subscribers to bound memory.
+                    if i % 10 == 0
+                        && let Some(t) = sent_at(text)
+                    {
+                        lat.push(Duration::from_micros(now_us().saturating_sub(t)));
+                    }
+                } else if text.starts_with("{\"type\":\"lagged\"") {
+                    let v: Value = serde_json::from_str(text).unwrap();
+                    dropped += v["dropped"].as_u64().unwrap_or(0);
+                }
+            }
+            (got, dropped, lat, last)
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..args.subscribers {
+        ready_rx.recv().await;
+    }
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut sent = 0usize;
+    let pad = "p".repeat(300);
+    while sent < expected {
+        let n = args.batch.min(expected - sent);
+        let t = now_us().to_string();
+        let batch: Vec<Value> = (0..n).map(|j| json!({"message": format!("fanout {}", sent + j), "fingerprint": ["bench"], "tags": {"t": t}, "extra": {"pad": pad}})).collect();
+        let r = http
+            .post(format!("{}/api/v1/events/bulk", args.url))
+            .bearer_auth(&args.key)
+            .json(&batch)
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(
+            r.status(),
+            202,
+            "publish refused: {}",
+            r.text().await.unwrap_or_default()
+        );
+        sent += n;
+        if args.rate > 0.0 {
+            let due = start + Duration::from_secs_f64(sent as f64 / args.rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+    let publish_secs = start.elapsed().as_secs_f64();
+    let (mut got, mut dropped, mut lat, mut last) = (0usize, 0u64, Vec::new(), start);
+    for s in subs {
+        let (g, d, l, t) = s.await.unwrap();
+        got += g;
+        dropped += d;
+        lat.extend(l);
+        last = last.max(t);
+    }
+    let secs = (last - start).as_secs_f64().max(publish_secs);
+    lat.sort();
+    let expected_total = (expected * args.subscribers) as u64;
+    json!({
+        "scenario": "fanout",
+        "subscribers": args.subscribers,
+        "events": expected,
+        "batch": args.batch,
+        "target_rate": args.rate,
+        "publish_rate": (expected as f64 / publish_secs).round(),
+        "deliveries": got,
+        "deliveries_per_sec": (got as f64 / secs).round(),
+        "lagged_dropped": dropped,
+        "loss": expected_total as i64 - got as i64 - dropped as i64,
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
     let result = match args.scenario.as_str() {
         "ingest" => ingest(&args).await,
+        "fanout" => fanout(&args).await,
         other => {
-            eprintln!("unknown scenario '{other}': expected ingest");
+            eprintln!("unknown scenario '{other}': expected ingest or fanout");
             std::process::exit(2);
         }
     };

@@ -3,6 +3,7 @@
 # Usage: scripts/bench.sh [--smoke]    (--smoke: a few seconds, small N, for CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ulimit -n 65536 2>/dev/null || true
 SECONDS_PER=${BENCH_SECONDS:-10}
 PROFILE=--release
 if [ "${1:-}" = "--smoke" ]; then SECONDS_PER=1; PROFILE=; fi
@@ -11,7 +12,11 @@ dir=target/$([ -n "$PROFILE" ] && echo release || echo debug)
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 db="sqlite://$work/bench.db"
-key=$("$dir/mesher" project create bench --database-url "$db" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
+created=$("$dir/mesher" project create bench --database-url "$db")
+key=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
+token=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+SUBS=${BENCH_SUBSCRIBERS:-1000}; EVENTS=${BENCH_EVENTS:-20000}
+if [ "${1:-}" = "--smoke" ]; then SUBS=20; EVENTS=500; fi
 pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 # Started without the pin function so that $! is the server itself (taskset execs it).
 TASKSET=$(command -v taskset >/dev/null && echo "taskset -c 0" || true)
@@ -19,6 +24,9 @@ RUST_LOG=warn $TASKSET "$dir/mesher" serve --listen "127.0.0.1:$port" --database
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# Fan-out as fast as the server takes it, then at a paced rate for latency.
+pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$EVENTS" --batch 100
+pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
 for batch in 1 100; do
   pin 1 "$dir/examples/bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$SECONDS_PER"
 done
