@@ -201,6 +201,11 @@ async fn serve(
     // Join the room first, then read the latest seq: every later event is queued live, and
     // everything up to `latest` comes from storage or is already known to the client.
     let conn = hub.register(project, filters);
+    // Leaves every room and the hub however this task ends, a panic included.
+    let _registration = Registration {
+        hub: hub.clone(),
+        id: conn.id,
+    };
     let (mut sink, mut stream) = socket.split();
     let ok = async {
         let latest = state.store().latest_seq(project).await.ok()?;
@@ -274,5 +279,16 @@ async fn serve(
             }
         }
     }
-    hub.remove(conn.id);
+}
+
+/// Removes a connection from the hub when dropped.
+struct Registration {
+    hub: std::sync::Arc<crate::stream::Hub>,
+    id: crate::stream::ConnId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.remove(self.id);
+    }
 }
