@@ -3,8 +3,11 @@
 
 use mesher::bus::DomainMessage;
 use mesher::model::{IssueAction, Millis, NewEvent};
+use mesher::state::AppState;
+use mesher::store::Store;
 use mesher::{DatabaseUrl, ServeConfig, app, store};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
@@ -16,18 +19,24 @@ async fn next(rx: &mut Receiver<DomainMessage>) -> DomainMessage {
         .expect("bus open")
 }
 
-fn event(v: serde_json::Value) -> NewEvent {
-    NewEvent::from_json(&v).unwrap()
-}
-
-#[tokio::test]
-async fn committed_events_publish_typed_messages_in_order() {
+/// A started server core (no HTTP) on a temporary SQLite file, with one project.
+async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, i64, AppState) {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
     let store = store::open(&url).await.unwrap();
     let project = store.create_project("p").await.unwrap().project.id;
     let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
     let state = app::start(&config, store.clone(), CancellationToken::new());
+    (dir, store, project, state)
+}
+
+fn event(v: serde_json::Value) -> NewEvent {
+    NewEvent::from_json(&v).unwrap()
+}
+
+#[tokio::test]
+async fn committed_events_publish_typed_messages_in_order() {
+    let (_dir, store, project, state) = setup().await;
     let mut rx = state.bus().subscribe(64);
 
     let accepted = state
@@ -91,12 +100,7 @@ async fn committed_events_publish_typed_messages_in_order() {
 
 #[tokio::test]
 async fn retention_deletes_old_events_and_empty_issues_but_keeps_tombstones() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
-    let store = store::open(&url).await.unwrap();
-    let project = store.create_project("p").await.unwrap().project.id;
-    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
-    let state = app::start(&config, store.clone(), CancellationToken::new());
+    let (_dir, store, project, state) = setup().await;
     let ingest = async |m: &str| {
         state
             .ingestor()
@@ -147,12 +151,7 @@ async fn retention_deletes_old_events_and_empty_issues_but_keeps_tombstones() {
 
 #[tokio::test]
 async fn one_batch_with_many_events_of_one_issue_counts_and_regresses_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
-    let store = store::open(&url).await.unwrap();
-    let project = store.create_project("p").await.unwrap().project.id;
-    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), url);
-    let state = app::start(&config, store.clone(), CancellationToken::new());
+    let (_dir, store, project, state) = setup().await;
     let first = state
         .ingestor()
         .ingest(project, vec![event(json!({"message": "disk 1 full"}))])
