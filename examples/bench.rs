@@ -13,6 +13,8 @@ struct Args {
     token: String,
     project: i64,
     subscribers: usize,
+    connections: usize,
+    server_pid: u32,
     events: usize,
     rate: f64,
     url: String,
@@ -28,6 +30,8 @@ fn parse_args() -> Args {
         token: String::new(),
         project: 1,
         subscribers: 1000,
+        connections: 10_000,
+        server_pid: 0,
         events: 20_000,
         rate: 0.0,
         url: "http://127.0.0.1:8080".into(),
@@ -48,6 +52,8 @@ fn parse_args() -> Args {
             "--token" => args.token = val(),
             "--project" => args.project = val().parse().expect("--project ID"),
             "--subscribers" => args.subscribers = val().parse().expect("--subscribers N"),
+            "--connections" => args.connections = val().parse().expect("--connections N"),
+            "--server-pid" => args.server_pid = val().parse().expect("--server-pid PID"),
             "--events" => args.events = val().parse().expect("--events N"),
             "--rate" => args.rate = val().parse().expect("--rate EVENTS_PER_SEC"),
             s if !s.starts_with("--") => args.scenario = s.to_owned(),
@@ -237,14 +243,68 @@ async fn fanout(args: &Args) -> Value {
     })
 }
 
+/// The server's resident memory in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// K idle stream connections; the server's RSS per connection.
+async fn connections(args: &Args) -> Value {
+    use futures_util::StreamExt;
+    let ws_base = args.url.replacen("http", "ws", 1);
+    let before = rss_kib(args.server_pid);
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(args.connections);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let url = format!(
+            "{ws_base}/stream/projects/{}?token={}",
+            args.project, args.token
+        );
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let r = tokio_tungstenite::connect_async(url).await;
+            drop(permit);
+            let (mut ws, _) = r.ok()?;
+            ws.next().await?.ok()?; // subscribed
+            Some(ws)
+        }));
+    }
+    for t in tasks {
+        if let Some(ws) = t.await.unwrap() {
+            held.push(ws);
+        }
+    }
+    let connect_secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(args.server_pid);
+    let open = held.len();
+    json!({
+        "scenario": "connections",
+        "connections": open,
+        "failed": args.connections - open,
+        "connect_seconds": connect_secs,
+        "server_rss_kib_before": before,
+        "server_rss_kib_after": after,
+        "rss_kib_per_connection": if open > 0 { (after.saturating_sub(before)) as f64 / open as f64 } else { 0.0 },
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
     let result = match args.scenario.as_str() {
         "ingest" => ingest(&args).await,
         "fanout" => fanout(&args).await,
+        "connections" => connections(&args).await,
         other => {
-            eprintln!("unknown scenario '{other}': expected ingest or fanout");
+            eprintln!("unknown scenario '{other}': expected ingest, fanout or connections");
             std::process::exit(2);
         }
     };

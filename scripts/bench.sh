@@ -16,7 +16,8 @@ created=$("$dir/mesher" project create bench --database-url "$db")
 key=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
 token=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 SUBS=${BENCH_SUBSCRIBERS:-1000}; EVENTS=${BENCH_EVENTS:-20000}
-if [ "${1:-}" = "--smoke" ]; then SUBS=20; EVENTS=500; fi
+CONNS=${BENCH_CONNECTIONS:-10000}
+if [ "${1:-}" = "--smoke" ]; then SUBS=20; EVENTS=500; CONNS=50; fi
 pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 # Started without the pin function so that $! is the server itself (taskset execs it).
 TASKSET=$(command -v taskset >/dev/null && echo "taskset -c 0" || true)
@@ -27,6 +28,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && 
 # Fan-out as fast as the server takes it, then at a paced rate for latency.
 pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$EVENTS" --batch 100
 pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
+pin 1 "$dir/examples/bench" connections --url "http://127.0.0.1:$port" --token "$token" --connections "$CONNS" --server-pid "$server"
 for batch in 1 100; do
   pin 1 "$dir/examples/bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$SECONDS_PER"
 done
