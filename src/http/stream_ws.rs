@@ -20,6 +20,10 @@ use std::time::Duration;
 
 /// Largest client → server message on the stream.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Initial read buffer of a stream connection (it grows for larger client messages).
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes batched before a write reaches the socket (our flush sends the rest).
+const WRITE_BUFFER: usize = 16 * 1024;
 /// Frames written per flush (several frames per syscall when a client is behind).
 const WRITE_BATCH: usize = 64;
 /// Stored events read per replay query.
@@ -54,7 +58,11 @@ pub async fn upgrade(
             ))
         })?),
     };
+    // Measured (docs/BENCHMARKS.md): tungstenite's default 128 KiB read buffer made an idle
+    // connection cost ~134 KiB of RSS. Clients send little, so a small one suffices.
     Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| serve(state, project, filters, since, socket)))
