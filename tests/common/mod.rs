@@ -116,18 +116,17 @@ impl TestServer {
         Creds::from_json(&v)
     }
 
-    /// POSTs JSON with the ingest key as a Bearer token.
-    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
+    /// Sends a request with a Bearer credential; answers its status and JSON body.
+    async fn call(&self, req: reqwest::RequestBuilder, bearer: &str) -> (StatusCode, Value) {
+        let r = req.bearer_auth(bearer).send().await.expect("request");
         let status = r.status();
         (status, r.json().await.expect("JSON answer"))
+    }
+
+    /// POSTs JSON with the ingest key as a Bearer token.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(self.http.post(self.url(path)).json(body), key)
+            .await
     }
 
     pub async fn send_event(&self, creds: &Creds, body: &Value) -> (StatusCode, Value) {
@@ -136,27 +135,12 @@ impl TestServer {
 
     /// GETs with the project token.
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status();
-        (status, r.json().await.expect("JSON answer"))
+        self.call(self.http.get(self.url(path)), token).await
     }
 
     pub async fn act(&self, issue: i64, action: &str, token: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(&format!("/api/v1/issues/{issue}/{action}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status();
-        (status, r.json().await.expect("JSON answer"))
+        let url = self.url(&format!("/api/v1/issues/{issue}/{action}"));
+        self.call(self.http.post(url), token).await
     }
 
     /// Every stored event of a project, in seq order.
