@@ -18,6 +18,8 @@ struct Args {
     events: usize,
     rate: f64,
     url: String,
+    /// Where fan-out events are posted (default: `url`); another node, for cross-node runs.
+    publish_url: Option<String>,
     key: String,
     clients: usize,
     batch: usize,
@@ -35,6 +37,7 @@ fn parse_args() -> Args {
         events: 20_000,
         rate: 0.0,
         url: "http://127.0.0.1:8080".into(),
+        publish_url: None,
         key: String::new(),
         clients: 32,
         batch: 1,
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
         let mut val = || it.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
             "--url" => args.url = val(),
+            "--publish-url" => args.publish_url = Some(val()),
             "--key" => args.key = val(),
             "--clients" => args.clients = val().parse().expect("--clients N"),
             "--batch" => args.batch = val().parse().expect("--batch N"),
@@ -140,97 +144,192 @@ fn sent_at(text: &str) -> Option<u64> {
     text[i..end].parse().ok()
 }
 
-/// N stream subscribers on one project; events published in bulk (closed loop, or paced
-/// at --rate); deliveries/s, loss and send-to-receipt latency.
-async fn fanout(args: &Args) -> Value {
+/// What one subscriber saw.
+struct Seen {
+    got: usize,
+    dropped: u64,
+    lat: Vec<Duration>,
+    last: Instant,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects a subscriber and waits for `subscribed`.
+async fn subscribe(args: &Args) -> Ws {
     use futures_util::StreamExt;
-    let ws_base = args.url.replacen("http", "ws", 1);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.subscribers);
+    let (mut ws, _) = tokio_tungstenite::connect_async(stream_url(args))
+        .await
+        .expect("subscriber connects");
+    let _ = ws.next().await; // subscribed
+    ws
+}
+
+fn stream_url(args: &Args) -> String {
+    format!(
+        "{}/stream/projects/{}?token={}",
+        args.url.replacen("http", "ws", 1),
+        args.project,
+        args.token
+    )
+}
+
+/// A subscriber with a 4 KiB receive buffer, like a client on a slow link: once it stops
+/// reading, the kernel holds little for it and the server's outbox takes the rest.
+async fn subscribe_slow(args: &Args) -> Ws {
+    use futures_util::StreamExt;
+    let addr: std::net::SocketAddr = args
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("--url http://IP:PORT");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket
+        .connect(addr)
+        .await
+        .expect("slow subscriber connects");
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        stream_url(args),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .expect("slow subscriber upgrades");
+    let _ = ws.next().await; // subscribed
+    ws
+}
+
+/// Server CPU time (user + system) in seconds, from /proc (USER_HZ = 100 on Linux).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `fast` reading subscribers and `slow` ones that never read after `subscribed`, on one
+/// project; `args.events` events published in bulk (closed loop, or paced at --rate).
+async fn run_fanout(args: &Args, fast: usize, slow: usize) -> Value {
+    use futures_util::StreamExt;
     let expected = args.events;
     let mut subs = Vec::new();
-    for i in 0..args.subscribers {
-        let url = format!(
-            "{ws_base}/stream/projects/{}?token={}",
-            args.project, args.token
-        );
-        let ready = ready_tx.clone();
+    for i in 0..fast {
+        let mut ws = subscribe(args).await;
         subs.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(url)
-                .await
-                .expect("subscriber connects");
-            let _ = ws.next().await; // subscribed
-            ready.send(()).await.unwrap();
-            let (mut got, mut dropped, mut lat, mut last) =
-                (0usize, 0u64, Vec::new(), Instant::now());
-            while (got as u64 + dropped) < expected as u64 {
+            let mut seen = Seen {
+                got: 0,
+                dropped: 0,
+                lat: Vec::new(),
+                last: Instant::now(),
+            };
+            while (seen.got as u64 + seen.dropped) < expected as u64 {
                 let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
                 else {
                     break;
                 };
                 let Ok(text) = m.to_text() else { continue };
                 if text.starts_with("{\"type\":\"event\"") {
-                    got += 1;
-                    last = Instant::now();
+                    seen.got += 1;
+                    seen.last = Instant::now();
                     // Sample latencies on a tenth of the subscribers to bound memory.
                     if i % 10 == 0
                         && let Some(t) = sent_at(text)
                     {
-                        lat.push(Duration::from_micros(now_us().saturating_sub(t)));
+                        seen.lat
+                            .push(Duration::from_micros(now_us().saturating_sub(t)));
                     }
                 } else if text.starts_with("{\"type\":\"lagged\"") {
                     let v: Value = serde_json::from_str(text).unwrap();
-                    dropped += v["dropped"].as_u64().unwrap_or(0);
+                    seen.dropped += v["dropped"].as_u64().unwrap_or(0);
                 }
             }
-            (got, dropped, lat, last)
+            seen
         }));
     }
-    drop(ready_tx);
-    for _ in 0..args.subscribers {
-        ready_rx.recv().await;
+    // Held open, never read: the server's outbox and the kernel's buffers fill up.
+    let mut stalled = Vec::new();
+    for _ in 0..slow {
+        stalled.push(subscribe_slow(args).await);
     }
+    let (rss_before, cpu_before) = (rss_kib(args.server_pid), cpu_secs(args.server_pid));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampler = {
+        let (peak, pid) = (peak.clone(), args.server_pid);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let http = reqwest::Client::new();
     let start = Instant::now();
-    let mut sent = 0usize;
     let pad = "p".repeat(300);
+    // Paced runs publish open loop (a slow answer does not delay the next request), with
+    // at most WINDOW requests in flight; unpaced runs wait for each answer.
+    const WINDOW: usize = 64;
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(if args.rate > 0.0 {
+        WINDOW
+    } else {
+        1
+    }));
+    let post_lat = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sent = 0usize;
     while sent < expected {
         let n = args.batch.min(expected - sent);
         let t = now_us().to_string();
         let batch: Vec<Value> = (0..n).map(|j| json!({"message": format!("fanout {}", sent + j), "fingerprint": ["bench"], "tags": {"t": t}, "extra": {"pad": pad}})).collect();
-        let r = http
-            .post(format!("{}/api/v1/events/bulk", args.url))
+        let permit = window.clone().acquire_owned().await.unwrap();
+        let req = http
+            .post(format!(
+                "{}/api/v1/events/bulk",
+                args.publish_url.as_deref().unwrap_or(&args.url)
+            ))
             .bearer_auth(&args.key)
-            .json(&batch)
-            .send()
-            .await
-            .expect("publish");
-        assert_eq!(
-            r.status(),
-            202,
-            "publish refused: {}",
-            r.text().await.unwrap_or_default()
-        );
+            .json(&batch);
+        let post_lat = post_lat.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = req.send().await.expect("publish");
+            assert_eq!(
+                r.status(),
+                202,
+                "publish refused: {}",
+                r.text().await.unwrap_or_default()
+            );
+            post_lat.lock().unwrap().push(t.elapsed());
+            drop(permit);
+        });
         sent += n;
         if args.rate > 0.0 {
             let due = start + Duration::from_secs_f64(sent as f64 / args.rate);
             tokio::time::sleep_until(due.into()).await;
         }
     }
+    let _all_answered = window
+        .acquire_many(if args.rate > 0.0 { WINDOW as u32 } else { 1 })
+        .await;
     let publish_secs = start.elapsed().as_secs_f64();
     let (mut got, mut dropped, mut lat, mut last) = (0usize, 0u64, Vec::new(), start);
     for s in subs {
-        let (g, d, l, t) = s.await.unwrap();
-        got += g;
-        dropped += d;
-        lat.extend(l);
-        last = last.max(t);
+        let seen = s.await.unwrap();
+        got += seen.got;
+        dropped += seen.dropped;
+        lat.extend(seen.lat);
+        last = last.max(seen.last);
     }
+    let (rss_after, cpu_after) = (rss_kib(args.server_pid), cpu_secs(args.server_pid));
+    sampler.abort();
+    drop(stalled);
     let secs = (last - start).as_secs_f64().max(publish_secs);
     lat.sort();
-    let expected_total = (expected * args.subscribers) as u64;
-    json!({
-        "scenario": "fanout",
-        "subscribers": args.subscribers,
+    let mut post_lat = std::mem::take(&mut *post_lat.lock().unwrap());
+    post_lat.sort();
+    let expected_total = (expected * fast) as u64;
+    let mut out = json!({
+        "subscribers": fast,
         "events": expected,
         "batch": args.batch,
         "target_rate": args.rate,
@@ -240,6 +339,43 @@ async fn fanout(args: &Args) -> Value {
         "lagged_dropped": dropped,
         "loss": expected_total as i64 - got as i64 - dropped as i64,
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
+        "publish_latency_ms": {"p50": percentile(&post_lat, 0.5), "p99": percentile(&post_lat, 0.99), "max": percentile(&post_lat, 1.0)},
+    });
+    if args.server_pid != 0 {
+        let cpu = cpu_after - cpu_before;
+        out["server_cpu_seconds"] = json!(cpu);
+        out["server_cpu_us_per_delivery"] =
+            json!((cpu * 1e6 / got.max(1) as f64 * 100.0).round() / 100.0);
+        out["server_rss_kib"] = json!({"before": rss_before, "peak": peak.load(std::sync::atomic::Ordering::Relaxed), "after": rss_after});
+    }
+    out
+}
+
+/// N stream subscribers on one project; deliveries/s, loss and send-to-receipt latency.
+async fn fanout(args: &Args) -> Value {
+    let mut out = run_fanout(args, args.subscribers, 0).await;
+    out["scenario"] = json!("fanout");
+    out
+}
+
+/// The fan-out twice on the same server: all subscribers reading, then with a tenth more
+/// that stop reading. Reports the fast subscribers' p99 both ways and the server's RSS.
+async fn slow_consumer(args: &Args) -> Value {
+    let fast = args.subscribers - args.subscribers / 10;
+    let slow = args.subscribers / 10;
+    let without = run_fanout(args, fast, 0).await;
+    let with = run_fanout(args, fast, slow).await;
+    let p99 = |v: &Value| v["latency_ms"]["p99"].as_f64().unwrap_or(0.0);
+    json!({
+        "scenario": "slow-consumer",
+        "fast_subscribers": fast,
+        "slow_subscribers": slow,
+        "fast_p99_ms_without_slow": p99(&without),
+        "fast_p99_ms_with_slow": p99(&with),
+        "p99_increase_percent": ((p99(&with) / p99(&without) - 1.0) * 1000.0).round() / 10.0,
+        "server_rss_kib_with_slow": with["server_rss_kib"],
+        "without": without,
+        "with": with,
     })
 }
 
@@ -303,8 +439,11 @@ async fn main() {
         "ingest" => ingest(&args).await,
         "fanout" => fanout(&args).await,
         "connections" => connections(&args).await,
+        "slow-consumer" => slow_consumer(&args).await,
         other => {
-            eprintln!("unknown scenario '{other}': expected ingest, fanout or connections");
+            eprintln!(
+                "unknown scenario '{other}': expected ingest, fanout, slow-consumer or connections"
+            );
             std::process::exit(2);
         }
     };

@@ -10,8 +10,10 @@ if [ "${1:-}" = "--smoke" ]; then SECONDS_PER=1; PROFILE=; fi
 cargo build $PROFILE --bin mesher --example bench -q
 dir=target/$([ -n "$PROFILE" ] && echo release || echo debug)
 work=$(mktemp -d)
+# BENCH_DB_DIR=/dev/shm keeps the database on tmpfs, to see the stream without the disk's fsync.
+dbdir=${BENCH_DB_DIR:-$work}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-db="sqlite://$work/bench.db"
+db="sqlite://$dbdir/bench-$$.db"
 created=$("$dir/mesher" project create bench --database-url "$db")
 key=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
 token=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
@@ -23,11 +25,14 @@ pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "$
 TASKSET=$(command -v taskset >/dev/null && echo "taskset -c 0" || true)
 RUST_LOG=warn $TASKSET "$dir/mesher" serve --listen "127.0.0.1:$port" --database-url "$db" --rate-limit 0 ${MESHER_BENCH_SERVER_ARGS:-} >/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work" "$dbdir"/bench-$$.db*' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+common=(--url "http://127.0.0.1:$port" --key "$key" --token "$token" --server-pid "$server")
 # Fan-out as fast as the server takes it, then at a paced rate for latency.
-pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$EVENTS" --batch 100
-pin 1 "$dir/examples/bench" fanout --url "http://127.0.0.1:$port" --key "$key" --token "$token" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
+pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$EVENTS" --batch 100
+pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
+# The paced fan-out without and with a tenth of the subscribers stalled.
+pin 1 "$dir/examples/bench" slow-consumer "${common[@]}" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
 pin 1 "$dir/examples/bench" connections --url "http://127.0.0.1:$port" --token "$token" --connections "$CONNS" --server-pid "$server"
 for batch in 1 100; do
   pin 1 "$dir/examples/bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$SECONDS_PER"

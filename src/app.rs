@@ -1,7 +1,9 @@
 //! Building and running the server: [`run`] is the one entry point, used by `main` and by
 //! the tests (on port 0).
 
-use crate::bus::Bus;
+use crate::broker::redis::RedisStatus;
+use crate::broker::{self, relay};
+use crate::bus::{Bus, DomainMessage};
 use crate::config::ServeConfig;
 use crate::ingest::{Ingestor, writer};
 use crate::state::{AppState, StreamSettings};
@@ -13,6 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Time given to background tasks (the writer flushing its queue) after the HTTP server
@@ -24,7 +27,20 @@ const BUS_CAPACITY: usize = 8192;
 
 /// Builds the state and starts the supervised background tasks.
 pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> AppState {
+    crate::telemetry::install();
     let supervisor = Supervisor::new(shutdown.clone());
+    {
+        let stop = shutdown.clone();
+        supervisor.spawn("metrics-upkeep", move || {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = crate::telemetry::upkeep() => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        });
+    }
     let bus = Bus::new();
     let (writer_handle, queue) = writer::channel(config.write_queue as usize);
     {
@@ -45,10 +61,19 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         });
     }
     let hub = Arc::new(Hub::new(config.max_buffer as usize));
+    // One node: the bus feeds the dispatcher. With Redis, the relay sits between them and
+    // merges the other nodes' news (src/broker).
+    let (dispatch_queue, redis) = match &config.redis_url {
+        None => (bus.subscribe(BUS_CAPACITY), None),
+        Some(url) => {
+            let (queue, status) = start_broker(&supervisor, url, &store, &bus, &hub);
+            (queue, Some(status))
+        }
+    };
     {
         let (hub, queue) = (
             hub.clone(),
-            Arc::new(tokio::sync::Mutex::new(bus.subscribe(BUS_CAPACITY))),
+            Arc::new(tokio::sync::Mutex::new(dispatch_queue)),
         );
         supervisor.spawn("dispatcher", move || {
             dispatch::run(hub.clone(), queue.clone())
@@ -61,7 +86,67 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
         heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms),
     };
-    AppState::new(store, ingestor, bus, supervisor, hub, settings)
+    AppState::new(store, ingestor, bus, supervisor, hub, settings, redis)
+}
+
+/// Starts the relay and the Redis subscriber and publisher; answers the dispatcher's queue.
+fn start_broker(
+    supervisor: &Supervisor,
+    url: &str,
+    store: &Arc<dyn Store>,
+    bus: &Bus,
+    hub: &Arc<Hub>,
+) -> (mpsc::Receiver<DomainMessage>, RedisStatus) {
+    let client = redis::Client::open(url).expect("--redis-url was checked when parsed");
+    let node = broker::new_node_id();
+    let status = RedisStatus::default();
+    let local = Arc::new(Mutex::new(bus.subscribe(BUS_CAPACITY)));
+    let (remote_tx, remote_rx) = mpsc::channel(1024);
+    let remote = Arc::new(Mutex::new(remote_rx));
+    let (out_tx, out_rx) = mpsc::channel(BUS_CAPACITY);
+    let (publish_tx, publish_rx) = mpsc::channel(BUS_CAPACITY);
+    let publish_rx = Arc::new(Mutex::new(publish_rx));
+    {
+        let (store, hub) = (store.clone(), hub.clone());
+        supervisor.spawn("relay", move || {
+            relay::run(
+                store.clone(),
+                hub.clone(),
+                local.clone(),
+                remote.clone(),
+                out_tx.clone(),
+                publish_tx.clone(),
+            )
+        });
+    }
+    {
+        let (client, node, status, stop) = (
+            client.clone(),
+            node.clone(),
+            status.clone(),
+            supervisor.shutdown().clone(),
+        );
+        supervisor.spawn("redis-subscriber", move || {
+            let task = broker::redis::subscribe(
+                client.clone(),
+                node.clone(),
+                remote_tx.clone(),
+                status.clone(),
+            );
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = task => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        });
+    }
+    tracing::info!(node = %node, "fan-out across nodes through redis");
+    supervisor.spawn("redis-publisher", move || {
+        broker::redis::publish(client.clone(), node.clone(), publish_rx.clone())
+    });
+    (out_rx, status)
 }
 
 /// Opens the database, serves on `listener` until `shutdown` completes, then drains:
@@ -78,6 +163,20 @@ pub async fn run(
     serve(state, listener, shutdown).await
 }
 
+/// Kernel send buffer of every accepted connection (Linux doubles it for bookkeeping).
+///
+/// Measured (docs/BENCHMARKS.md, slow-consumer): with the kernel's autotuning, a stream
+/// client that stopped reading had its socket's send queue grow past 500 KB within 10 s,
+/// so the server kept writing to it and held the memory in the kernel. Capped, such a
+/// client blocks its writer after this much, and its bounded outbox drops the rest.
+pub const SEND_BUFFER: usize = 64 * 1024;
+
+fn cap_send_buffer(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!(error = %e, "could not cap the socket's send buffer");
+    }
+}
+
 /// Serves a started state on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
     state: AppState,
@@ -91,6 +190,7 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     });
+    let listener = axum::serve::ListenerExt::tap_io(listener, cap_send_buffer);
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(token.cancelled_owned())
         .await?;

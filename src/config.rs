@@ -120,6 +120,23 @@ pub struct ServeConfig {
     #[arg(long, env = "MESHER_WRITE_QUEUE", default_value_t = 1024, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub write_queue: u32,
+
+    /// Redis for fan-out across nodes (redis://HOST:PORT[/DB]): every node sharing one
+    /// PostgreSQL database and this Redis delivers every project's news to its own streams.
+    #[arg(long, env = "MESHER_REDIS_URL", value_name = "URL", value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+}
+
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    match s.split_once("://") {
+        Some(("redis", rest)) if !rest.is_empty() => redis::Client::open(s)
+            .map(|_| s.to_owned())
+            .map_err(|e| format!("invalid Redis URL: {e}")),
+        Some((scheme, _)) => Err(format!(
+            "unknown Redis scheme '{scheme}': expected redis://HOST:PORT"
+        )),
+        None => Err("expected redis://HOST:PORT".to_owned()),
+    }
 }
 
 impl ServeConfig {
@@ -137,6 +154,7 @@ impl ServeConfig {
             heartbeat_timeout_ms: 10_000,
             commit_batch: 512,
             write_queue: 1024,
+            redis_url: None,
         }
     }
 }
@@ -161,5 +179,18 @@ mod tests {
         );
         assert!("mesher.db".parse::<DatabaseUrl>().is_err());
         assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn redis_urls() {
+        assert_eq!(
+            parse_redis_url("redis://127.0.0.1:6379"),
+            Ok("redis://127.0.0.1:6379".into())
+        );
+        assert_eq!(
+            parse_redis_url("http://x"),
+            Err("unknown Redis scheme 'http': expected redis://HOST:PORT".into())
+        );
+        assert!(parse_redis_url("localhost:6379").is_err());
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod broker;
 pub mod bus;
 pub mod config;
 pub mod error;
@@ -25,10 +26,12 @@ pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod retention;
+pub mod sentry;
 pub mod state;
 pub mod store;
 pub mod stream;
 pub mod task;
+pub mod telemetry;
 
 pub use app::run;
 pub use config::{DatabaseUrl, ServeConfig};

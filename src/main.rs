@@ -9,8 +9,24 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(name = "mesher", version, about)]
 struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log
+    /// collectors. The level comes from RUST_LOG (default info).
+    #[arg(
+        long,
+        global = true,
+        env = "MESHER_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -70,12 +86,15 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match cli.command {
         Command::Serve(config) => {
             let listener = tokio::net::TcpListener::bind(config.listen)

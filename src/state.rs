@@ -1,5 +1,6 @@
 //! `AppState`: what the handlers share, built once by [`crate::app::start`].
 
+use crate::broker::redis::RedisStatus;
 use crate::bus::Bus;
 use crate::ingest::Ingestor;
 use crate::store::{ProjectId, Store};
@@ -34,6 +35,8 @@ struct Inner {
     supervisor: Supervisor,
     hub: Arc<Hub>,
     stream: StreamSettings,
+    /// With `--redis-url`: whether Redis is reachable.
+    redis: Option<RedisStatus>,
     /// Ingest keys already seen. Keys never change, so a hit needs no database read;
     /// a miss asks the database, so a project created by the CLI works at once.
     ingest_keys: RwLock<HashMap<String, ProjectId>>,
@@ -48,6 +51,7 @@ impl AppState {
         supervisor: Supervisor,
         hub: Arc<Hub>,
         stream: StreamSettings,
+        redis: Option<RedisStatus>,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -56,8 +60,14 @@ impl AppState {
             supervisor,
             hub,
             stream,
+            redis,
             ingest_keys: RwLock::default(),
         }))
+    }
+
+    /// Redis's reachability, when the node uses it.
+    pub fn redis(&self) -> Option<&RedisStatus> {
+        self.0.redis.as_ref()
     }
 
     /// The store.

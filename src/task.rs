@@ -50,6 +50,8 @@ impl Supervisor {
                     }
                     Err(e) if e.is_panic() => {
                         attempt = attempt.saturating_add(1);
+                        metrics::counter!(crate::telemetry::TASK_RESTARTS, "task" => name)
+                            .increment(1);
                         let total = {
                             let mut r = restarts.lock().expect("restart counts poisoned");
                             let n = r.entry(name).or_default();

@@ -541,6 +541,9 @@ async fn unknown_routes_and_methods_are_json() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "method not allowed");
     let (status, v) = s.get("/healthz", "").await;
-    assert_eq!((status, v), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(
+        (status, v),
+        (StatusCode::OK, json!({"status": "ok", "database": "up"}))
+    );
     s.stop().await;
 }

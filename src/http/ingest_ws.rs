@@ -31,10 +31,16 @@ pub async fn upgrade(
 
 async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
     let event = match serde_json::from_str::<Value>(text) {
-        Err(e) => return json!({ "error": format!("invalid JSON: {e}") }),
+        Err(e) => {
+            crate::telemetry::rejected(400);
+            return json!({ "error": format!("invalid JSON: {e}") });
+        }
         Ok(v) => match NewEvent::from_json(&v) {
             Ok(e) => e,
-            Err(e) => return json!({ "error": e.0 }),
+            Err(e) => {
+                crate::telemetry::rejected(400);
+                return json!({ "error": e.0 });
+            }
         },
     };
     match state.ingestor().ingest(project, vec![event]).await {
@@ -42,10 +48,14 @@ async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
             json!({ "status": "accepted", "id": accepted[0].id, "issue_id": accepted[0].issue_id })
         }
         Err(IngestError::RateLimited(wait)) => {
+            crate::telemetry::rejected(429);
             let secs = retry_after_secs(wait);
             json!({ "error": format!("rate limit exceeded for this project; retry after {secs} s"), "retry_after": secs })
         }
-        Err(e) => json!({ "error": e.to_string(), "retry_after": 1 }),
+        Err(e) => {
+            crate::telemetry::rejected(503);
+            json!({ "error": e.to_string(), "retry_after": 1 })
+        }
     }
 }
 

@@ -2,27 +2,70 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod ingest;
 pub mod ingest_ws;
 pub mod issues;
 pub mod ops;
+pub mod sentry;
 pub mod stream_ws;
 
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
+use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
+
+/// The Sentry endpoints, open to any origin as Sentry's are (browser SDKs).
+#[rustfmt::skip]
+fn sentry_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/{id}/envelope/", post(sentry::envelope).options(sentry::preflight))
+        .route("/api/{id}/envelope", post(sentry::envelope).options(sentry::preflight))
+        .route("/api/{id}/store/", post(sentry::store).options(sentry::preflight))
+        .route("/api/{id}/store", post(sentry::store).options(sentry::preflight))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(cors::Any)
+                .allow_methods([Method::POST])
+                .allow_headers(cors::Any)
+                .max_age(std::time::Duration::from_secs(3600)),
+        )
+}
+
+/// Ingestion (ingest key): refused requests are counted by reason.
+#[rustfmt::skip]
+fn ingest_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", post(ingest::post_event))
+        .route("/api/v1/events/bulk", post(ingest::post_bulk))
+        .route("/ingest", get(ingest_ws::upgrade))
+        // Sentry SDKs, with or without the trailing slash; browser SDKs post cross-origin,
+        // so these answer CORS.
+        .merge(sentry_routes())
+        .route_layer(middleware::from_fn(count_rejections))
+}
+
+/// Counts an ingest request answered with an error, by the reason its status names.
+async fn count_rejections(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        crate::telemetry::rejected(status.as_u16());
+    }
+    response
+}
 
 /// The whole HTTP surface.
 #[rustfmt::skip]
 pub fn router(state: AppState) -> Router {
     Router::new()
-        // Ingestion (ingest key).
-        .route("/api/v1/events", post(ingest::post_event))
-        .route("/api/v1/events/bulk", post(ingest::post_bulk))
-        .route("/ingest", get(ingest_ws::upgrade))
+        .merge(ingest_routes())
         // Read API and issue state (project token).
         .route("/api/v1/projects/{id}/issues", get(issues::list))
         .route("/api/v1/projects/{id}/events", get(issues::project_events))
@@ -33,6 +76,11 @@ pub fn router(state: AppState) -> Router {
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.
         .route("/healthz", get(ops::healthz))
+        // The dashboard page and its assets (SPEC §6).
+        .route("/", get(dashboard::page))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard.css", get(dashboard::style))
+        .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_RAW_BODY))

@@ -2,20 +2,48 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::telemetry;
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use serde_json::{Value, json};
 
-/// `GET /healthz`: 200 when the database answers, else 503 naming it.
+/// `GET /healthz`: `200 {"status":"ok"}` when the database answers (SPEC §6), else 503
+/// naming it. With Redis, the body also says whether it is reachable; a node cut off from
+/// Redis still serves its own streams and ingestion, so it stays `"ok"` for load balancers.
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.store().ping().await {
-        Ok(()) => Ok(Json(json!({ "status": "ok" }))),
-        Err(e) => Err(ApiError::Unavailable {
-            reason: format!("database unavailable: {e}"),
+    if let Err(e) = state.store().ping().await {
+        let redis = match state.redis() {
+            Some(r) if r.is_up() => "; redis up",
+            Some(_) => "; redis unreachable",
+            None => "",
+        };
+        return Err(ApiError::Unavailable {
+            reason: format!("database unavailable: {e}{redis}"),
             retry_after: 1,
-        }),
+        });
     }
+    Ok(Json(match state.redis() {
+        None => json!({ "status": "ok", "database": "up" }),
+        Some(r) if r.is_up() => json!({ "status": "ok", "database": "up", "redis": "up" }),
+        Some(_) => json!({ "status": "ok", "database": "up", "redis": "unreachable" }),
+    }))
+}
+
+/// `GET /metrics`: Prometheus text (SPEC §6). Gauges of the present are read here.
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let hub = state.hub();
+    let (depth, max) = hub.outbox_depths();
+    metrics::gauge!(telemetry::STREAM_CONNECTIONS).set(hub.connections() as f64);
+    metrics::gauge!(telemetry::OUTBOX_DEPTH).set(depth as f64);
+    metrics::gauge!(telemetry::OUTBOX_DEPTH_MAX).set(max as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        telemetry::install().render(),
+    )
 }
 
 /// Any unknown route.

@@ -64,8 +64,15 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
             replies.push((next.reply, next.events.len()));
             events.extend(next.events);
         }
+        metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
         match store.write_batch(&events).await {
             Ok(result) => {
+                let stored = result
+                    .outcomes
+                    .iter()
+                    .filter(|o| matches!(o, EventOutcome::Stored { .. }))
+                    .count();
+                metrics::counter!(crate::telemetry::EVENTS_INGESTED).increment(stored as u64);
                 let mut outcomes = result.outcomes.into_iter();
                 for (reply, n) in replies {
                     // A client that went away still had its events committed.

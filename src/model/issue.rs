@@ -48,7 +48,7 @@ impl FromStr for IssueStatus {
 }
 
 /// What happened to an issue, as broadcast to dashboards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueAction {
     /// First event of a new fingerprint.

@@ -1,11 +1,13 @@
-//! Storage: one trait, with a SQLite implementation (and PostgreSQL in a later issue).
+//! Storage: one trait, with SQLite and PostgreSQL implementations.
 //!
 //! Handlers and background tasks see only [`Store`]. Writes of new events go through
 //! [`Store::write_batch`], which the group-commit writer calls with many requests' events
 //! at once: one transaction, one fsync.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::bus::DomainMessage;
@@ -126,6 +128,8 @@ pub struct StoredEvent {
     pub release: Option<String>,
     /// Event time (the client's, or when received).
     pub timestamp: Millis,
+    /// When the server received it (for retention and the ingest-to-delivery latency).
+    pub received: Millis,
     /// Title (as an issue title would be).
     pub title: String,
     /// Culprit.
@@ -286,9 +290,41 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
     match url {
         DatabaseUrl::Sqlite(u) => Ok(Arc::new(SqliteStore::open(u).await?)),
-        DatabaseUrl::Postgres(_) => Err(StoreError::Unsupported(
-            "PostgreSQL storage is not available in this build yet; use a sqlite:// URL".into(),
-        )),
+        DatabaseUrl::Postgres(u) => Ok(Arc::new(PgStore::open(u).await?)),
+    }
+}
+
+/// A progress line for long passes over many rows (retention): logged at most every few
+/// seconds, and only once a pass has run that long.
+pub(crate) struct Progress {
+    what: &'static str,
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub(crate) fn new(what: &'static str) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            what,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// Logs `done` so far if the last line is old enough.
+    pub(crate) fn report(&mut self, done: u64) {
+        if self.last.elapsed() >= Self::EVERY {
+            self.last = std::time::Instant::now();
+            tracing::info!(
+                done,
+                elapsed_s = self.started.elapsed().as_secs(),
+                "{} so far",
+                self.what
+            );
+        }
     }
 }
 

@@ -27,7 +27,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 const ISSUE_COLUMNS: &str =
     "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
 const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, environment, release, \
-     timestamp, message, title, culprit, tags, detail";
+     timestamp, received, message, title, culprit, tags, detail";
 /// Rows one retention statement deletes, so that ingestion never waits long for the lock.
 const PURGE_CHUNK: i64 = 5_000;
 
@@ -121,6 +121,7 @@ fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
         environment: row.try_get("environment")?,
         release: row.try_get("release")?,
         timestamp: Millis(row.try_get("timestamp")?),
+        received: Millis(row.try_get("received")?),
         title: row.try_get("title")?,
         culprit: row.try_get("culprit")?,
         tags: serde_json::from_str(&tags).map_err(corrupt)?,
@@ -312,6 +313,7 @@ async fn write_batch_tx(
                 environment: e.environment.clone(),
                 release: e.release.clone(),
                 timestamp,
+                received: p.received,
                 title: p.title.clone(),
                 culprit: p.culprit.clone(),
                 tags: e.tags.clone(),
@@ -604,6 +606,7 @@ impl Store for SqliteStore {
 
     async fn purge_before(&self, cutoff: Millis) -> Result<PurgeResult, StoreError> {
         let mut result = PurgeResult::default();
+        let mut progress = super::Progress::new("retention: old events deleted");
         loop {
             let deleted = sqlx::query(
                 "DELETE FROM events WHERE (project_id, seq) IN \
@@ -615,6 +618,7 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
             result.events += deleted;
+            progress.report(result.events);
             if deleted < PURGE_CHUNK as u64 {
                 break;
             }

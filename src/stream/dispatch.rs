@@ -14,6 +14,14 @@ use tokio::time::Instant;
 /// At most four counts per second per project.
 pub const COUNT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Messages published between two yields to the scheduler.
+///
+/// Measured (docs/BENCHMARKS.md): without it the dispatcher ran until tokio's budget of
+/// 128 receives forced a yield, so a burst (a group commit after a slow fsync) put more
+/// than `max_buffer` (100) frames in every outbox before any writer ran, and even reading
+/// subscribers saw `lagged`. Yielding lets the writers drain while frames still batch.
+const YIELD_EVERY: u32 = 32;
+
 /// The bus receiver, shared so that a restarted dispatcher continues with it.
 pub type BusQueue = Arc<Mutex<mpsc::Receiver<DomainMessage>>>;
 
@@ -83,7 +91,13 @@ fn send_count(hub: &Hub, project: i64, count: i64) {
 pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
     let mut rx = queue.lock().await;
     let mut counts: HashMap<i64, CountState> = HashMap::new();
+    let mut since_yield = 0u32;
     loop {
+        since_yield += 1;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         let due = counts
             .values()
             .filter(|c| c.pending.is_some())

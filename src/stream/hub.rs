@@ -135,7 +135,9 @@ impl Hub {
         Hub {
             rooms: RwLock::default(),
             conns: RwLock::default(),
-            next_id: AtomicU64::new(1),
+            // Random high bits: with several nodes, a connection id (`X-Mesher-Origin`)
+            // names one connection in the cluster, not one per node.
+            next_id: AtomicU64::new((u64::from(rand::random::<u16>()) << 40) | 1),
             max_buffer,
         }
     }
@@ -185,9 +187,27 @@ impl Hub {
             .map(|c| c.project)
     }
 
+    /// Whether any connection of this node watches `project`.
+    pub fn is_watched(&self, project: i64) -> bool {
+        self.rooms
+            .read()
+            .expect("rooms poisoned")
+            .len(RoomId(project))
+            > 0
+    }
+
     /// Live connections.
     pub fn connections(&self) -> usize {
         self.conns.read().expect("conns poisoned").len()
+    }
+
+    /// Messages waiting in all outboxes, and in the fullest one.
+    pub fn outbox_depths(&self) -> (usize, usize) {
+        let conns = self.conns.read().expect("conns poisoned");
+        conns.values().fold((0, 0), |(sum, max), c| {
+            let q = c.queued();
+            (sum + q, max.max(q))
+        })
     }
 
     /// Messages waiting in a connection's outbox.
@@ -214,6 +234,12 @@ impl Hub {
                 None => rooms.broadcast(RoomId(project), offer),
             }
         };
+        // Counted once per broadcast, not per member: the fan-out loop stays free of atomics.
+        metrics::counter!(crate::telemetry::MESSAGES_QUEUED)
+            .increment((report.queued + report.dropped) as u64);
+        if report.dropped > 0 {
+            metrics::counter!(crate::telemetry::MESSAGES_DROPPED).increment(report.dropped as u64);
+        }
         if report.failed > 0 {
             let dead: Vec<ConnId> = self
                 .conns

@@ -1,7 +1,7 @@
 //! Server → client stream messages, encoded once into shared bytes (SPEC §4).
 
 use crate::bus::DomainMessage;
-use crate::model::Level;
+use crate::model::{Level, Millis};
 use crate::store::StoredEvent;
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -14,6 +14,8 @@ pub struct Frame {
     pub bytes: Bytes,
     /// For `event` messages, the event's seq (replay skips what it already sent).
     pub seq: Option<i64>,
+    /// For `event` messages, when the server received the event (ingest-to-delivery latency).
+    pub received: Option<Millis>,
 }
 
 impl Frame {
@@ -22,6 +24,7 @@ impl Frame {
         Frame {
             bytes: Bytes::from(v.to_string()),
             seq,
+            received: None,
         }
     }
 }
@@ -41,10 +44,13 @@ pub struct EventFields {
 
 /// `{"type":"event",...}` for a stored event.
 pub fn event_frame(e: &StoredEvent) -> Frame {
-    Frame::json(
-        &json!({ "type": "event", "seq": e.seq, "issue_id": e.issue_id, "event": e.summary() }),
-        Some(e.seq),
-    )
+    Frame {
+        received: Some(e.received),
+        ..Frame::json(
+            &json!({ "type": "event", "seq": e.seq, "issue_id": e.issue_id, "event": e.summary() }),
+            Some(e.seq),
+        )
+    }
 }
 
 /// The frame for a domain message (counts are coalesced elsewhere and encoded with

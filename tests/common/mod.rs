@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod process;
+pub mod redis;
+pub mod ws;
 
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -55,11 +57,21 @@ impl TestServer {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        Self::start_on(None, tune).await
+    }
+
+    /// A server on `db` (PostgreSQL, shared by several nodes), or on a fresh SQLite file.
+    pub async fn start_on(
+        db: Option<DatabaseUrl>,
+        tune: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = DatabaseUrl::Sqlite(format!(
-            "sqlite://{}",
-            dir.path().join("mesher.db").display()
-        ));
+        let db = db.unwrap_or_else(|| {
+            DatabaseUrl::Sqlite(format!(
+                "sqlite://{}",
+                dir.path().join("mesher.db").display()
+            ))
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let mut config = ServeConfig::new(addr, db.clone());

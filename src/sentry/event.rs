@@ -1,0 +1,472 @@
+//! Sentry's event schema mapped to Mesher's (SPEC §2.2).
+//!
+//! The parts Mesher interprets — the exception, its stack frames, the log entry and the
+//! level — are read with `sentry-types`' protocol types. The rest is read by hand, where
+//! Sentry's wire format is looser than those types: `message` may be a string or an object,
+//! `tags` an object or a list of pairs, `breadcrumbs` a list or `{"values": [...]}`, and
+//! `user`, `sdk`, `extra` and breadcrumbs are stored as sent.
+
+use crate::model::event::{EventDetail, InvalidEvent, normalize_event_id, parse_timestamp};
+use crate::model::{Exception, Frame, Level, NewEvent};
+use sentry_types::protocol::v7;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+fn invalid(msg: impl Into<String>) -> InvalidEvent {
+    InvalidEvent(msg.into())
+}
+
+/// Deserializes `v` into a `sentry-types` type, naming `path` when it does not fit.
+fn typed<T: serde::de::DeserializeOwned>(v: Value, path: &str) -> Result<T, InvalidEvent> {
+    serde_json::from_value(v).map_err(|e| invalid(format!("field '{path}': {e}")))
+}
+
+fn string_field(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, InvalidEvent> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("field '{key}' must be a string"))),
+    }
+}
+
+/// `logentry` (or `message` as an object): `formatted` when given, else `message` with its
+/// `%s` placeholders filled from `params`.
+fn log_message(v: &Value, path: &str) -> Result<Option<String>, InvalidEvent> {
+    let Value::Object(obj) = v else {
+        return Err(invalid(format!("field '{path}' must be an object")));
+    };
+    // sentry-types' LogEntry has no `formatted`.
+    if let Some(Value::String(f)) = obj.get("formatted")
+        && !f.trim().is_empty()
+    {
+        return Ok(Some(f.clone()));
+    }
+    let mut entry = obj.clone();
+    entry.remove("formatted");
+    if !entry.contains_key("message") {
+        return Ok(None);
+    }
+    let entry: v7::LogEntry = typed(Value::Object(entry), path)?;
+    let mut params = entry.params.iter();
+    let mut out = String::new();
+    let mut rest = entry.message.as_str();
+    while let Some(i) = rest.find("%s") {
+        out.push_str(&rest[..i]);
+        match params.next() {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(p) => out.push_str(&p.to_string()),
+            None => out.push_str("%s"),
+        }
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    Ok(Some(out).filter(|s| !s.trim().is_empty()))
+}
+
+fn message(obj: &Map<String, Value>) -> Result<Option<String>, InvalidEvent> {
+    let from_message = match obj.get("message") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.trim().is_empty()),
+        Some(v @ Value::Object(_)) => log_message(v, "message")?,
+        Some(_) => return Err(invalid("field 'message' must be a string or an object")),
+    };
+    match (obj.get("logentry"), from_message) {
+        (Some(v @ Value::Object(_)), None) => log_message(v, "logentry"),
+        (_, m) => Ok(m),
+    }
+}
+
+/// The last `exception.values[]` entry (the one raised last) and its frames, oldest first.
+fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>, InvalidEvent> {
+    let values = match obj.get("exception") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(list)) => list,
+        Some(Value::Object(o)) => match o.get("values") {
+            Some(Value::Array(list)) => list,
+            None | Some(Value::Null) => return Ok(None),
+            Some(_) => return Err(invalid("field 'exception.values' must be a list")),
+        },
+        Some(_) => return Err(invalid("field 'exception' must be an object or a list")),
+    };
+    let Some(last) = values.last() else {
+        return Ok(None);
+    };
+    let i = values.len() - 1;
+    let Value::Object(raw) = last else {
+        return Err(invalid(format!(
+            "field 'exception.values[{i}]' must be an object"
+        )));
+    };
+    // Only what Mesher reads goes through the typed schema, so that a field Mesher ignores
+    // (a mechanism's help link, a native frame's address) cannot reject the event.
+    let mut picked = Map::new();
+    for key in ["type", "value", "module"] {
+        if let Some(v) = raw.get(key).filter(|v| !v.is_null()) {
+            picked.insert(key.to_owned(), v.clone());
+        }
+    }
+    // sentry-types requires `type`; Sentry accepts an exception with only a value.
+    picked
+        .entry("type")
+        .or_insert_with(|| Value::String(String::new()));
+    let frames = match raw.get("stacktrace") {
+        Some(Value::Object(st)) => match st.get("frames") {
+            Some(Value::Array(frames)) => frames.clone(),
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "field 'exception.values[{i}].stacktrace.frames' must be a list"
+                )));
+            }
+        },
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => {
+            return Err(invalid(format!(
+                "field 'exception.values[{i}].stacktrace' must be an object"
+            )));
+        }
+    };
+    let exc: v7::Exception = typed(Value::Object(picked), &format!("exception.values[{i}]"))?;
+    let frames = frames
+        .into_iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let path = format!("exception.values[{i}].stacktrace.frames[{j}]");
+            let Value::Object(f) = f else {
+                return Err(invalid(format!("field '{path}' must be an object")));
+            };
+            let mut picked = Map::new();
+            for key in [
+                "filename",
+                "abs_path",
+                "function",
+                "module",
+                "lineno",
+                "colno",
+                "context_line",
+                "in_app",
+            ] {
+                if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
+                    picked.insert(key.to_owned(), v.clone());
+                }
+            }
+            let frame: v7::Frame = typed(Value::Object(picked), &path)?;
+            Ok(Frame {
+                filename: frame.filename.or(frame.abs_path),
+                function: frame.function,
+                module: frame.module,
+                lineno: frame.lineno.and_then(|n| i64::try_from(n).ok()),
+                colno: frame.colno.and_then(|n| i64::try_from(n).ok()),
+                context_line: frame.context_line,
+                in_app: frame.in_app,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let exception = Exception {
+        ty: Some(exc.ty).filter(|t| !t.is_empty()),
+        value: exc.value.filter(|v| !v.is_empty()),
+        module: exc.module,
+    };
+    if exception.ty.is_none() && exception.value.is_none() {
+        return Err(invalid(format!(
+            "field 'exception.values[{i}]' needs a 'type' or a 'value'"
+        )));
+    }
+    Ok(Some((exception, frames)))
+}
+
+fn tag_value(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// `tags`: an object, or a list of `[key, value]` pairs.
+fn tags(v: Option<&Value>) -> Result<BTreeMap<String, String>, InvalidEvent> {
+    let mut out = BTreeMap::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let v =
+                    tag_value(v).ok_or_else(|| invalid(format!("tag '{k}' must be a string")))?;
+                out.insert(k.clone(), v);
+            }
+        }
+        Some(Value::Array(pairs)) => {
+            for (i, pair) in pairs.iter().enumerate() {
+                let kv = match pair {
+                    Value::Array(kv) if kv.len() == 2 => kv,
+                    _ => {
+                        return Err(invalid(format!(
+                            "field 'tags[{i}]' must be a [key, value] pair"
+                        )));
+                    }
+                };
+                match (&kv[0], tag_value(&kv[1])) {
+                    (Value::String(k), Some(v)) => {
+                        out.insert(k.clone(), v);
+                    }
+                    _ => {
+                        return Err(invalid(format!(
+                            "field 'tags[{i}]' must be a pair of strings"
+                        )));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err(invalid("field 'tags' must be an object or a list of pairs")),
+    }
+    Ok(out)
+}
+
+/// `breadcrumbs`: a list or `{"values": [...]}`; objects kept as sent.
+fn breadcrumbs(v: Option<&Value>) -> Result<Vec<Value>, InvalidEvent> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(Value::Object(o)) => match o.get("values") {
+            Some(Value::Array(list)) => list,
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(_) => return Err(invalid("field 'breadcrumbs.values' must be a list")),
+        },
+        Some(_) => return Err(invalid("field 'breadcrumbs' must be a list or an object")),
+    };
+    Ok(list.iter().filter(|b| b.is_object()).cloned().collect())
+}
+
+fn object(obj: &Map<String, Value>, key: &str) -> Option<Value> {
+    obj.get(key).filter(|v| v.is_object()).cloned()
+}
+
+/// `fingerprint`: a list of strings (numbers and booleans as their text).
+fn fingerprint(v: Option<&Value>) -> Result<Option<Vec<String>>, InvalidEvent> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) if items.is_empty() => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                tag_value(i).ok_or_else(|| invalid("field 'fingerprint' must be a list of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(vec![s.clone()])),
+        Some(_) => Err(invalid("field 'fingerprint' must be a list of strings")),
+    }
+}
+
+/// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event.
+pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
+    let Value::Object(obj) = value else {
+        return Err(invalid("an event must be a JSON object"));
+    };
+    let event_id = match string_field(obj, "event_id")? {
+        None => None,
+        Some(raw) => Some(normalize_event_id(&raw).ok_or_else(|| {
+            invalid(format!(
+                "field 'event_id' must be 32 hex digits or a UUID, got '{raw}'"
+            ))
+        })?),
+    };
+    let level = match string_field(obj, "level")? {
+        None => Level::Error,
+        Some(raw) => {
+            let sentry: v7::Level = raw.parse().map_err(|_| {
+                invalid(format!(
+                    "unknown level '{raw}': expected one of fatal, error, warning, info, log, debug"
+                ))
+            })?;
+            sentry
+                .to_string()
+                .parse()
+                .map_err(|e: crate::model::level::UnknownLevel| invalid(e.to_string()))?
+        }
+    };
+    let message = message(obj)?;
+    let exception = exception(obj)?;
+    if message.is_none() && exception.is_none() {
+        return Err(invalid(
+            "the event has neither a message, a logentry nor an exception",
+        ));
+    }
+    let (exception, stacktrace) = match exception {
+        Some((e, frames)) => (Some(e), frames),
+        None => (None, Vec::new()),
+    };
+    Ok(NewEvent {
+        event_id,
+        message,
+        level,
+        environment: string_field(obj, "environment")?.unwrap_or_else(|| "production".into()),
+        release: string_field(obj, "release")?,
+        timestamp: parse_timestamp(obj.get("timestamp").unwrap_or(&Value::Null))?,
+        tags: tags(obj.get("tags"))?,
+        detail: EventDetail {
+            exception,
+            stacktrace,
+            breadcrumbs: breadcrumbs(obj.get("breadcrumbs"))?,
+            extra: object(obj, "extra"),
+            user: object(obj, "user"),
+            sdk: object(obj, "sdk"),
+            fingerprint: fingerprint(obj.get("fingerprint"))?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grouping::{culprit, title};
+    use serde_json::json;
+
+    fn python_exception() -> Value {
+        // The shape sentry-python 2.x sends for `1 / 0` raised in `divide` called by `main`.
+        json!({
+            "event_id": "9ec79c33ec9942ab8353589fcb2e04dc",
+            "level": "error",
+            "platform": "python",
+            "timestamp": "2026-11-23T10:00:00.123456Z",
+            "environment": "staging",
+            "release": "shop@1.2.3",
+            "exception": {"values": [{
+                "type": "ZeroDivisionError", "value": "division by zero", "module": null,
+                "mechanism": {"type": "generic", "handled": true, "help_link": "not a url"},
+                "stacktrace": {"frames": [
+                    {"filename": "app.py", "abs_path": "/srv/app.py", "function": "main",
+                     "module": "__main__", "lineno": 20, "context_line": "divide(1, 0)",
+                     "pre_context": ["a"], "post_context": [], "vars": {"x": "1"}, "in_app": true},
+                    {"filename": "app.py", "abs_path": "/srv/app.py", "function": "divide",
+                     "module": "__main__", "lineno": 5, "context_line": "return a / b",
+                     "in_app": true, "instruction_addr": "bogus"}
+                ]}
+            }]},
+            "breadcrumbs": {"values": [{"category": "log", "message": "hi", "timestamp": "2026-11-23T09:59:59Z"}]},
+            "user": {"id": "42"},
+            "sdk": {"name": "sentry.python", "version": "2.75.0"},
+            "contexts": {"runtime": {"name": "CPython"}},
+            "extra": {"sys.argv": ["app.py"]}
+        })
+    }
+
+    #[test]
+    fn a_python_exception_maps_to_title_culprit_and_fields() {
+        let e = to_new_event(&python_exception()).unwrap();
+        assert_eq!(title(&e), "ZeroDivisionError: division by zero");
+        assert_eq!(culprit(&e), "app.py in divide");
+        assert_eq!(e.level, Level::Error);
+        assert_eq!(e.environment, "staging");
+        assert_eq!(e.release.as_deref(), Some("shop@1.2.3"));
+        assert_eq!(
+            e.event_id.as_deref(),
+            Some("9ec79c33ec9942ab8353589fcb2e04dc")
+        );
+        assert_eq!(e.detail.stacktrace.len(), 2);
+        assert_eq!(e.detail.stacktrace[1].lineno, Some(5));
+        assert_eq!(e.detail.breadcrumbs.len(), 1);
+        assert_eq!(e.detail.user, Some(json!({"id": "42"})));
+        assert!(e.timestamp.is_some());
+    }
+
+    #[test]
+    fn the_last_exception_value_is_the_one_raised() {
+        let e = to_new_event(&json!({"exception": {"values": [
+            {"type": "KeyError", "value": "'a'"},
+            {"type": "ValueError", "value": "bad"}
+        ]}}))
+        .unwrap();
+        assert_eq!(title(&e), "ValueError: bad");
+        // The bare-list form too, and an exception with only a value.
+        let e = to_new_event(&json!({"exception": [{"value": "only a value"}]})).unwrap();
+        assert_eq!(
+            e.detail.exception.unwrap().value.as_deref(),
+            Some("only a value")
+        );
+    }
+
+    #[test]
+    fn messages_logentries_and_levels() {
+        let m = |v: Value| to_new_event(&v).unwrap();
+        assert_eq!(
+            m(json!({"message": "plain"})).message.as_deref(),
+            Some("plain")
+        );
+        assert_eq!(
+            m(json!({"message": {"message": "user %s failed %s", "params": ["bob", 3]}}))
+                .message
+                .as_deref(),
+            Some("user bob failed 3")
+        );
+        assert_eq!(
+            m(json!({"logentry": {"message": "x %s", "params": ["y"], "formatted": "x = y"}}))
+                .message
+                .as_deref(),
+            Some("x = y")
+        );
+        assert_eq!(
+            m(json!({"logentry": {"message": "a %s", "params": ["b"]}}))
+                .message
+                .as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            m(json!({"message": "x", "level": "log"})).level,
+            Level::Info
+        );
+        assert_eq!(
+            m(json!({"message": "x", "level": "warning"})).level,
+            Level::Warning
+        );
+        assert_eq!(
+            m(json!({"message": "x", "level": "fatal"})).level,
+            Level::Fatal
+        );
+        assert_eq!(m(json!({"message": "x"})).level, Level::Error);
+        assert_eq!(m(json!({"message": "x"})).environment, "production");
+    }
+
+    #[test]
+    fn tags_breadcrumbs_and_fingerprints() {
+        let e = to_new_event(
+            &json!({"message": "x", "tags": [["browser", "Firefox"], ["n", 3]],
+            "breadcrumbs": [{"message": "a"}], "fingerprint": ["{{ default }}", "db"]}),
+        )
+        .unwrap();
+        assert_eq!(e.tags.get("browser").map(String::as_str), Some("Firefox"));
+        assert_eq!(e.tags.get("n").map(String::as_str), Some("3"));
+        assert_eq!(e.detail.breadcrumbs.len(), 1);
+        assert_eq!(
+            e.detail.fingerprint,
+            Some(vec!["{{ default }}".to_owned(), "db".to_owned()])
+        );
+        let e = to_new_event(&json!({"message": "x", "tags": {"a": "b"}})).unwrap();
+        assert_eq!(e.tags.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |v: Value| to_new_event(&v).unwrap_err().0;
+        assert_eq!(
+            err(json!({})),
+            "the event has neither a message, a logentry nor an exception"
+        );
+        assert_eq!(
+            err(json!({"message": "x", "level": "loud"})),
+            "unknown level 'loud': expected one of fatal, error, warning, info, log, debug"
+        );
+        assert!(err(json!({"exception": {"values": [{"type": "E", "stacktrace": {"frames": [{"lineno": "7"}]}}]}}))
+            .starts_with("field 'exception.values[0].stacktrace.frames[0]': invalid type: string \"7\""));
+        assert_eq!(
+            err(json!({"message": "x", "tags": [["a"]]})),
+            "field 'tags[0]' must be a [key, value] pair"
+        );
+        assert_eq!(
+            err(json!({"message": "x", "event_id": "nope"})),
+            "field 'event_id' must be 32 hex digits or a UUID, got 'nope'"
+        );
+        assert_eq!(err(json!([1])), "an event must be a JSON object");
+    }
+}

@@ -1,0 +1,783 @@
+//! The PostgreSQL store: the same schema and behaviour as the SQLite store, for one or
+//! several Mesher nodes sharing one database.
+//!
+//! Concurrency between nodes rests on row locks in READ COMMITTED: every transaction that
+//! writes a project's issues or events first locks the project's row (`FOR UPDATE`, several
+//! projects in ascending id order, so there is no deadlock). Transactions of one project
+//! therefore serialize: its `seq` stays gap-free and only grows, a client event id is seen
+//! by the next writer once committed, and issue rows read after the lock are current, so
+//! no counter update is lost. The unique indexes (project, event id), (project, fingerprint)
+//! and the events primary key (project, seq) back this up.
+//!
+//! PostgreSQL `TEXT` cannot hold U+0000, which SQLite stores as is; the few free-text
+//! columns outside the JSON ones (message, environment, release, title, culprit, project
+//! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
+
+use super::{
+    BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
+    StatusChange, Store, StoreError, StoredEvent, hash_token, new_ingest_key, new_token,
+};
+use crate::bus::DomainMessage;
+use crate::model::issue::{EventDisposition, on_new_event};
+use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Level, Millis};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const ISSUE_COLUMNS: &str =
+    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, environment, release, \
+     timestamp, received, message, title, culprit, tags, detail";
+/// Rows one retention statement deletes, so that no statement runs long.
+const PURGE_CHUNK: i64 = 5_000;
+/// Connections per node. With several nodes, the server's `max_connections` must cover
+/// them all.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a connection: when the database is down, requests fail
+/// within seconds (503) instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://...`) and migrates the database (concurrent nodes
+    /// may do so at once: sqlx serializes migrations with an advisory lock).
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Starts a transaction (READ COMMITTED, the server's default). A transaction dropped
+    /// unfinished (e.g. its future cancelled) is rolled back before the connection is
+    /// reused, so no lock outlives it.
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Commits on success, rolls back on failure (a connection that fails even that is
+    /// closed by the pool when it is returned).
+    async fn finish<T>(
+        tx: Transaction<'static, Postgres>,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// `s` as PostgreSQL `TEXT` can hold it: U+0000 becomes U+FFFD.
+fn pg_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn issue_from_row(row: &PgRow) -> Result<Issue, StoreError> {
+    let level: String = row.try_get("level")?;
+    let status: String = row.try_get("status")?;
+    Ok(Issue {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        status: status.parse::<IssueStatus>().map_err(corrupt)?,
+        event_count: row.try_get("event_count")?,
+        first_seen: Millis(row.try_get("first_seen")?),
+        last_seen: Millis(row.try_get("last_seen")?),
+    })
+}
+
+fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    let level: String = row.try_get("level")?;
+    let tags: String = row.try_get("tags")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(StoredEvent {
+        project_id: row.try_get("project_id")?,
+        seq: row.try_get("seq")?,
+        issue_id: row.try_get("issue_id")?,
+        id: row.try_get("event_id")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        message: row.try_get("message")?,
+        environment: row.try_get("environment")?,
+        release: row.try_get("release")?,
+        timestamp: Millis(row.try_get("timestamp")?),
+        received: Millis(row.try_get("received")?),
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        tags: serde_json::from_str(&tags).map_err(corrupt)?,
+        detail: serde_json::from_str(&detail).map_err(corrupt)?,
+    })
+}
+
+async fn count_unresolved(conn: &mut PgConnection, project: ProjectId) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM issues WHERE project_id = $1 AND status = 'unresolved'",
+    )
+    .bind(project)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Rows per multi-row `INSERT INTO events` (14 parameters each; PostgreSQL allows 65535).
+const INSERT_CHUNK: usize = 1_000;
+
+/// An issue touched by the batch, kept in memory until the batch's end so that many events
+/// of one issue cost one update, not one each.
+struct TouchedIssue {
+    issue: Issue,
+    dirty: bool,
+}
+
+/// One event row waiting for the batch's multi-row insert (text already fit for `TEXT`).
+struct EventRow<'a> {
+    p: &'a PreparedEvent,
+    seq: i64,
+    issue_id: i64,
+    timestamp: Millis,
+    message: Option<Cow<'a, str>>,
+    environment: Cow<'a, str>,
+    release: Option<Cow<'a, str>>,
+    title: Cow<'a, str>,
+    culprit: Cow<'a, str>,
+    tags: String,
+    detail: String,
+}
+
+/// The body of the group-commit transaction: the SQLite store's logic, with the batch's
+/// projects locked first, and the per-event look-ups (duplicates, issues) each done in one
+/// statement for the whole batch, since every statement is a network round trip.
+async fn write_batch_tx(
+    conn: &mut PgConnection,
+    events: &[PreparedEvent],
+) -> Result<BatchResult, StoreError> {
+    let mut result = BatchResult {
+        outcomes: Vec::with_capacity(events.len()),
+        messages: Vec::with_capacity(events.len() + 4),
+    };
+    if events.is_empty() {
+        return Ok(result);
+    }
+
+    // Lock the batch's projects in id order; their seqs start from the locked values.
+    let project_ids: Vec<i64> = events
+        .iter()
+        .map(|p| p.project_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let locked: HashMap<ProjectId, i64> =
+        sqlx::query("SELECT id, last_seq FROM projects WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&project_ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("last_seq")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+
+    // Earlier copies of client-chosen ids (server-made ids are fresh random ones).
+    let mut stored_ids: HashMap<(ProjectId, String), i64> = HashMap::new();
+    let (dup_projects, dup_ids): (Vec<i64>, Vec<&str>) = events
+        .iter()
+        .filter(|p| p.id_from_client)
+        .map(|p| (p.project_id, p.event_id.as_str()))
+        .unzip();
+    if !dup_projects.is_empty() {
+        let rows = sqlx::query(
+            "SELECT project_id, event_id, issue_id FROM events WHERE (project_id, event_id) IN \
+             (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))",
+        )
+        .bind(&dup_projects)
+        .bind(&dup_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            stored_ids.insert(
+                (r.try_get("project_id")?, r.try_get("event_id")?),
+                r.try_get("issue_id")?,
+            );
+        }
+    }
+
+    // The batch's existing issues, current since their projects are locked.
+    let mut existing: HashMap<(ProjectId, String), Issue> = HashMap::new();
+    {
+        let (projects, fingerprints): (Vec<i64>, Vec<&str>) = events
+            .iter()
+            .map(|p| (p.project_id, p.fingerprint.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .unzip();
+        let rows = sqlx::query(&format!(
+            "SELECT {ISSUE_COLUMNS}, fingerprint FROM issues WHERE (project_id, fingerprint) IN \
+             (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))"
+        ))
+        .bind(&projects)
+        .bind(&fingerprints)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            let issue = issue_from_row(&r)?;
+            existing.insert((issue.project_id, r.try_get("fingerprint")?), issue);
+        }
+    }
+
+    let mut last_seq: HashMap<ProjectId, i64> = HashMap::new();
+    let mut count_changed: BTreeSet<ProjectId> = BTreeSet::new();
+    let mut touched: HashMap<(ProjectId, &str), TouchedIssue> = HashMap::new();
+    let mut seen_ids: HashMap<(ProjectId, &str), i64> = HashMap::new();
+    let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(events.len());
+
+    for p in events {
+        if let Some(&issue_id) = seen_ids.get(&(p.project_id, p.event_id.as_str())) {
+            result.outcomes.push(EventOutcome::Duplicate { issue_id });
+            continue;
+        }
+        if p.id_from_client
+            && let Some(&issue_id) = stored_ids.get(&(p.project_id, p.event_id.clone()))
+        {
+            result.outcomes.push(EventOutcome::Duplicate { issue_id });
+            continue;
+        }
+
+        let key = (p.project_id, p.fingerprint.as_str());
+        let level = p.event.level;
+        let mut action = None;
+        if let Entry::Vacant(slot) = touched.entry(key) {
+            let entry = match existing.remove(&(p.project_id, p.fingerprint.clone())) {
+                Some(issue) => TouchedIssue {
+                    issue,
+                    dirty: false,
+                },
+                None => {
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+                         event_count, first_seen, last_seen) \
+                         VALUES ($1, $2, $3, $4, $5, 'unresolved', 0, $6, $7) \
+                         RETURNING {ISSUE_COLUMNS}"
+                    ))
+                    .bind(p.project_id)
+                    .bind(&p.fingerprint)
+                    .bind(pg_text(&p.title))
+                    .bind(pg_text(&p.culprit))
+                    .bind(level.as_str())
+                    .bind(p.received.0)
+                    .bind(p.received.0)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    count_changed.insert(p.project_id);
+                    action = Some(IssueAction::New);
+                    TouchedIssue {
+                        issue: issue_from_row(&row)?,
+                        dirty: true,
+                    }
+                }
+            };
+            slot.insert(entry);
+        }
+        let entry = touched.get_mut(&key).expect("inserted above");
+        let issue = &mut entry.issue;
+        match on_new_event(issue.status) {
+            EventDisposition::Drop => {
+                result
+                    .outcomes
+                    .push(EventOutcome::Dropped { issue_id: issue.id });
+                continue;
+            }
+            EventDisposition::Store(status, regression) => {
+                if status != issue.status {
+                    count_changed.insert(p.project_id);
+                }
+                issue.status = status;
+                action = action.or(regression);
+            }
+        }
+        issue.event_count += 1;
+        issue.last_seen = issue.last_seen.max(p.received);
+        issue.level = level;
+        entry.dirty = true;
+        let issue_id = issue.id;
+
+        let seq = match last_seq.entry(p.project_id) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                // Unknown projects were refused above by the issues' foreign key; this
+                // is the SQLite store's "no such row" for them all the same.
+                let current = *locked.get(&p.project_id).ok_or(sqlx::Error::RowNotFound)?;
+                v.insert(current)
+            }
+        };
+        *seq += 1;
+        let seq = *seq;
+        seen_ids.insert((p.project_id, p.event_id.as_str()), issue_id);
+
+        let e = &p.event;
+        let timestamp = e.timestamp.unwrap_or(p.received);
+        let detail = match serde_json::to_value(&e.detail).map_err(corrupt)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let row = EventRow {
+            p,
+            seq,
+            issue_id,
+            timestamp,
+            message: e.message.as_deref().map(pg_text),
+            environment: pg_text(&e.environment),
+            release: e.release.as_deref().map(pg_text),
+            title: pg_text(&p.title),
+            culprit: pg_text(&p.culprit),
+            tags: serde_json::to_string(&e.tags).map_err(corrupt)?,
+            detail: serde_json::to_string(&detail).map_err(corrupt)?,
+        };
+        result.outcomes.push(EventOutcome::Stored { issue_id, seq });
+        if let Some(action) = action {
+            result.messages.push(DomainMessage::IssueChanged {
+                action,
+                issue: entry.issue.clone(),
+                origin: None,
+            });
+        }
+        result
+            .messages
+            .push(DomainMessage::EventStored(Arc::new(StoredEvent {
+                project_id: p.project_id,
+                seq,
+                issue_id,
+                id: p.event_id.clone(),
+                level: e.level,
+                message: row.message.as_deref().map(str::to_owned),
+                environment: row.environment.clone().into_owned(),
+                release: row.release.as_deref().map(str::to_owned),
+                timestamp,
+                received: p.received,
+                title: row.title.clone().into_owned(),
+                culprit: row.culprit.clone().into_owned(),
+                tags: e.tags.clone(),
+                detail,
+            })));
+        rows.push(row);
+    }
+
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+             timestamp, received, message, title, culprit, tags, detail) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.p.project_id)
+                .push_bind(r.seq)
+                .push_bind(&r.p.event_id)
+                .push_bind(r.issue_id)
+                .push_bind(r.p.event.level.as_str())
+                .push_bind(r.environment.as_ref())
+                .push_bind(r.release.as_deref())
+                .push_bind(r.timestamp.0)
+                .push_bind(r.p.received.0)
+                .push_bind(r.message.as_deref())
+                .push_bind(r.title.as_ref())
+                .push_bind(r.culprit.as_ref())
+                .push_bind(&r.tags)
+                .push_bind(&r.detail);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    // Each touched issue written once, all in one statement.
+    let dirty: Vec<&Issue> = touched
+        .values()
+        .filter(|t| t.dirty)
+        .map(|t| &t.issue)
+        .collect();
+    if !dirty.is_empty() {
+        sqlx::query(
+            "UPDATE issues SET event_count = u.event_count, last_seen = u.last_seen, \
+             level = u.level, status = u.status \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[]) \
+             AS u(id, event_count, last_seen, level, status) WHERE issues.id = u.id",
+        )
+        .bind(dirty.iter().map(|i| i.id).collect::<Vec<_>>())
+        .bind(dirty.iter().map(|i| i.event_count).collect::<Vec<_>>())
+        .bind(dirty.iter().map(|i| i.last_seen.0).collect::<Vec<_>>())
+        .bind(dirty.iter().map(|i| i.level.as_str()).collect::<Vec<_>>())
+        .bind(dirty.iter().map(|i| i.status.as_str()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !last_seq.is_empty() {
+        let (projects, seqs): (Vec<i64>, Vec<i64>) = last_seq.iter().unzip();
+        sqlx::query(
+            "UPDATE projects SET last_seq = u.last_seq \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u(id, last_seq) WHERE projects.id = u.id",
+        )
+        .bind(&projects)
+        .bind(&seqs)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for project in count_changed {
+        let count = count_unresolved(conn, project).await?;
+        result.messages.push(DomainMessage::CountChanged {
+            project_id: project,
+            count,
+        });
+    }
+    Ok(result)
+}
+
+async fn change_status_tx(
+    conn: &mut PgConnection,
+    issue_id: i64,
+    command: IssueCommand,
+) -> Result<Option<StatusChange>, StoreError> {
+    // The project's lock first, as writers take it: a concurrent batch on another node
+    // then either committed before (and is read below) or waits for this change.
+    let project: Option<i64> = sqlx::query_scalar(
+        "SELECT p.id FROM projects p JOIN issues i ON i.project_id = p.id WHERE i.id = $1 \
+         FOR UPDATE OF p",
+    )
+    .bind(issue_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if project.is_none() {
+        return Ok(None);
+    }
+    let Some(row) = sqlx::query(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1"))
+        .bind(issue_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let issue = issue_from_row(&row)?;
+    let Some((next, action)) = command.apply(issue.status) else {
+        return Ok(Some(StatusChange {
+            issue,
+            action: None,
+            count: None,
+        }));
+    };
+    let row = sqlx::query(&format!(
+        "UPDATE issues SET status = $1 WHERE id = $2 RETURNING {ISSUE_COLUMNS}"
+    ))
+    .bind(next.as_str())
+    .bind(issue_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let updated = issue_from_row(&row)?;
+    let count = if (issue.status == IssueStatus::Unresolved) != (next == IssueStatus::Unresolved) {
+        Some(count_unresolved(conn, updated.project_id).await?)
+    } else {
+        None
+    };
+    Ok(Some(StatusChange {
+        issue: updated,
+        action: Some(action),
+        count,
+    }))
+}
+
+/// Issues retention may delete: left without events, not seen since the cutoff (`$1`),
+/// not discarded (those are kept as tombstones).
+const ORPHANS: &str = "status != 'discarded' AND last_seen < $1 AND NOT EXISTS \
+     (SELECT 1 FROM events e WHERE e.issue_id = issues.id)";
+
+/// The second half of a retention pass: deletes orphaned issues under their projects'
+/// locks (so that no batch is adding an event to one meanwhile) and returns how many,
+/// with the new unresolved counts.
+async fn purge_issues_tx(
+    conn: &mut PgConnection,
+    cutoff: Millis,
+) -> Result<(u64, Vec<DomainMessage>), StoreError> {
+    let locked: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM projects WHERE id IN (SELECT project_id FROM issues WHERE {ORPHANS}) \
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(cutoff.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    if locked.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let projects: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT project_id FROM issues WHERE project_id = ANY($2) \
+         AND status = 'unresolved' AND {ORPHANS} ORDER BY project_id"
+    ))
+    .bind(cutoff.0)
+    .bind(&locked)
+    .fetch_all(&mut *conn)
+    .await?;
+    let issues = sqlx::query(&format!(
+        "DELETE FROM issues WHERE project_id = ANY($2) AND {ORPHANS}"
+    ))
+    .bind(cutoff.0)
+    .bind(&locked)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let mut messages = Vec::new();
+    for project_id in projects {
+        let count = count_unresolved(conn, project_id).await?;
+        messages.push(DomainMessage::CountChanged { project_id, count });
+    }
+    Ok((issues, messages))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_project(&self, name: &str) -> Result<CreatedProject, StoreError> {
+        let name = pg_text(name);
+        let ingest_key = new_ingest_key();
+        let token = new_token();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO projects (name, ingest_key, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name.as_ref())
+        .bind(&ingest_key)
+        .bind(hash_token(&token))
+        .bind(Millis::now().0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CreatedProject {
+            project: Project {
+                id,
+                name: name.into_owned(),
+                ingest_key,
+            },
+            token,
+        })
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, ingest_key FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Project {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    ingest_key: r.try_get("ingest_key")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_token(&self, id: ProjectId) -> Result<Option<CreatedProject>, StoreError> {
+        let token = new_token();
+        let row = sqlx::query(
+            "UPDATE projects SET token_hash = $1 WHERE id = $2 RETURNING id, name, ingest_key",
+        )
+        .bind(hash_token(&token))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CreatedProject {
+                project: Project {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    ingest_key: r.try_get("ingest_key")?,
+                },
+                token,
+            })
+        })
+        .transpose()
+    }
+
+    async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM projects WHERE ingest_key = $1")
+                .bind(pg_text(key))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn project_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ProjectId>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM projects WHERE token_hash = $1")
+                .bind(pg_text(token_hash))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn project_exists(&self, id: ProjectId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
+        let mut tx = self.begin().await?;
+        let result = write_batch_tx(&mut tx, events).await;
+        Self::finish(tx, result).await
+    }
+
+    async fn list_issues(
+        &self,
+        project: ProjectId,
+        status: Option<IssueStatus>,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(&format!(
+                    "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = $1 AND status = $2 \
+                     ORDER BY last_seen DESC, id DESC LIMIT $3"
+                ))
+                .bind(project)
+                .bind(s.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = $1 \
+                     ORDER BY last_seen DESC, id DESC LIMIT $2"
+                ))
+                .bind(project)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(issue_from_row).collect()
+    }
+
+    async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError> {
+        sqlx::query(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(issue_from_row)
+            .transpose()
+    }
+
+    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = $1 ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(issue)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_since(
+        &self,
+        project: ProjectId,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3"
+        ))
+        .bind(project)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn latest_seq(&self, project: ProjectId) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = $1")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn unresolved_count(&self, project: ProjectId) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        count_unresolved(&mut conn, project).await
+    }
+
+    async fn change_issue_status(
+        &self,
+        issue: i64,
+        command: IssueCommand,
+    ) -> Result<Option<StatusChange>, StoreError> {
+        let mut tx = self.begin().await?;
+        let result = change_status_tx(&mut tx, issue, command).await;
+        Self::finish(tx, result).await
+    }
+
+    async fn purge_before(&self, cutoff: Millis) -> Result<PurgeResult, StoreError> {
+        let mut result = PurgeResult::default();
+        // Chunked by primary key; SKIP LOCKED lets passes on several nodes share the work
+        // instead of waiting on each other's rows (the events are never updated, so only
+        // another purge locks them).
+        let mut progress = super::Progress::new("retention: old events deleted");
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM events WHERE (project_id, seq) IN \
+                 (SELECT project_id, seq FROM events WHERE received < $1 LIMIT $2 \
+                  FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(cutoff.0)
+            .bind(PURGE_CHUNK)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            result.events += deleted;
+            progress.report(result.events);
+            if deleted < PURGE_CHUNK as u64 {
+                break;
+            }
+        }
+        let mut tx = self.begin().await?;
+        let purged = purge_issues_tx(&mut tx, cutoff).await;
+        let (issues, messages) = Self::finish(tx, purged).await?;
+        result.issues = issues;
+        result.messages = messages;
+        Ok(result)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Metrics (SPEC §6): names, the Prometheus recorder and `/metrics` rendering.
+//!
+//! Counters are recorded where things happen through the `metrics` facade; gauges that
+//! describe the present (connections, queued messages) are read from the hub at scrape
+//! time, so the hot path pays nothing for them. The recorder is process-wide.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Open stream connections (gauge).
+pub const STREAM_CONNECTIONS: &str = "mesher_stream_connections";
+/// Events stored (counter).
+pub const EVENTS_INGESTED: &str = "mesher_events_ingested_total";
+/// Ingest requests refused, by `reason` (counter).
+pub const EVENTS_REJECTED: &str = "mesher_events_rejected_total";
+/// Stream messages put into outboxes (counter).
+pub const MESSAGES_QUEUED: &str = "mesher_messages_queued_total";
+/// Stream messages written to sockets (counter).
+pub const MESSAGES_DELIVERED: &str = "mesher_messages_delivered_total";
+/// Stream messages dropped from full outboxes (counter).
+pub const MESSAGES_DROPPED: &str = "mesher_messages_dropped_total";
+/// Messages waiting in all outboxes (gauge).
+pub const OUTBOX_DEPTH: &str = "mesher_outbox_depth";
+/// The fullest outbox (gauge).
+pub const OUTBOX_DEPTH_MAX: &str = "mesher_outbox_depth_max";
+/// Stream connections closed because a write took too long (counter).
+pub const WRITE_TIMEOUTS: &str = "mesher_stream_write_timeouts_total";
+/// From receipt of an event to its write on a stream socket, seconds (histogram; one
+/// sample per socket write, its oldest event's).
+pub const DELIVERY_LATENCY: &str = "mesher_ingest_to_delivery_seconds";
+/// Events per group commit (histogram).
+pub const COMMIT_BATCH: &str = "mesher_commit_batch_events";
+/// Background task restarts, by `task` (counter).
+pub const TASK_RESTARTS: &str = "mesher_task_restarts_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and answers its handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let latency = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let batch = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &latency)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_BATCH.into()), &batch))
+            .expect("bucket lists are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(STREAM_CONNECTIONS, "Open stream connections.");
+    describe_counter!(EVENTS_INGESTED, "Events stored.");
+    describe_counter!(
+        EVENTS_REJECTED,
+        "Ingest requests (or WebSocket ingest messages) refused, by reason."
+    );
+    describe_counter!(MESSAGES_QUEUED, "Stream messages put into outboxes.");
+    describe_counter!(MESSAGES_DELIVERED, "Stream messages written to sockets.");
+    describe_counter!(
+        MESSAGES_DROPPED,
+        "Stream messages dropped from full outboxes (reported as lagged)."
+    );
+    describe_gauge!(OUTBOX_DEPTH, "Messages waiting in all outboxes.");
+    describe_gauge!(OUTBOX_DEPTH_MAX, "Messages waiting in the fullest outbox.");
+    describe_counter!(
+        WRITE_TIMEOUTS,
+        "Stream connections closed because a write took longer than --write-timeout-ms."
+    );
+    describe_histogram!(
+        DELIVERY_LATENCY,
+        metrics::Unit::Seconds,
+        "From an event's receipt to its write on a stream socket."
+    );
+    describe_histogram!(COMMIT_BATCH, "Events per group commit.");
+    describe_counter!(TASK_RESTARTS, "Background task restarts, by task.");
+}
+
+/// How often histogram samples are folded into their buckets (the exporter buffers them
+/// until then, so this bounds that buffer).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Folds buffered histogram samples into buckets, forever (a supervised task).
+pub async fn upkeep() {
+    let handle = install();
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// The reason label for a refused ingest request, from its status code.
+pub fn reject_reason(status: u16) -> &'static str {
+    match status {
+        400 => "invalid",
+        401 => "unauthorized",
+        403 => "forbidden",
+        413 => "too_large",
+        415 => "unsupported_encoding",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "other",
+    }
+}
+
+/// Counts one refused ingest request.
+pub fn rejected(status: u16) {
+    metrics::counter!(EVENTS_REJECTED, "reason" => reject_reason(status)).increment(1);
+}

@@ -1,0 +1,130 @@
+//! SPEC §6: the dashboard page, served by the real server and driven in a real headless
+//! Chromium by tests/dashboard/check.mjs (playwright-core).
+
+mod common;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use std::path::Path;
+use std::time::Duration;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
+    let s = TestServer::start().await;
+    let r = s.http.get(s.url("/")).send().await.expect("GET /");
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        &format!("connect-src 'self' ws://{0} wss://{0}", s.addr),
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{directive:?} missing from {csp:?}"
+        );
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/assets/dashboard.js"></script>"#));
+    assert!(html.contains(r#"href="/assets/dashboard.css""#));
+    // Nothing inline (the policy would block it) and nothing from another origin.
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains("style="));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "an external address in the page"
+    );
+
+    for (path, content_type) in [
+        ("/assets/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/assets/dashboard.css", "text/css; charset=utf-8"),
+    ] {
+        let r = s.http.get(s.url(path)).send().await.expect(path);
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], content_type, "{path}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.is_empty(), "{path}");
+        // The SVG namespace is a name, not an address that is loaded.
+        let body = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{path} loads from elsewhere"
+        );
+    }
+    // The fragment never reaches the server; a query is ignored.
+    let r = s.http.get(s.url("/?project=1")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s.http.get(s.url("/assets/nope.js")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
+    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
+    assert!(
+        Path::new(&playwright).exists(),
+        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does)"
+    );
+    let s = TestServer::start().await;
+    let p = s.project("shop").await;
+    let shot = format!("{ROOT}/target/dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    std::fs::create_dir_all(format!("{ROOT}/target")).expect("target/ exists");
+
+    let script = format!("{ROOT}/tests/dashboard/check.mjs");
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(&s.base)
+        .arg(p.id.to_string())
+        .arg(&p.token)
+        .arg(&p.key)
+        .arg(&shot)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("check.mjs finishes within 90 s")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("check.mjs printed no JSON summary ({e}): {stdout}"));
+    assert_eq!(summary["ok"], true, "{summary}");
+    println!("{summary}");
+
+    let size = std::fs::metadata(&shot)
+        .unwrap_or_else(|e| panic!("no screenshot at {shot}: {e}"))
+        .len();
+    assert!(size > 0, "the screenshot {shot} is empty");
+
+    // What the browser did is what the server holds.
+    let issue = summary["resolved_issue"].as_i64().expect("resolved_issue");
+    let (status, v) = s.get(&format!("/api/v1/issues/{issue}"), &p.token).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["issue"]["status"], "resolved", "{v}");
+    assert_eq!(s.all_events(&p).await.len(), 7);
+    s.stop().await;
+}

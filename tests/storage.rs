@@ -1,0 +1,769 @@
+//! The storage contract, written once against `Arc<dyn Store>` and run on SQLite (a
+//! temporary file) and on PostgreSQL (a temporary cluster); plus, for PostgreSQL, several
+//! "nodes" (stores) writing to one database at once.
+
+#[path = "common/postgres.rs"]
+mod postgres;
+
+use mesher::DatabaseUrl;
+use mesher::bus::DomainMessage;
+use mesher::model::{EventDetail, Exception, IssueAction, IssueCommand, IssueStatus, Level};
+use mesher::model::{Millis, NewEvent};
+use mesher::store::{
+    self, EventOutcome, PreparedEvent, ProjectId, Store, StoreError, hash_token, new_event_id,
+};
+use postgres::TestPostgres;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Upper bound for one whole test.
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+
+async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_LIMIT, f)
+        .await
+        .expect("test took too long")
+}
+
+async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("t.db").display()));
+    (store::open(&url).await.expect("sqlite opens"), dir)
+}
+
+async fn start_postgres() -> TestPostgres {
+    tokio::task::spawn_blocking(TestPostgres::start_new)
+        .await
+        .expect("postgres starts")
+}
+
+async fn pg_store(pg: &TestPostgres) -> Arc<dyn Store> {
+    store::open(&DatabaseUrl::Postgres(pg.url()))
+        .await
+        .expect("postgres store opens")
+}
+
+/// Stops the cluster off the async threads (pg_ctl blocks).
+async fn drop_postgres(pg: TestPostgres) {
+    tokio::task::spawn_blocking(move || drop(pg))
+        .await
+        .expect("postgres stops");
+}
+
+/// An event as the ingest pipeline prepares it (grouping strings given literally).
+fn event(project: ProjectId, client_id: Option<&str>, fingerprint: &str) -> PreparedEvent {
+    event_at(project, client_id, fingerprint, Millis::now())
+}
+
+fn event_at(
+    project: ProjectId,
+    client_id: Option<&str>,
+    fingerprint: &str,
+    received: Millis,
+) -> PreparedEvent {
+    PreparedEvent {
+        project_id: project,
+        event_id: client_id.map(str::to_owned).unwrap_or_else(new_event_id),
+        id_from_client: client_id.is_some(),
+        fingerprint: fingerprint.to_owned(),
+        title: format!("Error: {fingerprint}"),
+        culprit: format!("app.py in {fingerprint}"),
+        received,
+        event: NewEvent {
+            event_id: client_id.map(str::to_owned),
+            message: None,
+            level: Level::Error,
+            environment: "production".into(),
+            release: None,
+            timestamp: None,
+            tags: BTreeMap::new(),
+            detail: EventDetail::default(),
+        },
+    }
+}
+
+fn stored_seq(o: &EventOutcome) -> i64 {
+    match o {
+        EventOutcome::Stored { seq, .. } => *seq,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+/// A compact view of a batch's messages, to check their kinds and order.
+fn message_kinds(messages: &[DomainMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| match m {
+            DomainMessage::EventStored(e) => format!("event {}", e.seq),
+            DomainMessage::IssueChanged { action, issue, .. } => {
+                format!("issue {} {}", action.as_str(), issue.id)
+            }
+            DomainMessage::CountChanged { count, .. } => format!("count {count}"),
+        })
+        .collect()
+}
+
+async fn all_events(s: &dyn Store, project: ProjectId, page: u32) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    let mut since = 0;
+    loop {
+        let events = s.events_since(project, since, page).await.unwrap();
+        if events.is_empty() {
+            return seqs;
+        }
+        assert!(events.len() <= page as usize);
+        for e in &events {
+            assert_eq!(e.project_id, project);
+            seqs.push(e.seq);
+        }
+        since = events.last().unwrap().seq;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The suite
+// ---------------------------------------------------------------------------------------
+
+async fn suite(s: Arc<dyn Store>) {
+    projects_and_keys(&*s).await;
+    batches_seqs_and_grouping(&*s).await;
+    duplicates(&*s).await;
+    issue_states(&*s).await;
+    reading_back(&*s).await;
+    purge(&*s).await;
+    s.ping().await.expect("ping");
+}
+
+async fn projects_and_keys(s: &dyn Store) {
+    assert!(s.list_projects().await.unwrap().is_empty());
+    let a = s.create_project("alpha").await.unwrap();
+    let b = s.create_project("beta").await.unwrap();
+    assert!(a.project.id > 0 && b.project.id > a.project.id);
+    assert_eq!(a.project.name, "alpha");
+    assert_eq!(a.project.ingest_key.len(), 32);
+    assert_eq!(a.token.len(), 64);
+    assert_eq!(
+        s.list_projects().await.unwrap(),
+        vec![a.project.clone(), b.project.clone()]
+    );
+
+    assert_eq!(
+        s.project_by_ingest_key(&a.project.ingest_key)
+            .await
+            .unwrap(),
+        Some(a.project.id)
+    );
+    assert_eq!(
+        s.project_by_ingest_key(&b.project.ingest_key)
+            .await
+            .unwrap(),
+        Some(b.project.id)
+    );
+    assert_eq!(
+        s.project_by_ingest_key("0".repeat(32).as_str())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.project_by_token_hash(&hash_token(&a.token))
+            .await
+            .unwrap(),
+        Some(a.project.id)
+    );
+    assert_eq!(
+        s.project_by_token_hash(&hash_token("nope")).await.unwrap(),
+        None
+    );
+    assert!(s.project_exists(a.project.id).await.unwrap());
+    assert!(!s.project_exists(9_999).await.unwrap());
+
+    // A new token replaces the old one; the ingest key stays.
+    let rotated = s.rotate_token(b.project.id).await.unwrap().expect("known");
+    assert_eq!(rotated.project, b.project);
+    assert_ne!(rotated.token, b.token);
+    assert_eq!(
+        s.project_by_token_hash(&hash_token(&b.token))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.project_by_token_hash(&hash_token(&rotated.token))
+            .await
+            .unwrap(),
+        Some(b.project.id)
+    );
+    assert!(s.rotate_token(9_999).await.unwrap().is_none());
+}
+
+/// Project 1 ("alpha") gets seqs 1..=3: two events of issue A, one of issue B.
+async fn batches_seqs_and_grouping(s: &dyn Store) {
+    let p = 1;
+    assert_eq!(s.latest_seq(p).await.unwrap(), 0);
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 0);
+    let batch = [
+        event(p, None, "A"),
+        event(p, None, "A"),
+        event(p, None, "B"),
+    ];
+    let r = s.write_batch(&batch).await.unwrap();
+    assert_eq!(r.outcomes.len(), 3);
+    assert_eq!(
+        r.outcomes.iter().map(stored_seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let (a, b) = (r.outcomes[0].issue_id(), r.outcomes[2].issue_id());
+    assert_eq!(r.outcomes[1].issue_id(), a);
+    assert_ne!(a, b);
+    assert_eq!(
+        message_kinds(&r.messages),
+        [
+            format!("issue new {a}"),
+            "event 1".into(),
+            "event 2".into(),
+            format!("issue new {b}"),
+            "event 3".into(),
+            "count 2".into(),
+        ]
+    );
+    // The published events are the stored ones.
+    for m in &r.messages {
+        if let DomainMessage::EventStored(e) = m {
+            assert_eq!(e.project_id, p);
+            assert_eq!(e.title, batch[(e.seq - 1) as usize].title);
+            assert_eq!(e.id, batch[(e.seq - 1) as usize].event_id);
+        }
+    }
+
+    let issue_a = s.get_issue(a).await.unwrap().expect("issue A");
+    assert_eq!(issue_a.project_id, p);
+    assert_eq!(issue_a.event_count, 2);
+    assert_eq!(issue_a.status, IssueStatus::Unresolved);
+    assert_eq!(issue_a.title, "Error: A");
+    assert_eq!(issue_a.culprit, "app.py in A");
+    assert_eq!(s.get_issue(b).await.unwrap().unwrap().event_count, 1);
+    assert_eq!(s.latest_seq(p).await.unwrap(), 3);
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 2);
+
+    // Another project's seqs start at 1; an existing issue gets no "new" message.
+    let r = s.write_batch(&[event(2, None, "A")]).await.unwrap();
+    assert_eq!(stored_seq(&r.outcomes[0]), 1);
+    assert_ne!(r.outcomes[0].issue_id(), a, "issues belong to one project");
+    let r = s.write_batch(&[event(2, None, "A")]).await.unwrap();
+    assert_eq!(stored_seq(&r.outcomes[0]), 2);
+    assert_eq!(message_kinds(&r.messages), ["event 2"]);
+    assert_eq!(s.latest_seq(2).await.unwrap(), 2);
+    assert_eq!(s.latest_seq(1).await.unwrap(), 3);
+    assert_eq!(s.latest_seq(9_999).await.unwrap(), 0);
+
+    // An empty batch is fine and writes nothing.
+    let r = s.write_batch(&[]).await.unwrap();
+    assert!(r.outcomes.is_empty() && r.messages.is_empty());
+}
+
+const ID1: &str = "11111111111111111111111111111111";
+const ID2: &str = "22222222222222222222222222222222";
+
+/// Project 1: seqs 4 and 5.
+async fn duplicates(s: &dyn Store) {
+    let p = 1;
+    let a = s.list_issues(p, None, 10).await.unwrap();
+    let issue_a = a.iter().find(|i| i.title == "Error: A").unwrap().id;
+    let issue_b = a.iter().find(|i| i.title == "Error: B").unwrap().id;
+
+    let r = s.write_batch(&[event(p, Some(ID1), "A")]).await.unwrap();
+    assert_eq!(
+        r.outcomes,
+        [EventOutcome::Stored {
+            issue_id: issue_a,
+            seq: 4
+        }]
+    );
+
+    // In a later batch, the same client id is a duplicate of the earlier event, whatever it
+    // groups into now; within one batch, the second copy is one too. No seq is consumed.
+    let r = s
+        .write_batch(&[
+            event(p, Some(ID1), "B"),
+            event(p, Some(ID2), "B"),
+            event(p, Some(ID2), "A"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.outcomes,
+        [
+            EventOutcome::Duplicate { issue_id: issue_a },
+            EventOutcome::Stored {
+                issue_id: issue_b,
+                seq: 5
+            },
+            EventOutcome::Duplicate { issue_id: issue_b },
+        ]
+    );
+    assert_eq!(message_kinds(&r.messages), ["event 5"]);
+    assert_eq!(s.latest_seq(p).await.unwrap(), 5);
+    assert_eq!(s.get_issue(issue_a).await.unwrap().unwrap().event_count, 3);
+    assert_eq!(s.get_issue(issue_b).await.unwrap().unwrap().event_count, 2);
+
+    // The same id in another project is another event.
+    let r = s.write_batch(&[event(2, Some(ID1), "A")]).await.unwrap();
+    assert_eq!(stored_seq(&r.outcomes[0]), 3);
+}
+
+/// Project 1: seqs 6 and 7 (C regresses, D archived); D discarded drops its events.
+async fn issue_states(s: &dyn Store) {
+    let p = 1;
+    let r = s
+        .write_batch(&[event(p, None, "C"), event(p, None, "D")])
+        .await
+        .unwrap();
+    let (c, d) = (r.outcomes[0].issue_id(), r.outcomes[1].issue_id());
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 4);
+
+    let change = s
+        .change_issue_status(c, IssueCommand::Resolve)
+        .await
+        .unwrap()
+        .expect("known issue");
+    assert_eq!(change.action, Some(IssueAction::Resolved));
+    assert_eq!(change.issue.status, IssueStatus::Resolved);
+    assert_eq!(change.count, Some(3));
+    // Already resolved: succeeds, changes nothing.
+    let again = s
+        .change_issue_status(c, IssueCommand::Resolve)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.action, None);
+    assert_eq!(again.count, None);
+    assert_eq!(again.issue.status, IssueStatus::Resolved);
+    assert!(
+        s.change_issue_status(9_999, IssueCommand::Resolve)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A new event reopens it: a regression.
+    let r = s.write_batch(&[event(p, None, "C")]).await.unwrap();
+    assert_eq!(
+        r.outcomes,
+        [EventOutcome::Stored {
+            issue_id: c,
+            seq: 8
+        }]
+    );
+    assert_eq!(
+        message_kinds(&r.messages),
+        [
+            format!("issue regressed {c}"),
+            "event 8".into(),
+            "count 4".into()
+        ]
+    );
+    let issue_c = s.get_issue(c).await.unwrap().unwrap();
+    assert_eq!(issue_c.status, IssueStatus::Unresolved);
+    assert_eq!(issue_c.event_count, 2);
+
+    // Archived: events are stored, the issue stays archived.
+    let change = s
+        .change_issue_status(d, IssueCommand::Archive)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.action, Some(IssueAction::Archived));
+    assert_eq!(change.count, Some(3));
+    let r = s.write_batch(&[event(p, None, "D")]).await.unwrap();
+    assert_eq!(
+        r.outcomes,
+        [EventOutcome::Stored {
+            issue_id: d,
+            seq: 9
+        }]
+    );
+    assert_eq!(message_kinds(&r.messages), ["event 9"]);
+    assert_eq!(
+        s.get_issue(d).await.unwrap().unwrap().status,
+        IssueStatus::Archived
+    );
+
+    // Discarded: events are dropped, no seq consumed, the rest of the batch goes on.
+    let change = s
+        .change_issue_status(d, IssueCommand::Discard)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.action, Some(IssueAction::Discarded));
+    assert_eq!(change.count, None, "archived to discarded: count unchanged");
+    let r = s
+        .write_batch(&[event(p, None, "D"), event(p, None, "C")])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.outcomes,
+        [
+            EventOutcome::Dropped { issue_id: d },
+            EventOutcome::Stored {
+                issue_id: c,
+                seq: 10
+            },
+        ]
+    );
+    assert_eq!(s.get_issue(d).await.unwrap().unwrap().event_count, 2);
+    assert_eq!(s.latest_seq(p).await.unwrap(), 10);
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 3);
+
+    // Unresolve by hand.
+    let change = s
+        .change_issue_status(d, IssueCommand::Unresolve)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.action, Some(IssueAction::Unresolved));
+    assert_eq!(change.count, Some(4));
+    assert_eq!(
+        s.list_issues(p, Some(IssueStatus::Unresolved), 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(
+        s.list_issues(p, Some(IssueStatus::Resolved), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn reading_back(s: &dyn Store) {
+    let p = 1;
+    // A full event round-trips as published.
+    let mut rich = event(p, Some("abcdefabcdefabcdefabcdefabcdef12"), "E");
+    rich.event.message = Some("boom: ünïcödé ✓".into());
+    rich.event.level = Level::Fatal;
+    rich.event.environment = "staging".into();
+    rich.event.release = Some("1.2.3".into());
+    rich.event.timestamp = Some(Millis(1_700_000_000_123));
+    rich.event.tags = BTreeMap::from([("browser".into(), "firefox".into())]);
+    rich.event.detail = EventDetail {
+        exception: Some(Exception {
+            ty: Some("ValueError".into()),
+            value: Some("bad".into()),
+            module: None,
+        }),
+        extra: Some(json!({"n": 1, "nested": {"ok": true}})),
+        ..EventDetail::default()
+    };
+    let r = s.write_batch(&[rich]).await.unwrap();
+    assert_eq!(stored_seq(&r.outcomes[0]), 11);
+    let published = r
+        .messages
+        .iter()
+        .find_map(|m| match m {
+            DomainMessage::EventStored(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let read = s.events_since(p, 10, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0], *published);
+    assert_eq!(read[0].level, Level::Fatal);
+    assert_eq!(read[0].timestamp, Millis(1_700_000_000_123));
+    assert_eq!(read[0].tags["browser"], "firefox");
+    assert_eq!(read[0].detail["exception"]["type"], "ValueError");
+    assert_eq!(read[0].detail["extra"]["nested"]["ok"], true);
+    let issue_e = s.get_issue(read[0].issue_id).await.unwrap().unwrap();
+    assert_eq!(issue_e.level, Level::Fatal);
+
+    // Paging: every seq once, in order, whatever the page size.
+    for page in [1, 3, 100] {
+        assert_eq!(all_events(s, p, page).await, (1..=11).collect::<Vec<_>>());
+    }
+    assert!(s.events_since(p, 11, 10).await.unwrap().is_empty());
+    assert_eq!(s.latest_seq(p).await.unwrap(), 11);
+    assert!(s.events_since(9_999, 0, 10).await.unwrap().is_empty());
+
+    // An issue's events, newest first.
+    let issues = s.list_issues(p, None, 100).await.unwrap();
+    let c = issues.iter().find(|i| i.title == "Error: C").unwrap();
+    let seqs: Vec<i64> = s
+        .issue_events(c.id, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [10, 8, 6]);
+    assert_eq!(s.issue_events(c.id, 1).await.unwrap().len(), 1);
+    // Most recently seen first; the limit applies.
+    assert_eq!(issues.len(), 5);
+    assert!(issues.windows(2).all(|w| w[0].last_seen >= w[1].last_seen));
+    assert_eq!(s.list_issues(p, None, 2).await.unwrap().len(), 2);
+}
+
+async fn purge(s: &dyn Store) {
+    let p = s.create_project("retention").await.unwrap().project.id;
+    let old = Millis(1_000);
+    let cutoff = Millis(10_000);
+    // More old events than one purge statement deletes, so that it loops.
+    let mut seq = 0;
+    for _ in 0..6 {
+        let batch: Vec<PreparedEvent> = (0..1_001).map(|_| event_at(p, None, "old", old)).collect();
+        let r = s.write_batch(&batch).await.unwrap();
+        seq = stored_seq(r.outcomes.last().unwrap());
+    }
+    assert_eq!(seq, 6_006);
+    // A discarded issue is kept as a tombstone even when its events go.
+    let r = s
+        .write_batch(&[event_at(p, None, "tomb", old)])
+        .await
+        .unwrap();
+    let tomb = r.outcomes[0].issue_id();
+    s.change_issue_status(tomb, IssueCommand::Discard)
+        .await
+        .unwrap();
+    // An issue with old and new events keeps its new ones.
+    let r = s
+        .write_batch(&[
+            event_at(p, None, "mixed", old),
+            event(p, None, "mixed"),
+            event(p, None, "new"),
+        ])
+        .await
+        .unwrap();
+    let mixed = r.outcomes[0].issue_id();
+    let old_issue = s
+        .list_issues(p, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.title == "Error: old")
+        .unwrap()
+        .id;
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 3);
+    let before_other = s.latest_seq(1).await.unwrap();
+
+    let purged = s.purge_before(cutoff).await.unwrap();
+    assert_eq!(purged.events, 6_006 + 1 + 1);
+    assert_eq!(
+        purged.issues, 1,
+        "only the old issue is left without events"
+    );
+    assert_eq!(message_kinds(&purged.messages), ["count 2"]);
+    assert_eq!(purged.messages[0].project_id(), p);
+
+    assert!(s.get_issue(old_issue).await.unwrap().is_none());
+    assert_eq!(
+        s.get_issue(tomb).await.unwrap().unwrap().status,
+        IssueStatus::Discarded
+    );
+    assert_eq!(s.get_issue(mixed).await.unwrap().unwrap().event_count, 2);
+    assert_eq!(all_events(s, p, 100).await, [6_009, 6_010]);
+    // Seqs never go back; other projects' events are untouched.
+    assert_eq!(s.latest_seq(p).await.unwrap(), 6_010);
+    assert_eq!(all_events(s, 1, 100).await.len() as i64, before_other);
+    assert_eq!(s.unresolved_count(p).await.unwrap(), 2);
+
+    // Nothing left to purge.
+    let again = s.purge_before(cutoff).await.unwrap();
+    assert_eq!((again.events, again.issues), (0, 0));
+    assert!(again.messages.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_store_contract() {
+    bounded(async {
+        let (s, _dir) = sqlite_store().await;
+        suite(s).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_contract() {
+    let pg = start_postgres().await;
+    bounded(suite(pg_store(&pg).await)).await;
+    drop_postgres(pg).await;
+}
+
+/// Two stores on one database stand for two server nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_share_seqs_issues_and_ids() {
+    const TASKS: usize = 8;
+    const BATCHES: usize = 50;
+    const PER_BATCH: usize = 5;
+    const TOTAL: i64 = (TASKS * BATCHES * PER_BATCH) as i64;
+
+    let pg = start_postgres().await;
+    bounded(async {
+        let nodes = [pg_store(&pg).await, pg_store(&pg).await];
+        let p = nodes[0].create_project("shared").await.unwrap().project.id;
+        assert!(nodes[1].project_exists(p).await.unwrap());
+
+        let mut tasks = Vec::new();
+        for t in 0..TASKS {
+            let node = nodes[t % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for b in 0..BATCHES {
+                    let batch: Vec<PreparedEvent> = (0..PER_BATCH)
+                        .map(|i| {
+                            // Half client ids (checked for duplicates), half server ids.
+                            let id = format!("{t:08x}{b:08x}{i:08x}{:08x}", 0);
+                            event(p, (i % 2 == 0).then_some(id.as_str()), "same")
+                        })
+                        .collect();
+                    outcomes.extend(node.write_batch(&batch).await.expect("batch").outcomes);
+                }
+                outcomes
+            }));
+        }
+        let mut seqs = Vec::new();
+        let mut issue_ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            let outcomes = t.await.expect("writer task");
+            assert_eq!(outcomes.len(), BATCHES * PER_BATCH);
+            // Within one task (one connection at a time), seqs only grow.
+            let own: Vec<i64> = outcomes.iter().map(stored_seq).collect();
+            assert!(own.windows(2).all(|w| w[0] < w[1]));
+            seqs.extend(own);
+            issue_ids.extend(outcomes.iter().map(|o| o.issue_id()));
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=TOTAL).collect::<Vec<_>>(), "gap-free, no repeat");
+        assert_eq!(issue_ids.len(), 1, "one fingerprint, one issue");
+        let issue = *issue_ids.first().unwrap();
+        for node in &nodes {
+            assert_eq!(node.latest_seq(p).await.unwrap(), TOTAL);
+            assert_eq!(
+                node.get_issue(issue).await.unwrap().unwrap().event_count,
+                TOTAL
+            );
+            assert_eq!(node.unresolved_count(p).await.unwrap(), 1);
+        }
+        assert_eq!(
+            all_events(&*nodes[1], p, 500).await,
+            (1..=TOTAL).collect::<Vec<_>>()
+        );
+
+        // The same client id sent to both nodes at once is stored exactly once.
+        for i in 0..20u32 {
+            let id = format!("ff{i:030x}");
+            let batch = [event(p, Some(&id), "race")];
+            let (r0, r1) = tokio::join!(nodes[0].write_batch(&batch), nodes[1].write_batch(&batch));
+            let mut outcomes = [r0.unwrap().outcomes[0], r1.unwrap().outcomes[0]];
+            outcomes.sort_by_key(|o| matches!(o, EventOutcome::Duplicate { .. }));
+            assert!(
+                matches!(outcomes[0], EventOutcome::Stored { .. }),
+                "{outcomes:?}"
+            );
+            assert_eq!(
+                outcomes[1],
+                EventOutcome::Duplicate {
+                    issue_id: outcomes[0].issue_id()
+                }
+            );
+        }
+        assert_eq!(nodes[0].latest_seq(p).await.unwrap(), TOTAL + 20);
+
+        // A resolve on one node is seen by the next batch on the other: a regression.
+        let change = nodes[0]
+            .change_issue_status(issue, IssueCommand::Resolve)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.count, Some(1));
+        let r = nodes[1]
+            .write_batch(&[event(p, None, "same")])
+            .await
+            .unwrap();
+        assert!(
+            message_kinds(&r.messages).contains(&format!("issue regressed {issue}")),
+            "{:?}",
+            message_kinds(&r.messages)
+        );
+
+        // Retention passes on both nodes at once delete each event once.
+        let old: Vec<PreparedEvent> = (0..3_000)
+            .map(|_| event_at(p, None, "old", Millis(1)))
+            .collect();
+        nodes[0].write_batch(&old).await.unwrap();
+        let (a, b) = tokio::join!(
+            nodes[0].purge_before(Millis(10)),
+            nodes[1].purge_before(Millis(10))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.events + b.events, 3_000);
+        assert_eq!(a.issues + b.issues, 1);
+        assert!(
+            all_events(&*nodes[0], p, 1_000)
+                .await
+                .iter()
+                .all(|&s| s <= TOTAL + 21)
+        );
+    })
+    .await;
+    drop_postgres(pg).await;
+}
+
+/// With the database down, calls fail within seconds (the server answers 503) instead of
+/// hanging, and work again once it is back, on the same store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_fails_fast_and_recovers() {
+    let mut pg = start_postgres().await;
+    pg = bounded(async move {
+        let s = pg_store(&pg).await;
+        let p = s.create_project("p").await.unwrap().project.id;
+        s.write_batch(&[event(p, None, "A")]).await.unwrap();
+
+        let mut pg = tokio::task::spawn_blocking(move || {
+            pg.stop();
+            pg
+        })
+        .await
+        .unwrap();
+        let started = Instant::now();
+        let err = s.write_batch(&[event(p, None, "A")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert!(s.ping().await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        eprintln!("with the database down: {err}");
+
+        pg = tokio::task::spawn_blocking(move || {
+            pg.start();
+            pg
+        })
+        .await
+        .unwrap();
+        s.ping().await.expect("reconnects");
+        let r = s.write_batch(&[event(p, None, "A")]).await.unwrap();
+        assert_eq!(
+            stored_seq(&r.outcomes[0]),
+            2,
+            "the failed batch took no seq"
+        );
+        pg
+    })
+    .await;
+    drop_postgres(pg).await;
+}
