@@ -2,14 +2,11 @@
 
 mod common;
 
+use common::ws::{Ws, next_json as recv, next_of as recv_type};
 use common::{Creds, TestServer, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn connect(s: &TestServer, p: &Creds, query: &str) -> (Ws, Value) {
     let url = s.ws_url(&format!(
@@ -22,29 +19,6 @@ async fn connect(s: &TestServer, p: &Creds, query: &str) -> (Ws, Value) {
     let hello = recv(&mut ws).await;
     assert_eq!(hello["type"], "subscribed", "{hello}");
     (ws, hello)
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("ok");
-        if let Message::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
-/// The next message of `kind`, skipping others.
-async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if v["type"] == kind {
-            return v;
-        }
-    }
 }
 
 async fn say(ws: &mut Ws, v: Value) -> Value {
@@ -241,9 +215,10 @@ async fn connect_small_buffer(s: &TestServer, p: &Creds) -> (Ws, Value) {
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(s.addr).await.unwrap();
     let url = s.ws_url(&format!("/stream/projects/{}?token={}", p.id, p.token));
-    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
     let hello = recv(&mut ws).await;
     (ws, hello)
 }
