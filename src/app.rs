@@ -11,16 +11,22 @@ use crate::store::{self, Store};
 use crate::stream::{Hub, dispatch};
 use crate::task::Supervisor;
 use crate::{http, retention};
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Time given to background tasks (the writer flushing its queue) after the HTTP server
-/// has stopped.
-const STOP_GRACE: Duration = Duration::from_secs(8);
+/// Shutdown's budget (SPEC §6: exit within 10 s), in three steps after the signal:
+/// in-flight HTTP requests finish (a request stalled mid-body is not waited for longer)…
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+/// …WebSocket connections, told at the signal, finish sending their 1001 close…
+const SOCKET_GRACE: Duration = Duration::from_secs(2);
+/// …and the background tasks end, the writer after committing what is queued.
+const TASK_GRACE: Duration = Duration::from_secs(2);
+/// The longest a WebSocket's closing frame may take to write at shutdown.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Domain messages waiting for the stream dispatcher; when full, the writer waits.
 const BUS_CAPACITY: usize = 8192;
@@ -87,6 +93,7 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms),
     };
     AppState::new(store, ingestor, bus, supervisor, hub, settings, redis)
+        .with_body_timeout(Duration::from_millis(config.body_timeout_ms))
 }
 
 /// Starts the relay and the Redis subscriber and publisher; answers the dispatcher's queue.
@@ -191,11 +198,28 @@ pub async fn serve(
         stop.cancel();
     });
     let listener = axum::serve::ListenerExt::tap_io(listener, cap_send_buffer);
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await?;
-    // Every AppState clone is gone now, so the writer's queue closes once it is empty.
-    supervisor.join(STOP_GRACE).await;
+    let intake = state.clone();
+    let server = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .into_future();
+    let deadline = async {
+        token.cancelled().await;
+        tokio::time::sleep(HTTP_DRAIN).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = deadline => tracing::warn!(
+            "requests still in flight {HTTP_DRAIN:?} after the shutdown signal: not waiting for them"
+        ),
+    }
+    if !supervisor.wait_sockets(SOCKET_GRACE).await {
+        tracing::warn!("WebSocket connections still open {SOCKET_GRACE:?} after the drain");
+    }
+    // Requests that finished were committed; from here new ones are refused (503), what
+    // is queued is committed, and the writer ends.
+    intake.ingestor().close_intake();
+    drop(intake);
+    supervisor.join(TASK_GRACE).await;
     tracing::info!("mesher stopped");
     Ok(())
 }

@@ -101,6 +101,11 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub write_timeout_ms: u64,
 
+    /// Milliseconds a request body may take to arrive; a slower one is answered 408.
+    #[arg(long, env = "MESHER_BODY_TIMEOUT_MS", default_value_t = 30_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub body_timeout_ms: u64,
+
     /// Milliseconds between WebSocket pings to each stream client.
     #[arg(long, env = "MESHER_HEARTBEAT_INTERVAL_MS", default_value_t = 30_000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -150,6 +155,7 @@ impl ServeConfig {
             max_buffer: 100,
             drain_interval_ms: 250,
             write_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             heartbeat_interval_ms: 30_000,
             heartbeat_timeout_ms: 10_000,
             commit_batch: 512,

@@ -24,6 +24,9 @@ pub struct StreamSettings {
     pub heartbeat_timeout: Duration,
 }
 
+/// The default of `--body-timeout-ms`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Cheap-to-clone handle to the server's shared parts.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -40,6 +43,8 @@ struct Inner {
     /// Ingest keys already seen. Keys never change, so a hit needs no database read;
     /// a miss asks the database, so a project created by the CLI works at once.
     ingest_keys: RwLock<HashMap<String, ProjectId>>,
+    /// How long a request body may take to arrive (`--body-timeout-ms`).
+    body_timeout: Duration,
 }
 
 impl AppState {
@@ -62,7 +67,21 @@ impl AppState {
             stream,
             redis,
             ingest_keys: RwLock::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }))
+    }
+
+    /// Sets how long a request body may take to arrive; before the state is shared.
+    pub fn with_body_timeout(mut self, limit: Duration) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("the body timeout is set before the state is shared")
+            .body_timeout = limit;
+        self
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.0.body_timeout
     }
 
     /// Redis's reachability, when the node uses it.

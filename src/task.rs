@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TrackedFuture;
 
 /// Starts and watches the background tasks; cheap to clone.
 #[derive(Clone)]
@@ -15,6 +17,9 @@ pub struct Supervisor {
     shutdown: CancellationToken,
     restarts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
     handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// WebSocket connections (streams and ingest), which shutdown waits for so that each
+    /// can say 1001 before the process exits.
+    sockets: TaskTracker,
 }
 
 impl Supervisor {
@@ -24,7 +29,23 @@ impl Supervisor {
             shutdown,
             restarts: Arc::default(),
             handles: Arc::default(),
+            sockets: TaskTracker::new(),
         }
+    }
+
+    /// Wraps a WebSocket connection's future so that [`Supervisor::wait_sockets`] waits
+    /// for it.
+    pub fn track_socket<F: Future>(&self, connection: F) -> TrackedFuture<F> {
+        self.sockets.track_future(connection)
+    }
+
+    /// Waits up to `limit` for every tracked WebSocket connection to end; false if some
+    /// were still open.
+    pub async fn wait_sockets(&self, limit: Duration) -> bool {
+        self.sockets.close();
+        tokio::time::timeout(limit, self.sockets.wait())
+            .await
+            .is_ok()
     }
 
     /// The shutdown token the tasks watch.

@@ -102,6 +102,7 @@ pub fn reject_reason(status: u16) -> &'static str {
         400 => "invalid",
         401 => "unauthorized",
         403 => "forbidden",
+        408 => "timeout",
         413 => "too_large",
         415 => "unsupported_encoding",
         429 => "rate_limited",

@@ -547,3 +547,37 @@ async fn unknown_routes_and_methods_are_json() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.body_timeout_ms = 300).await;
+    let p = s.project("app").await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"message\":",
+        p.key
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // The server answers and closes; read until it does.
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(r#"{"error":"the request body did not arrive within 300 ms"}"#),
+        "{answer}"
+    );
+    // Nothing stored, and the next request is served.
+    assert!(s.all_events(&p).await.is_empty());
+    let (status, v) = s.send_event(&p, &json!({"message": "after"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    s.stop().await;
+}

@@ -248,6 +248,88 @@ async fn sigterm_closes_streams_with_1001_finishes_requests_and_exits_0() {
 }
 
 #[tokio::test]
+async fn a_request_stalled_mid_body_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let p = create_project(&db).await;
+    let mut server = ServerProcess::start(&db, free_port(), &[]).await;
+    let key = p["ingest_key"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/events", server.base))
+        .bearer_auth(key)
+        .json(&json!({"message": "before the signal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A client that sends its headers and half of the body, then nothing (a slow or
+    // vanished uploader); before the drain was bounded it kept the process alive.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"message\":"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = subscribe(&server.base, &p).await;
+
+    let pid = server.child.id().expect("running");
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits within 10 s although a request is stalled")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The stream was still told why it closed.
+    let close = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return Some(frame),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream closes")
+    .expect("a close frame");
+    assert_eq!(close.code, CloseCode::Away);
+    drop(stalled);
+
+    // The acknowledged event is there after a restart.
+    let server = ServerProcess::start(&db, free_port(), &[]).await;
+    let url = format!(
+        "{}/api/v1/projects/{}/events?since=0&limit=10&token={}",
+        server.base,
+        p["id"],
+        p["token"].as_str().unwrap()
+    );
+    let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    server.kill().await;
+}
+
+#[tokio::test]
 async fn logs_can_be_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_url(dir.path());

@@ -2,24 +2,35 @@
 
 use crate::error::ApiError;
 use crate::ingest::decode::decode_body;
+use crate::state::AppState;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use bytes::Bytes;
 
-/// A request body, decompressed and at most 1 MiB.
+/// A request body, decompressed and at most 1 MiB, that arrived within
+/// `--body-timeout-ms` (a client that stalls mid-body gets 408 instead of holding a
+/// connection and a handler forever).
 pub struct DecodedBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for DecodedBody {
+impl FromRequest<AppState> for DecodedBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let encoding = req
             .headers()
             .get(header::CONTENT_ENCODING)
             .map(|v| v.to_str().map(str::to_owned))
             .transpose()
             .map_err(|_| ApiError::BadRequest("Content-Encoding is not valid text".into()))?;
-        let raw = Bytes::from_request(req, state).await?;
+        let limit = state.body_timeout();
+        let raw = tokio::time::timeout(limit, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::RequestTimeout(format!(
+                    "the request body did not arrive within {} ms",
+                    limit.as_millis()
+                ))
+            })??;
         Ok(DecodedBody(decode_body(encoding.as_deref(), raw)?))
     }
 }

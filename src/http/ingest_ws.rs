@@ -26,7 +26,10 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_BODY)
         .max_frame_size(MAX_BODY)
-        .on_upgrade(move |socket| serve(state, project, socket)))
+        .on_upgrade(move |socket| {
+            let tracked = state.supervisor().clone();
+            tracked.track_socket(serve(state, project, socket))
+        }))
 }
 
 async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
@@ -65,7 +68,8 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
         let msg = tokio::select! {
             m = socket.recv() => m,
             _ = shutdown.cancelled() => {
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }))).await;
+                let bye = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }));
+                let _ = tokio::time::timeout(crate::app::CLOSE_WAIT, socket.send(bye)).await;
                 return;
             }
         };

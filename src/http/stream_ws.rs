@@ -5,6 +5,7 @@
 //! a failed or timed-out write ends the connection, which leaves every room on the way out.
 
 use super::auth::{authorize_project, query_param};
+use crate::app::CLOSE_WAIT;
 use crate::error::ApiError;
 use crate::model::Millis;
 use crate::state::AppState;
@@ -70,7 +71,10 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(state, project, filters, since, socket)))
+        .on_upgrade(move |socket| {
+            let tracked = state.supervisor().clone();
+            tracked.track_socket(serve(state, project, filters, since, socket))
+        }))
 }
 
 async fn send(sink: &mut Sink, text: Utf8Bytes, timeout: Duration) -> bool {
@@ -272,7 +276,7 @@ async fn serve(
                 biased;
                 _ = &mut shutdown => {
                     let bye = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
-                    let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(bye)))).await;
+                    let _ = tokio::time::timeout(timeout.min(CLOSE_WAIT), sink.send(Message::Close(Some(bye)))).await;
                     break;
                 }
                 _ = conn.wait() => {

@@ -55,6 +55,11 @@ impl Ingestor {
         }
     }
 
+    /// Refuses new events from now on; what is queued is still committed (shutdown).
+    pub fn close_intake(&self) {
+        self.writer.close_intake();
+    }
+
     /// Stores `events` for `project` (all or nothing) and answers once they are committed.
     pub async fn ingest(
         &self,

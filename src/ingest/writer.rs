@@ -4,13 +4,15 @@
 //! already waiting (up to `--commit-batch` events), and commits them in one transaction, so
 //! concurrent requests share one fsync. Only after the commit does each request get its
 //! answer, and only then are the batch's domain messages published on the bus, in commit
-//! order. A full queue is refused at once (503), never buffered without bound.
+//! order. A full queue is refused at once (503), never buffered without bound. At shutdown
+//! the intake is closed: new requests are refused (503) and what is queued is committed.
 
 use super::IngestError;
 use crate::bus::Bus;
 use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 type Reply = oneshot::Sender<Result<Vec<EventOutcome>, IngestError>>;
 
@@ -24,18 +26,40 @@ pub struct WriteRequest {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<WriteRequest>,
+    intake_closed: CancellationToken,
 }
 
 /// The receiving side, shared so that a restarted writer takes over the same queue.
-pub type WriterQueue = Arc<Mutex<mpsc::Receiver<WriteRequest>>>;
+#[derive(Clone)]
+pub struct WriterQueue {
+    rx: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
+    intake_closed: CancellationToken,
+}
 
 /// A writer queue of `capacity` requests.
 pub fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
     let (tx, rx) = mpsc::channel(capacity);
-    (WriterHandle { tx }, Arc::new(Mutex::new(rx)))
+    let intake_closed = CancellationToken::new();
+    (
+        WriterHandle {
+            tx,
+            intake_closed: intake_closed.clone(),
+        },
+        WriterQueue {
+            rx: Arc::new(Mutex::new(rx)),
+            intake_closed,
+        },
+    )
 }
 
 impl WriterHandle {
+    /// Refuses new requests from now on; the writer commits what is queued, then ends.
+    /// Shutdown calls this once the HTTP server has drained, so that a request stuck
+    /// mid-body cannot keep the writer (and the process) alive.
+    pub fn close_intake(&self) {
+        self.intake_closed.cancel();
+    }
+
     /// Queues `events` and waits until they are committed.
     pub async fn write(
         &self,
@@ -53,10 +77,21 @@ impl WriterHandle {
     }
 }
 
-/// Runs the writer until every [`WriterHandle`] is gone and the queue is empty.
+/// Runs the writer until the intake is closed (or every [`WriterHandle`] is gone) and the
+/// queue is empty.
 pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch: usize) {
-    let mut rx = queue.lock().await;
-    while let Some(first) = rx.recv().await {
+    let mut rx = queue.rx.lock().await;
+    loop {
+        let first = tokio::select! {
+            biased;
+            m = rx.recv() => m,
+            // Closing keeps what is queued: `recv` answers it, then `None`.
+            _ = queue.intake_closed.cancelled(), if !rx.is_closed() => {
+                rx.close();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         let mut events = first.events;
         let mut replies = vec![(first.reply, events.len())];
         while events.len() < max_batch {
