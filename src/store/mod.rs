@@ -298,17 +298,21 @@ pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
 /// seconds, and only once a pass has run that long.
 pub(crate) struct Progress {
     what: &'static str,
+    every: std::time::Duration,
     started: std::time::Instant,
     last: std::time::Instant,
 }
 
 impl Progress {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
     pub(crate) fn new(what: &'static str) -> Progress {
+        Self::every(what, std::time::Duration::from_secs(5))
+    }
+
+    fn every(what: &'static str, every: std::time::Duration) -> Progress {
         let now = std::time::Instant::now();
         Progress {
             what,
+            every,
             started: now,
             last: now,
         }
@@ -316,7 +320,7 @@ impl Progress {
 
     /// Logs `done` so far if the last line is old enough.
     pub(crate) fn report(&mut self, done: u64) {
-        if self.last.elapsed() >= Self::EVERY {
+        if self.last.elapsed() >= self.every {
             self.last = std::time::Instant::now();
             tracing::info!(
                 done,
@@ -353,4 +357,57 @@ pub fn new_token() -> String {
 /// A new event id: 32 lowercase hex digits.
 pub fn new_event_id() -> String {
     random_hex(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Collects what a `tracing` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(work: impl FnOnce()) -> String {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, work);
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_long_pass_logs_its_progress_and_a_short_one_stays_quiet() {
+        let out = logged(|| {
+            let mut p = Progress::every("retention: old events deleted", Duration::ZERO);
+            p.report(5000);
+            p.report(10000);
+        });
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains("retention: old events deleted so far"),
+            "{out}"
+        );
+        assert!(
+            lines[0].contains("done=5000") && lines[1].contains("done=10000"),
+            "{out}"
+        );
+        let quiet = logged(|| Progress::new("retention: old events deleted").report(5000));
+        assert_eq!(quiet, "");
+    }
 }
