@@ -32,6 +32,57 @@ async fn subscribe(base: &str, p: &Value) -> Ws {
     ws
 }
 
+/// Sends SIGTERM and waits for the exit: the exit code and how long it took (at most 10 s).
+async fn terminate(server: &mut ServerProcess) -> (Option<i32>, std::time::Duration) {
+    let pid = server.child.id().expect("running");
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits within 10 s")
+        .unwrap();
+    (exit.code(), started.elapsed())
+}
+
+/// The close frame the server sends on `ws`, skipping other messages.
+async fn close_frame(ws: &mut Ws) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return Some(frame),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream closes in time")
+    .expect("a close frame, not a dropped socket")
+}
+
+/// Restarts a server on `db` and answers the ids of the project's stored events.
+async fn stored_ids_after_restart(db: &str, p: &Value) -> Vec<String> {
+    let server = ServerProcess::start(db, free_port(), &[]).await;
+    let url = format!(
+        "{}/api/v1/projects/{}/events?since=0&limit=1000&token={}",
+        server.base,
+        p["id"],
+        p["token"].as_str().unwrap()
+    );
+    let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    server.kill().await;
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `name{labels}` → value, from the Prometheus text format.
 fn parse_metrics(text: &str) -> HashMap<String, f64> {
     text.lines()
@@ -191,60 +242,24 @@ async fn sigterm_closes_streams_with_1001_finishes_requests_and_exits_0() {
             }
         }));
     }
-    let pid = server.child.id().expect("running");
-    let started = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-
+    let mut server = server;
+    let (code, took) = terminate(&mut server).await;
     for ws in &mut streams {
-        let close = tokio::time::timeout(WAIT, async {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Close(Some(frame)))) => return Some(frame),
-                    Some(Ok(_)) => continue,
-                    _ => return None,
-                }
-            }
-        })
-        .await
-        .expect("the stream closes in time")
-        .expect("a close frame, not a dropped socket");
+        let close = close_frame(ws).await;
         assert_eq!(close.code, CloseCode::Away, "{close:?}");
     }
-    let mut server = server;
-    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
-        .await
-        .expect("exits within 10 s")
-        .unwrap();
-    assert_eq!(exit.code(), Some(0));
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(took < std::time::Duration::from_secs(10));
 
     let mut accepted = Vec::new();
     for s in sends {
         accepted.extend(s.await.unwrap());
     }
     // Restart on the same file: every 202 is there.
-    let server = ServerProcess::start(&db, free_port(), &[]).await;
-    let url = format!(
-        "{}/api/v1/projects/{}/events?since=0&limit=1000&token={}",
-        server.base,
-        p["id"],
-        p["token"].as_str().unwrap()
-    );
-    let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-    let stored: Vec<&str> = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
+    let stored = stored_ids_after_restart(&db, &p).await;
     for id in &accepted {
-        assert!(stored.contains(&id.as_str()), "202'd event {id} lost");
+        assert!(stored.contains(id), "202'd event {id} lost");
     }
-    server.kill().await;
 }
 
 #[tokio::test]
@@ -281,52 +296,15 @@ async fn a_request_stalled_mid_body_does_not_hold_up_shutdown() {
     stalled.write_all(head.as_bytes()).await.unwrap();
     let mut stream = subscribe(&server.base, &p).await;
 
-    let pid = server.child.id().expect("running");
-    let started = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
-        .await
-        .expect("exits within 10 s although a request is stalled")
-        .unwrap();
-    assert_eq!(exit.code(), Some(0));
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let (code, took) = terminate(&mut server).await;
+    assert_eq!(code, Some(0));
+    assert!(took < std::time::Duration::from_secs(10));
     // The stream was still told why it closed.
-    let close = tokio::time::timeout(WAIT, async {
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => return Some(frame),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream closes")
-    .expect("a close frame");
-    assert_eq!(close.code, CloseCode::Away);
+    assert_eq!(close_frame(&mut stream).await.code, CloseCode::Away);
     drop(stalled);
 
     // The acknowledged event is there after a restart.
-    let server = ServerProcess::start(&db, free_port(), &[]).await;
-    let url = format!(
-        "{}/api/v1/projects/{}/events?since=0&limit=10&token={}",
-        server.base,
-        p["id"],
-        p["token"].as_str().unwrap()
-    );
-    let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [id.as_str()]);
-    server.kill().await;
+    assert_eq!(stored_ids_after_restart(&db, &p).await, [id]);
 }
 
 #[tokio::test]
