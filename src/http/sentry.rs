@@ -134,6 +134,10 @@ pub async fn envelope(
             "the envelope's dsn is for project {p}, but the URL names project {project}"
         )));
     }
+    let header_id = match envelope.header.get("event_id") {
+        Some(Value::String(id)) => crate::model::event::normalize_event_id(id),
+        _ => None,
+    };
     let mut events: Vec<NewEvent> = Vec::new();
     for (i, item) in envelope.items.iter().enumerate() {
         if item.ty != EVENT_ITEM {
@@ -146,17 +150,11 @@ pub async fn envelope(
         let mut event = sentry::to_new_event(&value)
             .map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
         // The SDK names the event in the envelope header when the payload does not.
-        if event.event_id.is_none()
-            && let Some(Value::String(id)) = envelope.header.get("event_id")
-        {
-            event.event_id = crate::model::event::normalize_event_id(id);
+        if event.event_id.is_none() {
+            event.event_id = header_id.clone();
         }
         events.push(event);
     }
-    let header_id = match envelope.header.get("event_id") {
-        Some(Value::String(id)) => crate::model::event::normalize_event_id(id),
-        _ => None,
-    };
     if events.is_empty() {
         return Ok(answer(header_id));
     }
