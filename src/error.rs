@@ -72,6 +72,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Seconds the client should wait before retrying (429 and 503).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -35,6 +35,33 @@ pub const TASK_RESTARTS: &str = "mesher_task_restarts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The stream path's metrics, looked up once: each `counter!`/`histogram!` call hashes its
+/// key and takes a registry lock, which the fan-out path need not pay per write.
+pub struct StreamMetrics {
+    /// [`MESSAGES_QUEUED`].
+    pub queued: metrics::Counter,
+    /// [`MESSAGES_DROPPED`].
+    pub dropped: metrics::Counter,
+    /// [`MESSAGES_DELIVERED`].
+    pub delivered: metrics::Counter,
+    /// [`DELIVERY_LATENCY`].
+    pub latency: metrics::Histogram,
+}
+
+/// The stream path's metric handles (the recorder is installed first, so they are live).
+pub fn stream() -> &'static StreamMetrics {
+    static STREAM: OnceLock<StreamMetrics> = OnceLock::new();
+    STREAM.get_or_init(|| {
+        install();
+        StreamMetrics {
+            queued: metrics::counter!(MESSAGES_QUEUED),
+            dropped: metrics::counter!(MESSAGES_DROPPED),
+            delivered: metrics::counter!(MESSAGES_DELIVERED),
+            latency: metrics::histogram!(DELIVERY_LATENCY),
+        }
+    })
+}
+
 /// Installs the process-wide recorder (once) and answers its handle.
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {

@@ -34,19 +34,33 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// The ingest key from `X-Sentry-Auth`, `Authorization` (Bearer, or Sentry's own scheme)
-/// or `?sentry_key=`, in that order.
-pub fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+/// Where a request may carry an ingest key, in order of precedence, each with what it
+/// holds: `X-Sentry-Auth`, `Authorization` (Sentry's own scheme or Bearer), `?sentry_key=`.
+pub fn key_sources(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> [(&'static str, Option<String>); 3] {
     let sentry_header = |name| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_sentry_auth)
     };
-    sentry_header("x-sentry-auth")
-        .or_else(|| sentry_header("authorization"))
-        .or_else(|| bearer(headers))
-        .or_else(|| query_param(query, "sentry_key"))
+    [
+        ("X-Sentry-Auth", sentry_header("x-sentry-auth")),
+        (
+            "Authorization",
+            sentry_header("authorization").or_else(|| bearer(headers)),
+        ),
+        ("?sentry_key=", query_param(query, "sentry_key")),
+    ]
+}
+
+/// The ingest key from the first of [`key_sources`] that has one.
+pub fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    key_sources(headers, query)
+        .into_iter()
+        .find_map(|(_, key)| key)
         .filter(|k| !k.is_empty())
 }
 
@@ -62,8 +76,13 @@ pub async fn ingest_project(
                 .into(),
         )
     })?;
+    project_for_key(state, &key).await
+}
+
+/// The project an ingest key belongs to; 401 when the key is unknown.
+pub async fn project_for_key(state: &AppState, key: &str) -> Result<ProjectId, ApiError> {
     state
-        .project_for_ingest_key(&key)
+        .project_for_ingest_key(key)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))
 }

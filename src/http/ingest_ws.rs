@@ -3,9 +3,7 @@
 
 use super::auth::ingest_project;
 use crate::error::ApiError;
-use crate::ingest::IngestError;
 use crate::ingest::decode::MAX_BODY;
-use crate::ingest::rate_limit::retry_after_secs;
 use crate::model::NewEvent;
 use crate::state::AppState;
 use crate::store::ProjectId;
@@ -50,14 +48,11 @@ async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
         Ok(accepted) => {
             json!({ "status": "accepted", "id": accepted[0].id, "issue_id": accepted[0].issue_id })
         }
-        Err(IngestError::RateLimited(wait)) => {
-            crate::telemetry::rejected(429);
-            let secs = retry_after_secs(wait);
-            json!({ "error": format!("rate limit exceeded for this project; retry after {secs} s"), "retry_after": secs })
-        }
+        // The same refusal HTTP ingestion gives (429 or 503), as a message.
         Err(e) => {
-            crate::telemetry::rejected(503);
-            json!({ "error": e.to_string(), "retry_after": 1 })
+            let refused = ApiError::from(e);
+            crate::telemetry::rejected(refused.status().as_u16());
+            json!({ "error": refused.to_string(), "retry_after": refused.retry_after().unwrap_or(1) })
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /api/<project_id>/envelope/` and `/store/` for unmodified Sentry SDKs (SPEC §2.2).
 
-use super::auth::{parse_sentry_auth, query_param};
+use super::auth::{key_sources, project_for_key};
 use super::body::{ApiPath, DecodedBody, parse_json};
 use crate::error::ApiError;
 use crate::model::NewEvent;
@@ -9,7 +9,7 @@ use crate::state::AppState;
 use crate::store::ProjectId;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 /// Where a credential came from, for error messages.
@@ -25,31 +25,14 @@ fn credentials(
     query: Option<&str>,
     dsn_key: Option<String>,
 ) -> Vec<Credential> {
-    let header = |name: &header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_sentry_auth)
-    };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned()));
-    [
-        (
-            "X-Sentry-Auth",
-            header(&header::HeaderName::from_static("x-sentry-auth")),
-        ),
-        ("Authorization", header(&header::AUTHORIZATION).or(bearer)),
-        ("?sentry_key=", query_param(query, "sentry_key")),
-        ("the envelope's dsn", dsn_key),
-    ]
-    .into_iter()
-    .filter_map(|(source, key)| {
-        key.filter(|k| !k.is_empty())
-            .map(|key| Credential { source, key })
-    })
-    .collect()
+    key_sources(headers, query)
+        .into_iter()
+        .chain([("the envelope's dsn", dsn_key)])
+        .filter_map(|(source, key)| {
+            key.filter(|k| !k.is_empty())
+                .map(|key| Credential { source, key })
+        })
+        .collect()
 }
 
 /// Checks the credentials agree and belong to the project in the path: 401 when missing,
@@ -71,10 +54,7 @@ async fn authorize(
             first.source, other.source
         )));
     }
-    let owner = state
-        .project_for_ingest_key(&first.key)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))?;
+    let owner = project_for_key(state, &first.key).await?;
     if owner != project {
         return Err(ApiError::Forbidden(format!(
             "this ingest key belongs to project {owner}, not project {project}"

@@ -125,11 +125,11 @@ async fn write_outbox(conn: &StreamConn, sink: &mut Sink) -> Result<(), axum::Er
     }
     sink.flush().await?;
     if written > 0 {
-        metrics::counter!(telemetry::MESSAGES_DELIVERED).increment(written);
+        telemetry::stream().delivered.increment(written);
     }
     if let Some(r) = oldest {
         let seconds = (Millis::now().0 - r.0).max(0) as f64 / 1000.0;
-        metrics::histogram!(telemetry::DELIVERY_LATENCY).record(seconds);
+        telemetry::stream().latency.record(seconds);
     }
     Ok(())
 }

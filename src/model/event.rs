@@ -220,7 +220,7 @@ fn parse_tags(v: Option<&Value>) -> Result<BTreeMap<String, String>, InvalidEven
 }
 
 /// `fingerprint`: a string or a non-empty list of strings.
-fn parse_fingerprint(v: Option<&Value>) -> Result<Option<Vec<String>>, InvalidEvent> {
+pub(crate) fn parse_fingerprint(v: Option<&Value>) -> Result<Option<Vec<String>>, InvalidEvent> {
     let bad = |what: &str| {
         invalid(format!(
             "field 'fingerprint' must be a string or a list of strings, got {what}"

@@ -6,7 +6,9 @@
 //! `tags` an object or a list of pairs, `breadcrumbs` a list or `{"values": [...]}`, and
 //! `user`, `sdk`, `extra` and breadcrumbs are stored as sent.
 
-use crate::model::event::{EventDetail, InvalidEvent, normalize_event_id, parse_timestamp};
+use crate::model::event::{
+    EventDetail, InvalidEvent, normalize_event_id, parse_fingerprint, parse_timestamp,
+};
 use crate::model::{Exception, Frame, Level, NewEvent};
 use sentry_types::protocol::v7;
 use serde_json::{Map, Value};
@@ -112,15 +114,15 @@ fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>
         .or_insert_with(|| Value::String(String::new()));
     let frames = match raw.get("stacktrace") {
         Some(Value::Object(st)) => match st.get("frames") {
-            Some(Value::Array(frames)) => frames.clone(),
-            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(frames)) => frames.as_slice(),
+            None | Some(Value::Null) => &[],
             Some(_) => {
                 return Err(invalid(format!(
                     "field 'exception.values[{i}].stacktrace.frames' must be a list"
                 )));
             }
         },
-        None | Some(Value::Null) => Vec::new(),
+        None | Some(Value::Null) => &[],
         Some(_) => {
             return Err(invalid(format!(
                 "field 'exception.values[{i}].stacktrace' must be an object"
@@ -128,8 +130,10 @@ fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>
         }
     };
     let exc: v7::Exception = typed(Value::Object(picked), &format!("exception.values[{i}]"))?;
+    // Frames are borrowed: only the picked keys of each are copied (`vars` and context
+    // lines can be large).
     let frames = frames
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(j, f)| {
             let path = format!("exception.values[{i}].stacktrace.frames[{j}]");
@@ -242,23 +246,6 @@ fn object(obj: &Map<String, Value>, key: &str) -> Option<Value> {
     obj.get(key).filter(|v| v.is_object()).cloned()
 }
 
-/// `fingerprint`: a list of strings (numbers and booleans as their text).
-fn fingerprint(v: Option<&Value>) -> Result<Option<Vec<String>>, InvalidEvent> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) if items.is_empty() => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                tag_value(i).ok_or_else(|| invalid("field 'fingerprint' must be a list of strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(vec![s.clone()])),
-        Some(_) => Err(invalid("field 'fingerprint' must be a list of strings")),
-    }
-}
-
 /// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event.
 pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
     let Value::Object(obj) = value else {
@@ -312,7 +299,7 @@ pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
             extra: object(obj, "extra"),
             user: object(obj, "user"),
             sdk: object(obj, "sdk"),
-            fingerprint: fingerprint(obj.get("fingerprint"))?,
+            fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
         },
     })
 }

@@ -5,6 +5,7 @@
 //! at once: one transaction, one fsync.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PgStore;

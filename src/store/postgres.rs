@@ -15,14 +15,14 @@
 
 use super::{
     BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
-    StatusChange, Store, StoreError, StoredEvent, hash_token, new_ingest_key, new_token,
+    StatusChange, Store, StoreError, StoredEvent, hash_token, new_ingest_key, new_token, rows,
 };
 use crate::bus::DomainMessage;
 use crate::model::issue::{EventDisposition, on_new_event};
-use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Level, Millis};
+use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
@@ -89,10 +89,6 @@ impl PgStore {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
 /// `s` as PostgreSQL `TEXT` can hold it: U+0000 becomes U+FFFD.
 fn pg_text(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
@@ -100,44 +96,6 @@ fn pg_text(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
-}
-
-fn issue_from_row(row: &PgRow) -> Result<Issue, StoreError> {
-    let level: String = row.try_get("level")?;
-    let status: String = row.try_get("status")?;
-    Ok(Issue {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        title: row.try_get("title")?,
-        culprit: row.try_get("culprit")?,
-        level: level.parse::<Level>().map_err(corrupt)?,
-        status: status.parse::<IssueStatus>().map_err(corrupt)?,
-        event_count: row.try_get("event_count")?,
-        first_seen: Millis(row.try_get("first_seen")?),
-        last_seen: Millis(row.try_get("last_seen")?),
-    })
-}
-
-fn event_from_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let level: String = row.try_get("level")?;
-    let tags: String = row.try_get("tags")?;
-    let detail: String = row.try_get("detail")?;
-    Ok(StoredEvent {
-        project_id: row.try_get("project_id")?,
-        seq: row.try_get("seq")?,
-        issue_id: row.try_get("issue_id")?,
-        id: row.try_get("event_id")?,
-        level: level.parse::<Level>().map_err(corrupt)?,
-        message: row.try_get("message")?,
-        environment: row.try_get("environment")?,
-        release: row.try_get("release")?,
-        timestamp: Millis(row.try_get("timestamp")?),
-        received: Millis(row.try_get("received")?),
-        title: row.try_get("title")?,
-        culprit: row.try_get("culprit")?,
-        tags: serde_json::from_str(&tags).map_err(corrupt)?,
-        detail: serde_json::from_str(&detail).map_err(corrupt)?,
-    })
 }
 
 async fn count_unresolved(conn: &mut PgConnection, project: ProjectId) -> Result<i64, StoreError> {
@@ -247,7 +205,7 @@ async fn write_batch_tx(
         .fetch_all(&mut *conn)
         .await?;
         for r in rows {
-            let issue = issue_from_row(&r)?;
+            let issue = rows::issue(&r)?;
             existing.insert((issue.project_id, r.try_get("fingerprint")?), issue);
         }
     }
@@ -298,7 +256,7 @@ async fn write_batch_tx(
                     count_changed.insert(p.project_id);
                     action = Some(IssueAction::New);
                     TouchedIssue {
-                        issue: issue_from_row(&row)?,
+                        issue: rows::issue(&row)?,
                         dirty: true,
                     }
                 }
@@ -343,7 +301,7 @@ async fn write_batch_tx(
 
         let e = &p.event;
         let timestamp = e.timestamp.unwrap_or(p.received);
-        let detail = match serde_json::to_value(&e.detail).map_err(corrupt)? {
+        let detail = match serde_json::to_value(&e.detail).map_err(rows::corrupt)? {
             Value::Object(m) => m,
             _ => Map::new(),
         };
@@ -357,8 +315,8 @@ async fn write_batch_tx(
             release: e.release.as_deref().map(pg_text),
             title: pg_text(&p.title),
             culprit: pg_text(&p.culprit),
-            tags: serde_json::to_string(&e.tags).map_err(corrupt)?,
-            detail: serde_json::to_string(&detail).map_err(corrupt)?,
+            tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
+            detail: serde_json::to_string(&detail).map_err(rows::corrupt)?,
         };
         result.outcomes.push(EventOutcome::Stored { issue_id, seq });
         if let Some(action) = action {
@@ -479,7 +437,7 @@ async fn change_status_tx(
     else {
         return Ok(None);
     };
-    let issue = issue_from_row(&row)?;
+    let issue = rows::issue(&row)?;
     let Some((next, action)) = command.apply(issue.status) else {
         return Ok(Some(StatusChange {
             issue,
@@ -494,7 +452,7 @@ async fn change_status_tx(
     .bind(issue_id)
     .fetch_one(&mut *conn)
     .await?;
-    let updated = issue_from_row(&row)?;
+    let updated = rows::issue(&row)?;
     let count = if (issue.status == IssueStatus::Unresolved) != (next == IssueStatus::Unresolved) {
         Some(count_unresolved(conn, updated.project_id).await?)
     } else {
@@ -583,15 +541,7 @@ impl Store for PgStore {
         let rows = sqlx::query("SELECT id, name, ingest_key FROM projects ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Project {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    ingest_key: r.try_get("ingest_key")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::project).collect()
     }
 
     async fn rotate_token(&self, id: ProjectId) -> Result<Option<CreatedProject>, StoreError> {
@@ -605,11 +555,7 @@ impl Store for PgStore {
         .await?;
         row.map(|r| {
             Ok(CreatedProject {
-                project: Project {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    ingest_key: r.try_get("ingest_key")?,
-                },
+                project: rows::project(&r)?,
                 token,
             })
         })
@@ -680,7 +626,7 @@ impl Store for PgStore {
                 .await?
             }
         };
-        rows.iter().map(issue_from_row).collect()
+        rows.iter().map(rows::issue).collect()
     }
 
     async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError> {
@@ -689,7 +635,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(issue_from_row)
+            .map(rows::issue)
             .transpose()
     }
 
@@ -701,7 +647,7 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(rows::event).collect()
     }
 
     async fn events_since(
@@ -719,7 +665,7 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(rows::event).collect()
     }
 
     async fn latest_seq(&self, project: ProjectId) -> Result<i64, StoreError> {

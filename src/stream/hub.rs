@@ -235,10 +235,12 @@ impl Hub {
             }
         };
         // Counted once per broadcast, not per member: the fan-out loop stays free of atomics.
-        metrics::counter!(crate::telemetry::MESSAGES_QUEUED)
+        let counters = crate::telemetry::stream();
+        counters
+            .queued
             .increment((report.queued + report.dropped) as u64);
         if report.dropped > 0 {
-            metrics::counter!(crate::telemetry::MESSAGES_DROPPED).increment(report.dropped as u64);
+            counters.dropped.increment(report.dropped as u64);
         }
         if report.failed > 0 {
             let dead: Vec<ConnId> = self

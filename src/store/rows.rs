@@ -1,0 +1,79 @@
+//! Rows to domain values, shared by both backends: the schemas name and type their
+//! columns alike (`i64` and text), so one generic mapping serves SQLite and PostgreSQL.
+
+use super::{Project, StoreError, StoredEvent};
+use crate::model::{Issue, IssueStatus, Level, Millis};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// A value the database holds but Mesher cannot read back.
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// `id, name, ingest_key`.
+pub(super) fn project<R>(row: &R) -> Result<Project, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        ingest_key: row.try_get("ingest_key")?,
+    })
+}
+
+/// A row of `issues`.
+pub(super) fn issue<R>(row: &R) -> Result<Issue, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    let level: String = row.try_get("level")?;
+    let status: String = row.try_get("status")?;
+    Ok(Issue {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        status: status.parse::<IssueStatus>().map_err(corrupt)?,
+        event_count: row.try_get("event_count")?,
+        first_seen: Millis(row.try_get("first_seen")?),
+        last_seen: Millis(row.try_get("last_seen")?),
+    })
+}
+
+/// A row of `events`.
+pub(super) fn event<R>(row: &R) -> Result<StoredEvent, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    let level: String = row.try_get("level")?;
+    let tags: String = row.try_get("tags")?;
+    let detail: String = row.try_get("detail")?;
+    Ok(StoredEvent {
+        project_id: row.try_get("project_id")?,
+        seq: row.try_get("seq")?,
+        issue_id: row.try_get("issue_id")?,
+        id: row.try_get("event_id")?,
+        level: level.parse::<Level>().map_err(corrupt)?,
+        message: row.try_get("message")?,
+        environment: row.try_get("environment")?,
+        release: row.try_get("release")?,
+        timestamp: Millis(row.try_get("timestamp")?),
+        received: Millis(row.try_get("received")?),
+        title: row.try_get("title")?,
+        culprit: row.try_get("culprit")?,
+        tags: serde_json::from_str(&tags).map_err(corrupt)?,
+        detail: serde_json::from_str(&detail).map_err(corrupt)?,
+    })
+}
