@@ -8,7 +8,7 @@ use crate::config::ServeConfig;
 use crate::ingest::{Ingestor, writer};
 use crate::state::{AppState, StreamSettings};
 use crate::store::{self, Store};
-use crate::stream::{Hub, dispatch};
+use crate::stream::{Hub, dispatch, drain};
 use crate::task::Supervisor;
 use crate::{http, retention};
 use std::future::{Future, IntoFuture};
@@ -83,6 +83,19 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         );
         supervisor.spawn("dispatcher", move || {
             dispatch::run(hub.clone(), queue.clone())
+        });
+    }
+    {
+        let (hub, every) = (hub.clone(), Duration::from_millis(config.drain_interval_ms));
+        let stop = shutdown.clone();
+        supervisor.spawn("drain", move || {
+            let (hub, stop) = (hub.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    _ = drain::run(hub, every) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
         });
     }
     let ingestor = Ingestor::new(writer_handle, config.rate_limit);
@@ -178,9 +191,18 @@ pub async fn run(
 /// client blocks its writer after this much, and its bounded outbox drops the rest.
 pub const SEND_BUFFER: usize = 64 * 1024;
 
-fn cap_send_buffer(tcp: &mut tokio::net::TcpStream) {
+/// Socket options of every accepted connection: the capped send buffer, and no Nagle.
+///
+/// Measured (issue 11): without `TCP_NODELAY` a small stream frame written while the
+/// previous one was unacknowledged waited for the client's delayed ACK (up to 40 ms:
+/// p50 19 ms, p99 44 ms at 300 events/s to 200 subscribers). Coalescing is done by the
+/// stream's writer instead (everything queued goes in one write).
+fn tune_socket(tcp: &mut tokio::net::TcpStream) {
     if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
         tracing::debug!(error = %e, "could not cap the socket's send buffer");
+    }
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
 }
 
@@ -197,7 +219,7 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     });
-    let listener = axum::serve::ListenerExt::tap_io(listener, cap_send_buffer);
+    let listener = axum::serve::ListenerExt::tap_io(listener, tune_socket);
     let intake = state.clone();
     let server = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(token.clone().cancelled_owned())

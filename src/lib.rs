@@ -32,6 +32,7 @@ pub mod store;
 pub mod stream;
 pub mod task;
 pub mod telemetry;
+pub mod ws;
 
 pub use app::run;
 pub use config::{DatabaseUrl, ServeConfig};

@@ -77,7 +77,7 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "ingest socket closed on error");
-                if let Some(close) = super::stream_ws::close_for_read_error(&e) {
+                if let Some(close) = close_for_read_error(&e) {
                     let _ = socket.send(Message::Close(Some(close))).await;
                 }
                 return;
@@ -90,5 +90,25 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
         {
             return;
         }
+    }
+}
+
+/// The close frame for a protocol error the client caused: 1007 for a text frame that is
+/// not UTF-8, 1009 for a message over the size limit. axum does not expose tungstenite's
+/// error type, so the error's text is what there is to go by.
+fn close_for_read_error(e: &axum::Error) -> Option<CloseFrame> {
+    let text = e.to_string();
+    if text.contains("UTF-8") || text.contains("utf-8") {
+        Some(CloseFrame {
+            code: close_code::INVALID,
+            reason: "text frame is not valid UTF-8".into(),
+        })
+    } else if text.contains("too long") || text.contains("Space limit") {
+        Some(CloseFrame {
+            code: close_code::SIZE,
+            reason: "message too large".into(),
+        })
+    } else {
+        None
     }
 }

@@ -1,52 +1,59 @@
 //! `GET /stream/projects/<id>`: the live stream (SPEC §4).
 //!
-//! One task per connection owns the socket. It writes the outbox as soon as the hub wakes
-//! it, and at least every drain interval; every write is bounded by the write timeout, and
-//! a failed or timed-out write ends the connection, which leaves every room on the way out.
+//! The handler answers the WebSocket handshake itself and the connection speaks RFC 6455
+//! directly over the upgraded socket (`crate::ws`), so that a broadcast is framed once and
+//! the fan-out path writes those bytes to every subscriber's socket (`stream::conn`).
+//! This connection's task reads and answers the client, sends heartbeat pings, and takes
+//! over writing when the socket is full: a write that makes no progress for the write
+//! timeout ends the connection, which leaves every room on the way out.
 
 use super::auth::{authorize_project, query_param};
 use crate::app::CLOSE_WAIT;
 use crate::error::ApiError;
-use crate::model::Millis;
 use crate::state::AppState;
-use crate::stream::messages::{Frame, event_frame, lagged};
-use crate::stream::{EventFields, Filters, StreamConn};
+use crate::stream::messages::event_frame;
+use crate::stream::{EventFields, Filters, Flushed, StreamConn, Wire};
 use crate::telemetry;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use crate::ws::codec::{self, ClientMessage, Decoder};
+use crate::ws::handshake;
+use axum::body::Body;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 /// Largest client → server message on the stream.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Initial read buffer of a stream connection (it grows for larger client messages).
-/// tungstenite zero-fills all of it before each read attempt, so it is both resident
-/// memory per idle connection and a memset per wake-up (seen in the profile); client
-/// messages are small.
-const READ_BUFFER: usize = 1024;
-/// Bytes batched before a write reaches the socket (our flush sends the rest).
-const WRITE_BUFFER: usize = 16 * 1024;
-/// Frames written per flush (several frames per syscall when a client is behind).
-const WRITE_BATCH: usize = 64;
+/// Bytes read from the socket at a time, into a buffer on the stack of the poll: an idle
+/// connection holds no read buffer (tungstenite's, zero-filled before every read, was both
+/// resident memory per connection and a memset per wake-up in the profile).
+const READ_CHUNK: usize = 2048;
 /// Stored events read per replay query.
 const REPLAY_PAGE: u32 = 500;
 
-type Sink = SplitSink<WebSocket, Message>;
-
-/// The project id from the path, parsed as the route's JSON 400 says.
+/// Validates the handshake, the token and the query, then switches protocols.
 pub async fn upgrade(
     State(state): State<AppState>,
     super::body::ApiPath(project): super::body::ApiPath<i64>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (mut parts, _) = request.into_parts();
+    let accept =
+        handshake::accept_key(&parts.method, &parts.headers).map_err(ApiError::BadRequest)?;
     let q = query.as_deref();
-    authorize_project(&state, &headers, q, project).await?;
+    authorize_project(&state, &parts.headers, q, project).await?;
     let mut initial = Map::new();
     for name in ["level", "min_level", "environment", "release"] {
         if let Some(v) = query_param(q, name) {
@@ -64,83 +71,92 @@ pub async fn upgrade(
             ))
         })?),
     };
-    // Measured (docs/BENCHMARKS.md): tungstenite's default 128 KiB read buffer made an idle
-    // connection cost ~134 KiB of RSS. Clients send little, so a small one suffices.
-    Ok(ws
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| {
-            let tracked = state.supervisor().clone();
-            tracked.track_socket(serve(state, project, filters, since, socket))
-        }))
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+        ApiError::BadRequest("this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".into())
+    })?;
+    let tracked = state.supervisor().clone();
+    tokio::spawn(tracked.track_socket(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = Arc::new(Socket(Mutex::new(TokioIo::new(upgraded))));
+                serve(state, project, filters, since, socket).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "stream upgrade failed"),
+        }
+    }));
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .expect("a valid 101 response"))
 }
 
-async fn send(sink: &mut Sink, text: Utf8Bytes, timeout: Duration) -> bool {
+/// The upgraded connection, shared by the fan-out path (writes) and the connection's
+/// task (reads, and writes once the socket is full). The lock is held only for one
+/// non-blocking read or write attempt, never across an `.await`.
+struct Socket(Mutex<TokioIo<Upgraded>>);
+
+impl Socket {
+    fn io(&self) -> std::sync::MutexGuard<'_, TokioIo<Upgraded>> {
+        self.0.lock().expect("socket poisoned")
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io()).poll_read(cx, buf)
+    }
+}
+
+impl Wire for Socket {
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.io()).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// Reads what the client sent into `decoder`; 0 at the end of the stream.
+async fn read(socket: &Socket, decoder: &mut Decoder) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut raw = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut raw);
+        ready!(socket.poll_read(cx, &mut buf))?;
+        decoder.extend(buf.filled());
+        Poll::Ready(Ok(buf.filled().len()))
+    })
+    .await
+}
+
+/// Writes all of `bytes` before the connection is handed to the fan-out path (the hello
+/// and the replay); false if the socket failed or took longer than `timeout`.
+async fn write_all(socket: &Socket, mut bytes: &[u8], timeout: Duration) -> bool {
+    let all = poll_fn(|cx| {
+        while !bytes.is_empty() {
+            match ready!(socket.poll_write(cx, &[IoSlice::new(bytes)])) {
+                Ok(0) | Err(_) => return Poll::Ready(false),
+                Ok(n) => bytes = &bytes[n..],
+            }
+        }
+        Poll::Ready(true)
+    });
+    matches!(tokio::time::timeout(timeout, all).await, Ok(true))
+}
+
+/// Writes what the connection has queued, waiting for the socket up to `limit`.
+async fn flush_within(conn: &StreamConn, limit: Duration) -> bool {
     matches!(
-        tokio::time::timeout(timeout, sink.send(Message::Text(text))).await,
+        tokio::time::timeout(limit, poll_fn(|cx| conn.poll_flush(cx))).await,
         Ok(Ok(()))
     )
 }
 
-fn text(frame: &Frame) -> Utf8Bytes {
-    Utf8Bytes::try_from(frame.bytes.clone()).expect("frames are encoded from Strings")
-}
-
-/// Writes what the outbox holds, several frames per flush when the client is behind;
-/// false when the connection must end. One timeout bounds the whole write: a timer per
-/// frame showed up in the profile of the paced fan-out (docs/BENCHMARKS.md).
-async fn flush(conn: &StreamConn, sink: &mut Sink, timeout: Duration) -> bool {
-    match tokio::time::timeout(timeout, write_outbox(conn, sink)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(_)) => false,
-        Err(_) => {
-            metrics::counter!(telemetry::WRITE_TIMEOUTS).increment(1);
-            false
-        }
-    }
-}
-
-async fn write_outbox(conn: &StreamConn, sink: &mut Sink) -> Result<(), axum::Error> {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    // One latency sample per write, its oldest event's: a sample per delivery made the
-    // exporter buffer millions of samples between scrapes (measured: 40 M in one run).
-    let mut oldest: Option<Millis> = None;
-    let mut written = 0u64;
-    loop {
-        batch.clear();
-        let dropped = conn.take(WRITE_BATCH, &mut batch);
-        if dropped > 0 {
-            sink.feed(Message::Text(lagged(dropped).into())).await?;
-        }
-        for frame in batch.iter().filter(|f| !conn.already_sent(f)) {
-            sink.feed(Message::Text(text(frame))).await?;
-            written += 1;
-            oldest = oldest.or(frame.received);
-        }
-        if batch.len() < WRITE_BATCH {
-            break;
-        }
-    }
-    sink.flush().await?;
-    if written > 0 {
-        telemetry::stream().delivered.increment(written);
-    }
-    if let Some(r) = oldest {
-        let seconds = (Millis::now().0 - r.0).max(0) as f64 / 1000.0;
-        telemetry::stream().latency.record(seconds);
-    }
-    Ok(())
-}
-
-/// Sends every stored event after `since` up to `latest` that passes the filters.
+/// Sends every stored event after `since` up to `latest` that passes the filters, a page
+/// per write.
 async fn replay(
     state: &AppState,
     conn: &StreamConn,
     since: i64,
     latest: i64,
-    sink: &mut Sink,
+    socket: &Socket,
     timeout: Duration,
 ) -> bool {
     let mut cursor = since;
@@ -155,10 +171,8 @@ async fn replay(
         if page.is_empty() {
             break;
         }
-        for e in &page {
-            if e.seq > latest {
-                return true;
-            }
+        let mut out = BytesMut::new();
+        for e in page.iter().take_while(|e| e.seq <= latest) {
             cursor = e.seq;
             let fields = EventFields {
                 level: e.level,
@@ -166,32 +180,18 @@ async fn replay(
                 release: e.release.clone(),
                 tags: e.tags.clone(),
             };
-            if conn.matches(&fields) && !send(sink, text(&event_frame(e)), timeout).await {
-                return false;
+            if conn.matches(&fields) {
+                out.extend_from_slice(&event_frame(e).wire);
             }
+        }
+        if !write_all(socket, &out, timeout).await {
+            return false;
+        }
+        if page.last().is_some_and(|e| e.seq > latest) {
+            break;
         }
     }
     true
-}
-
-/// The close frame for a protocol error the client caused: 1007 for a text frame that is
-/// not UTF-8, 1009 for a message over the size limit. axum does not expose tungstenite's
-/// error type, so the error's text is what there is to go by.
-pub fn close_for_read_error(e: &axum::Error) -> Option<CloseFrame> {
-    let text = e.to_string();
-    if text.contains("UTF-8") || text.contains("utf-8") {
-        Some(CloseFrame {
-            code: close_code::INVALID,
-            reason: "text frame is not valid UTF-8".into(),
-        })
-    } else if text.contains("too long") || text.contains("Space limit") {
-        Some(CloseFrame {
-            code: close_code::SIZE,
-            reason: "message too large".into(),
-        })
-    } else {
-        None
-    }
 }
 
 /// Answers one client message.
@@ -219,12 +219,39 @@ fn answer(conn: &StreamConn, text: &str) -> Value {
     }
 }
 
+/// What the connection's task does with one client message; false ends the connection.
+fn on_message(conn: &StreamConn, msg: ClientMessage, ping_sent: &mut Option<Instant>) -> bool {
+    let reply = match msg {
+        ClientMessage::Text(t) => codec::text(&answer(conn, &t).to_string()),
+        ClientMessage::Binary(_) => codec::text(
+            &json!({ "type": "error", "error": "binary frames are not accepted: send JSON text frames" })
+                .to_string(),
+        ),
+        ClientMessage::Ping(payload) => codec::encode(codec::PONG, &payload),
+        ClientMessage::Pong => {
+            *ping_sent = None;
+            return true;
+        }
+        ClientMessage::Close(_) => return false,
+    };
+    conn.push_own(reply);
+    conn.flush_now() != Flushed::Failed
+}
+
+/// The close frame answering a client's close: its code echoed, where it may be sent.
+fn close_reply(code: Option<u16>) -> bytes::Bytes {
+    match code {
+        Some(c @ (1000..=1003 | 1007..=1011 | 3000..=4999)) => codec::close(c, ""),
+        _ => codec::close(codec::CLOSE_NORMAL, ""),
+    }
+}
+
 async fn serve(
     state: AppState,
     project: i64,
     filters: Filters,
     since: Option<i64>,
-    socket: WebSocket,
+    socket: Arc<Socket>,
 ) {
     let settings = *state.stream_settings();
     let timeout = settings.write_timeout;
@@ -237,18 +264,17 @@ async fn serve(
         hub: hub.clone(),
         id: conn.id,
     };
-    let (mut sink, mut stream) = socket.split();
-    let ok = async {
+    let greeted = async {
         let latest = state.store().latest_seq(project).await.ok()?;
         let hello = json!({
             "type": "subscribed", "project_id": project, "conn_id": conn.id.to_string(),
             "filters": conn.filters().to_json(), "seq": latest,
         });
-        if !send(&mut sink, hello.to_string().into(), timeout).await {
+        if !write_all(&socket, &codec::text(&hello.to_string()), timeout).await {
             return None;
         }
         if let Some(since) = since
-            && !replay(&state, &conn, since, latest, &mut sink, timeout).await
+            && !replay(&state, &conn, since, latest, &socket, timeout).await
         {
             return None;
         }
@@ -257,62 +283,111 @@ async fn serve(
     }
     .await
     .is_some();
+    if !greeted {
+        return;
+    }
+    // From here the fan-out path writes live frames; this task steps in when it blocks.
+    conn.attach(socket.clone());
+    if conn.flush_now() == Flushed::Failed {
+        return;
+    }
 
-    if ok {
-        let mut ticker = tokio::time::interval(settings.drain_interval);
-        let start = tokio::time::Instant::now() + settings.heartbeat_interval;
-        let mut heartbeat = tokio::time::interval_at(start, settings.heartbeat_interval);
-        // When the unanswered ping was sent.
-        let mut ping_sent: Option<tokio::time::Instant> = None;
-        let shutdown = state.shutdown().clone().cancelled_owned();
-        tokio::pin!(shutdown);
-        // One task reads and writes: a reader task of its own cost 2.7 KiB per idle
-        // connection for 6% less CPU per delivery (measured, docs/BENCHMARKS.md).
-        loop {
-            let pong_due = ping_sent.map(|t| t + settings.heartbeat_timeout);
-            tokio::select! {
-                // Shutdown first, so a stream under constant load still hears it; then
-                // deliveries, what this loop mostly wakes for; the client and timers last.
-                biased;
-                _ = &mut shutdown => {
-                    let bye = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
-                    let _ = tokio::time::timeout(timeout.min(CLOSE_WAIT), sink.send(Message::Close(Some(bye)))).await;
-                    break;
-                }
-                _ = conn.wait() => {
-                    if conn.is_closed() || !flush(&conn, &mut sink, timeout).await { break; }
-                }
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        if !send(&mut sink, answer(&conn, t.as_str()).to_string().into(), timeout).await { break; }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let e = json!({ "type": "error", "error": "binary frames are not accepted: send JSON text frames" });
-                        if !send(&mut sink, e.to_string().into(), timeout).await { break; }
-                    }
-                    Some(Ok(Message::Pong(_))) => ping_sent = None,
-                    Some(Ok(Message::Ping(_))) => {}
-                    Some(Err(e)) => {
-                        if let Some(close) = close_for_read_error(&e) {
-                            let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+    let mut decoder = Decoder::new(MAX_CLIENT_MESSAGE);
+    let start = Instant::now() + settings.heartbeat_interval;
+    let mut heartbeat = tokio::time::interval_at(start, settings.heartbeat_interval);
+    // When the unanswered ping was sent.
+    let mut ping_sent: Option<Instant> = None;
+    // While the socket is full: when the write times out, and the bytes written by then
+    // (progress moves the deadline: a slow reader is served, a stalled one is closed).
+    let mut stalled: Option<(Instant, u64)> = None;
+    // One timer for both deadlines, reset only when the nearest one changes: a timer per
+    // loop or per flush showed up in the profile of the paced fan-out.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut timer_at: Option<Instant> = None;
+    let shutdown = state.shutdown().clone().cancelled_owned();
+    tokio::pin!(shutdown);
+    loop {
+        let blocked = conn.is_blocked();
+        stalled = match stalled {
+            _ if !blocked => None,
+            None => Some((Instant::now() + timeout, conn.written())),
+            kept => kept,
+        };
+        let due = [
+            ping_sent.map(|t| t + settings.heartbeat_timeout),
+            stalled.map(|(at, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if due != timer_at {
+            if let Some(at) = due {
+                timer.as_mut().reset(at);
+            }
+            timer_at = due;
+        }
+        tokio::select! {
+            // Shutdown first, so a stream under constant load still hears it.
+            biased;
+            _ = &mut shutdown => {
+                conn.push_own(codec::close(codec::CLOSE_AWAY, "server shutting down"));
+                flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
+                break;
+            }
+            flushed = poll_fn(|cx| conn.poll_flush(cx)), if blocked => {
+                if flushed.is_err() { break; }
+            }
+            // The fan-out path found the socket full, or the hub closed the connection.
+            _ = conn.wait() => {
+                if conn.is_closed() { break; }
+            }
+            // A client whose socket is full is not read until it is drained: what it asks
+            // is answered into the same socket, so this is its backpressure.
+            got = read(&socket, &mut decoder), if !blocked => {
+                if !matches!(got, Ok(n) if n > 0) { break; }
+                let mut open = true;
+                while open {
+                    match decoder.next() {
+                        Ok(None) => break,
+                        Ok(Some(ClientMessage::Close(code))) => {
+                            conn.push_own(close_reply(code));
+                            flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
+                            open = false;
                         }
-                        break;
-                    }
-                    Some(Ok(Message::Close(_))) | None => break,
-                },
-                _ = ticker.tick() => {
-                    if !flush(&conn, &mut sink, timeout).await { break; }
-                }
-                _ = heartbeat.tick() => {
-                    if ping_sent.is_none() {
-                        ping_sent = Some(tokio::time::Instant::now());
-                        if !matches!(tokio::time::timeout(timeout, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) { break; }
+                        Ok(Some(msg)) => open = on_message(&conn, msg, &mut ping_sent),
+                        Err(e) => {
+                            conn.push_own(codec::close(e.close_code(), &e.to_string()));
+                            flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
+                            open = false;
+                        }
                     }
                 }
-                _ = tokio::time::sleep_until(pong_due.unwrap_or_else(tokio::time::Instant::now)), if pong_due.is_some() => {
+                if !open { break; }
+            }
+            _ = heartbeat.tick() => {
+                if ping_sent.is_none() {
+                    ping_sent = Some(Instant::now());
+                    conn.push_own(codec::encode(codec::PING, &[]));
+                    if conn.flush_now() == Flushed::Failed { break; }
+                }
+            }
+            _ = &mut timer, if timer_at.is_some() => {
+                let now = Instant::now();
+                if ping_sent.is_some_and(|t| now >= t + settings.heartbeat_timeout) {
                     tracing::debug!(conn = %conn.id, "no pong in time; closing the stream");
                     break;
                 }
+                if let Some((at, mark)) = stalled && now >= at {
+                    let written = conn.written();
+                    if written == mark {
+                        metrics::counter!(telemetry::WRITE_TIMEOUTS).increment(1);
+                        tracing::debug!(conn = %conn.id, "write timed out; closing the stream");
+                        break;
+                    }
+                    stalled = Some((now + timeout, written));
+                }
+                timer_at = None;
             }
         }
     }
@@ -320,7 +395,7 @@ async fn serve(
 
 /// Removes a connection from the hub when dropped.
 struct Registration {
-    hub: std::sync::Arc<crate::stream::Hub>,
+    hub: Arc<crate::stream::Hub>,
     id: crate::stream::ConnId,
 }
 

@@ -2,7 +2,8 @@
 //! once and publishes it to the project's room. It also coalesces `issue_count` to at most
 //! one per [`COUNT_INTERVAL`] per project, always sending the last value.
 
-use super::hub::{Hub, Offer};
+use super::conn::Offer;
+use super::hub::Hub;
 use super::messages::{EventFields, count_frame, domain_frame};
 use crate::bus::DomainMessage;
 use std::collections::HashMap;
@@ -14,13 +15,15 @@ use tokio::time::Instant;
 /// At most four counts per second per project.
 pub const COUNT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Messages published between two yields to the scheduler.
+/// Messages taken from the bus before the connections are flushed, at most.
 ///
-/// Measured (docs/BENCHMARKS.md): without it the dispatcher ran until tokio's budget of
-/// 128 receives forced a yield, so a burst (a group commit after a slow fsync) put more
-/// than `max_buffer` (100) frames in every outbox before any writer ran, and even reading
-/// subscribers saw `lagged`. Yielding lets the writers drain while frames still batch.
-const YIELD_EVERY: u32 = 32;
+/// Every connection gets one write for the whole batch (the fan-out cost is then a queue
+/// push per message plus a share of one `writev`), so under load, when messages pile up
+/// behind a flush, batches grow and deliveries get cheaper; a lone message at a low rate
+/// is written at once. Bounded below the outbox size so that a burst (a group commit after
+/// a slow fsync) does not drop frames from outboxes of clients that read: half of
+/// `--max-buffer`, and at most this.
+const MAX_BATCH: usize = 64;
 
 /// The bus receiver, shared so that a restarted dispatcher continues with it.
 pub type BusQueue = Arc<Mutex<mpsc::Receiver<DomainMessage>>>;
@@ -31,51 +34,40 @@ struct CountState {
     pending: Option<i64>,
 }
 
-/// Publishes one domain message (counts excepted) to its room.
-pub fn publish(hub: &Hub, msg: &DomainMessage) {
+/// Queues one domain message (counts excepted) in its room; returns the project, whose
+/// connections the caller flushes.
+pub fn publish(hub: &Hub, msg: &DomainMessage) -> i64 {
     let frame = Arc::new(domain_frame(msg));
-    match msg {
-        DomainMessage::EventStored(e) => {
-            let fields = EventFields {
+    let (project, fields, except) = match msg {
+        DomainMessage::EventStored(e) => (
+            e.project_id,
+            Some(EventFields {
                 level: e.level,
                 environment: e.environment.clone(),
                 release: e.release.clone(),
                 tags: e.tags.clone(),
-            };
-            hub.publish(
-                e.project_id,
-                &Offer {
-                    frame: &frame,
-                    event: Some(&fields),
-                },
-                None,
-            );
-        }
-        DomainMessage::IssueChanged { issue, origin, .. } => {
-            let except = origin.as_deref().and_then(|o| hub.find(o));
-            hub.publish(
-                issue.project_id,
-                &Offer {
-                    frame: &frame,
-                    event: None,
-                },
-                except,
-            );
-        }
-        DomainMessage::CountChanged { project_id, .. } => {
-            hub.publish(
-                *project_id,
-                &Offer {
-                    frame: &frame,
-                    event: None,
-                },
-                None,
-            );
-        }
-    }
+            }),
+            None,
+        ),
+        DomainMessage::IssueChanged { issue, origin, .. } => (
+            issue.project_id,
+            None,
+            origin.as_deref().and_then(|o| hub.find(o)),
+        ),
+        DomainMessage::CountChanged { project_id, .. } => (*project_id, None, None),
+    };
+    hub.publish(
+        project,
+        &Offer {
+            frame: &frame,
+            event: fields.as_ref(),
+        },
+        except,
+    );
+    project
 }
 
-fn send_count(hub: &Hub, project: i64, count: i64) {
+fn queue_count(hub: &Hub, project: i64, count: i64) {
     let frame = Arc::new(count_frame(project, count));
     hub.publish(
         project,
@@ -87,17 +79,31 @@ fn send_count(hub: &Hub, project: i64, count: i64) {
     );
 }
 
+/// Queues a message, or coalesces it if it is a count; returns the project to flush.
+fn take(hub: &Hub, counts: &mut HashMap<i64, CountState>, msg: DomainMessage) -> Option<i64> {
+    let DomainMessage::CountChanged { project_id, count } = msg else {
+        return Some(publish(hub, &msg));
+    };
+    let state = counts.entry(project_id).or_default();
+    let now = Instant::now();
+    if state.last_sent.is_none_or(|t| now >= t + COUNT_INTERVAL) {
+        queue_count(hub, project_id, count);
+        state.last_sent = Some(now);
+        state.pending = None;
+        Some(project_id)
+    } else {
+        state.pending = Some(count);
+        None
+    }
+}
+
 /// Runs until the bus closes.
 pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
     let mut rx = queue.lock().await;
     let mut counts: HashMap<i64, CountState> = HashMap::new();
-    let mut since_yield = 0u32;
+    let batch = (hub.max_buffer() / 2).clamp(1, MAX_BATCH);
+    let mut touched: Vec<i64> = Vec::new();
     loop {
-        since_yield += 1;
-        if since_yield >= YIELD_EVERY {
-            since_yield = 0;
-            tokio::task::yield_now().await;
-        }
         let due = counts
             .values()
             .filter(|c| c.pending.is_some())
@@ -106,18 +112,13 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { return };
-                if let DomainMessage::CountChanged { project_id, count } = msg {
-                    let state = counts.entry(project_id).or_default();
-                    let now = Instant::now();
-                    if state.last_sent.is_none_or(|t| now >= t + COUNT_INTERVAL) {
-                        send_count(&hub, project_id, count);
-                        state.last_sent = Some(now);
-                        state.pending = None;
-                    } else {
-                        state.pending = Some(count);
+                touched.extend(take(&hub, &mut counts, msg));
+                // Whatever else is already waiting goes in the same writes.
+                for _ in 1..batch {
+                    let Ok(msg) = rx.try_recv() else { break };
+                    if let Some(p) = take(&hub, &mut counts, msg) && !touched.contains(&p) {
+                        touched.push(p);
                     }
-                } else {
-                    publish(&hub, &msg);
                 }
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
@@ -126,13 +127,19 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
                     if let (Some(count), Some(t)) = (state.pending, state.last_sent)
                         && now >= t + COUNT_INTERVAL
                     {
-                        send_count(&hub, *project, count);
+                        queue_count(&hub, *project, count);
                         state.last_sent = Some(now);
                         state.pending = None;
+                        touched.push(*project);
                     }
                 }
             }
         }
+        for project in touched.drain(..) {
+            hub.flush(project);
+        }
+        // The writer and the HTTP handlers run between batches.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -163,7 +170,7 @@ mod tests {
         out.clear();
         conn.take(100, &mut out);
         assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_slice(&out[0].bytes).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(out[0].text()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type": "issue_count", "project_id": 7, "count": 20})

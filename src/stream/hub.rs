@@ -2,124 +2,18 @@
 //! the project rooms, with the old StreamManager's operations — register, remove,
 //! is-stream-client, project-of, matches — and publish / publish-except.
 //!
-//! Publishing pushes the one encoded frame into each matching connection's outbox and
-//! wakes its writer; it never touches a socket, so a slow client costs the publisher one
-//! queue push. Locks are `std::sync` and never held across an `.await`.
+//! Publishing pushes the one encoded frame into each matching connection's outbox; a
+//! [`Hub::flush`] after a batch of publishes writes each connection's queue to its socket
+//! in one write if the socket takes it at once, and leaves a full socket to the
+//! connection's task — so a slow client costs the publisher one queue push per message.
+//! Locks are `std::sync` and never held across an `.await`.
 
-use super::filter::{Filters, Subject};
-use super::messages::{EventFields, Frame};
-use super::outbox::{Outbox, Pushed};
-use super::rooms::{ConnId, Delivery, Member, Report, RoomId, Rooms};
+use super::conn::{Flushed, Offer, StreamConn};
+use super::filter::Filters;
+use super::rooms::{ConnId, Report, RoomId, Rooms};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::Notify;
-
-/// A message offered to a room: the shared frame, plus the event's fields when filters apply.
-pub struct Offer<'a> {
-    /// The encoded message.
-    pub frame: &'a Arc<Frame>,
-    /// `Some` for events (filtered per connection); `None` for issue and count messages.
-    pub event: Option<&'a EventFields>,
-}
-
-/// One stream connection's subscription state.
-pub struct StreamConn {
-    /// Its id.
-    pub id: ConnId,
-    /// The project it watches.
-    pub project: i64,
-    filters: RwLock<Filters>,
-    outbox: Mutex<Outbox<Arc<Frame>>>,
-    notify: Notify,
-    closed: AtomicBool,
-    /// Events up to this seq were sent by replay; live copies are skipped.
-    replayed_upto: AtomicI64,
-}
-
-impl StreamConn {
-    /// Replaces the filters.
-    pub fn set_filters(&self, f: Filters) {
-        *self.filters.write().expect("filters poisoned") = f;
-    }
-
-    /// The current filters.
-    pub fn filters(&self) -> Filters {
-        self.filters.read().expect("filters poisoned").clone()
-    }
-
-    /// Whether an event passes this connection's filters.
-    pub fn matches(&self, e: &EventFields) -> bool {
-        self.filters
-            .read()
-            .expect("filters poisoned")
-            .matches(&Subject {
-                level: e.level,
-                environment: &e.environment,
-                release: e.release.as_deref(),
-                tags: &e.tags,
-            })
-    }
-
-    /// Takes up to `max` queued frames and the number dropped since the last take.
-    pub fn take(&self, max: usize, out: &mut Vec<Arc<Frame>>) -> u64 {
-        self.outbox.lock().expect("outbox poisoned").take(max, out)
-    }
-
-    /// Frames waiting.
-    pub fn queued(&self) -> usize {
-        self.outbox.lock().expect("outbox poisoned").len()
-    }
-
-    /// Waits until something is queued (or the connection is closed).
-    pub async fn wait(&self) {
-        self.notify.notified().await
-    }
-
-    /// Marks the connection closed; later offers fail.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.notify.notify_one();
-    }
-
-    /// Whether it is closed.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Records that replay sent every event up to `seq`.
-    pub fn set_replayed_upto(&self, seq: i64) {
-        self.replayed_upto.store(seq, Ordering::Release);
-    }
-
-    /// Whether a live frame repeats one that replay already sent.
-    pub fn already_sent(&self, frame: &Frame) -> bool {
-        frame
-            .seq
-            .is_some_and(|s| s <= self.replayed_upto.load(Ordering::Acquire))
-    }
-}
-
-impl Member<Offer<'_>> for StreamConn {
-    fn offer(&self, offer: &Offer<'_>) -> Delivery {
-        if self.is_closed() {
-            return Delivery::Failed;
-        }
-        if offer.event.is_some_and(|e| !self.matches(e)) {
-            return Delivery::Filtered;
-        }
-        let pushed = self
-            .outbox
-            .lock()
-            .expect("outbox poisoned")
-            .push(offer.frame.clone());
-        self.notify.notify_one();
-        match pushed {
-            Pushed::Queued => Delivery::Queued,
-            Pushed::DroppedOldest => Delivery::DroppedOldest,
-        }
-    }
-}
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// All stream connections and their rooms.
 pub struct Hub {
@@ -142,18 +36,15 @@ impl Hub {
         }
     }
 
+    /// Messages each outbox holds.
+    pub fn max_buffer(&self) -> usize {
+        self.max_buffer
+    }
+
     /// Registers a connection watching `project` and joins it to the project's room.
     pub fn register(&self, project: i64, filters: Filters) -> Arc<StreamConn> {
         let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let conn = Arc::new(StreamConn {
-            id,
-            project,
-            filters: RwLock::new(filters),
-            outbox: Mutex::new(Outbox::new(self.max_buffer)),
-            notify: Notify::new(),
-            closed: AtomicBool::new(false),
-            replayed_upto: AtomicI64::new(0),
-        });
+        let conn = Arc::new(StreamConn::new(id, project, filters, self.max_buffer));
         self.conns
             .write()
             .expect("conns poisoned")
@@ -243,19 +134,59 @@ impl Hub {
             counters.dropped.increment(report.dropped as u64);
         }
         if report.failed > 0 {
-            let dead: Vec<ConnId> = self
-                .conns
-                .read()
-                .expect("conns poisoned")
-                .values()
-                .filter(|c| c.is_closed())
-                .map(|c| c.id)
-                .collect();
-            for id in dead {
-                self.remove(id);
-            }
+            self.remove_closed();
         }
         report
+    }
+
+    /// Writes what waits for each connection of `project` to its socket, if the socket
+    /// takes it now; removes connections whose write failed. Called once per batch of
+    /// publishes, so that a connection gets one write for all of them.
+    pub fn flush(&self, project: i64) {
+        let failed = {
+            let rooms = self.rooms.read().expect("rooms poisoned");
+            rooms
+                .members(RoomId(project))
+                .filter(|c| c.flush_now() == Flushed::Failed)
+                .count()
+        };
+        if failed > 0 {
+            self.remove_closed();
+        }
+    }
+
+    /// The drain pass (SPEC §4): writes whatever waits in any outbox whose socket takes it,
+    /// and removes connections whose write failed. The fan-out path flushes after every
+    /// batch, so this finds work only when that write was missed.
+    pub fn drain(&self) {
+        let conns: Vec<Arc<StreamConn>> = self
+            .conns
+            .read()
+            .expect("conns poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let failed = conns
+            .iter()
+            .filter(|c| c.flush_now() == Flushed::Failed)
+            .count();
+        if failed > 0 {
+            self.remove_closed();
+        }
+    }
+
+    fn remove_closed(&self) {
+        let dead: Vec<ConnId> = self
+            .conns
+            .read()
+            .expect("conns poisoned")
+            .values()
+            .filter(|c| c.is_closed())
+            .map(|c| c.id)
+            .collect();
+        for id in dead {
+            self.remove(id);
+        }
     }
 }
 
@@ -263,6 +194,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::model::Level;
+    use crate::stream::{EventFields, Frame};
     use serde_json::json;
 
     fn fields(level: Level) -> EventFields {

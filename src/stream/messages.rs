@@ -3,15 +3,19 @@
 use crate::bus::DomainMessage;
 use crate::model::{Level, Millis};
 use crate::store::StoredEvent;
+use crate::ws::codec;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// One encoded message: UTF-8 JSON bytes shared by every subscriber that gets it.
+/// One encoded message: a whole WebSocket text frame (header and JSON), shared by every
+/// subscriber that gets it. Server frames are not masked, so the bytes are the same for all.
 #[derive(Debug)]
 pub struct Frame {
-    /// The JSON text.
-    pub bytes: Bytes,
+    /// The frame as it goes on the wire.
+    pub wire: Bytes,
+    /// Where the JSON starts in `wire`.
+    header: u8,
     /// For `event` messages, the event's seq (replay skips what it already sent).
     pub seq: Option<i64>,
     /// For `event` messages, when the server received the event (ingest-to-delivery latency).
@@ -21,11 +25,18 @@ pub struct Frame {
 impl Frame {
     /// Encodes `v` once.
     pub fn json(v: &Value, seq: Option<i64>) -> Frame {
+        let text = v.to_string();
         Frame {
-            bytes: Bytes::from(v.to_string()),
+            header: codec::header_len(text.len()) as u8,
+            wire: codec::text(&text),
             seq,
             received: None,
         }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &[u8] {
+        &self.wire[usize::from(self.header)..]
     }
 }
 
@@ -75,6 +86,6 @@ pub fn count_frame(project_id: i64, count: i64) -> Frame {
 }
 
 /// `{"type":"lagged","dropped":N}`.
-pub fn lagged(dropped: u64) -> String {
-    json!({ "type": "lagged", "dropped": dropped }).to_string()
+pub fn lagged(dropped: u64) -> Frame {
+    Frame::json(&json!({ "type": "lagged", "dropped": dropped }), None)
 }

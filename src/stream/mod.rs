@@ -2,7 +2,9 @@
 //! Rooms (typed join/leave/broadcast), filters and outboxes; the connection writer, replay
 //! and the count coalescer build on these.
 
+pub mod conn;
 pub mod dispatch;
+pub mod drain;
 pub mod filter;
 pub mod hub;
 pub mod messages;
@@ -10,7 +12,8 @@ pub mod outbox;
 pub mod rooms;
 
 pub use filter::{Filters, InvalidFilter, Subject};
-pub use hub::{Hub, Offer, StreamConn};
+pub use conn::{Closed, Flushed, Offer, StreamConn, Wire};
+pub use hub::Hub;
 pub use messages::{EventFields, Frame};
 pub use outbox::{Outbox, Pushed};
 pub use rooms::{ConnId, Delivery, Member, Report, RoomId, Rooms};

@@ -55,6 +55,17 @@ impl<M> Outbox<M> {
         std::mem::take(&mut self.dropped)
     }
 
+    /// Takes the oldest message.
+    pub fn pop(&mut self) -> Option<M> {
+        self.queue.pop_front()
+    }
+
+    /// The number dropped since the last take, reset to zero (sent as `lagged` before
+    /// the next message).
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// Messages waiting.
     pub fn len(&self) -> usize {
         self.queue.len()

@@ -142,6 +142,11 @@ impl<T> Rooms<T> {
         self.rooms.is_empty()
     }
 
+    /// The members of `room`.
+    pub fn members(&self, room: RoomId) -> impl Iterator<Item = &Arc<T>> {
+        self.rooms.get(&room).into_iter().flat_map(HashMap::values)
+    }
+
     /// Offers `msg` to every member of `room`.
     pub fn broadcast<M>(&self, room: RoomId, msg: &M) -> Report
     where

@@ -1,0 +1,6 @@
+//! The WebSocket protocol for the live stream: the opening handshake and framing.
+//! The stream's connections speak it directly over the upgraded socket, so that a
+//! broadcast is framed once and its bytes written to every subscriber.
+
+pub mod codec;
+pub mod handshake;
