@@ -23,6 +23,8 @@ struct Args {
     key: String,
     clients: usize,
     batch: usize,
+    /// Fan-out publishers in a closed loop (each waits for its answer before the next).
+    publishers: usize,
     seconds: f64,
 }
 
@@ -41,6 +43,7 @@ fn parse_args() -> Args {
         key: String::new(),
         clients: 32,
         batch: 1,
+        publishers: 1,
         seconds: 10.0,
     };
     let mut it = std::env::args().skip(1);
@@ -52,6 +55,7 @@ fn parse_args() -> Args {
             "--key" => args.key = val(),
             "--clients" => args.clients = val().parse().expect("--clients N"),
             "--batch" => args.batch = val().parse().expect("--batch N"),
+            "--publishers" => args.publishers = val().parse().expect("--publishers N"),
             "--seconds" => args.seconds = val().parse().expect("--seconds S"),
             "--token" => args.token = val(),
             "--project" => args.project = val().parse().expect("--project ID"),
@@ -268,27 +272,35 @@ async fn run_fanout(args: &Args, fast: usize, slow: usize) -> Value {
     let start = Instant::now();
     let pad = "p".repeat(300);
     // Paced runs publish open loop (a slow answer does not delay the next request), with
-    // at most WINDOW requests in flight; unpaced runs wait for each answer.
+    // at most WINDOW requests in flight; unpaced runs are `--publishers` closed loops, each
+    // waiting for its answer (as SDKs do).
     const WINDOW: usize = 64;
-    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(if args.rate > 0.0 {
+    let in_flight = if args.rate > 0.0 {
         WINDOW
     } else {
-        1
-    }));
+        args.publishers.max(1)
+    };
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
     let post_lat = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut sent = 0usize;
     while sent < expected {
         let n = args.batch.min(expected - sent);
         let t = now_us().to_string();
-        let batch: Vec<Value> = (0..n).map(|j| json!({"message": format!("fanout {}", sent + j), "fingerprint": ["bench"], "tags": {"t": t}, "extra": {"pad": pad}})).collect();
+        let mut batch: Vec<Value> = (0..n).map(|j| json!({"message": format!("fanout {}", sent + j), "fingerprint": ["bench"], "tags": {"t": t}, "extra": {"pad": pad}})).collect();
         let permit = window.clone().acquire_owned().await.unwrap();
+        // `--batch 1` posts one event per request, as SDKs do.
+        let (path, body) = if args.batch == 1 {
+            ("events", batch.pop().expect("one event"))
+        } else {
+            ("events/bulk", Value::Array(batch))
+        };
         let req = http
             .post(format!(
-                "{}/api/v1/events/bulk",
+                "{}/api/v1/{path}",
                 args.publish_url.as_deref().unwrap_or(&args.url)
             ))
             .bearer_auth(&args.key)
-            .json(&batch);
+            .json(&body);
         let post_lat = post_lat.clone();
         tokio::spawn(async move {
             let t = Instant::now();
@@ -309,7 +321,7 @@ async fn run_fanout(args: &Args, fast: usize, slow: usize) -> Value {
         }
     }
     let _all_answered = window
-        .acquire_many(if args.rate > 0.0 { WINDOW as u32 } else { 1 })
+        .acquire_many(in_flight as u32)
         .await;
     let publish_secs = start.elapsed().as_secs_f64();
     let (mut got, mut dropped, mut lat, mut last) = (0usize, 0u64, Vec::new(), start);
@@ -332,6 +344,7 @@ async fn run_fanout(args: &Args, fast: usize, slow: usize) -> Value {
         "subscribers": fast,
         "events": expected,
         "batch": args.batch,
+        "publishers": if args.rate > 0.0 { 0 } else { in_flight },
         "target_rate": args.rate,
         "publish_rate": (expected as f64 / publish_secs).round(),
         "deliveries": got,

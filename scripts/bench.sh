@@ -28,7 +28,10 @@ server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work" "$dbdir"/bench-$$.db*' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 common=(--url "http://127.0.0.1:$port" --key "$key" --token "$token" --server-pid "$server")
-# Fan-out as fast as the server takes it, then at a paced rate for latency.
+# The headline: one event per POST (as SDKs send), 4 keep-alive publishers in a closed
+# loop, then paced at 200 events/s; then the same in bulks of 100 and 10.
+pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$((EVENTS / 4))" --batch 1 --publishers 4
+pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 1 --rate "${BENCH_RATE:-200}"
 pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$EVENTS" --batch 100
 pin 1 "$dir/examples/bench" fanout "${common[@]}" --subscribers "$SUBS" --events "$((EVENTS / 10))" --batch 10 --rate "${BENCH_RATE:-200}"
 # The paced fan-out without and with a tenth of the subscribers stalled.

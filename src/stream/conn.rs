@@ -188,6 +188,9 @@ impl StreamConn {
 
     /// From the fan-out path: writes what waits if the socket takes it now, without
     /// waiting. A socket that would block is left to the connection's task.
+    ///
+    /// Call it outside tokio's cooperative budget (`tokio::task::unconstrained`) when
+    /// flushing many connections in one turn: a spent budget makes every socket look full.
     pub fn flush_now(&self) -> Flushed {
         if self.is_closed() {
             return Flushed::Failed;

@@ -139,20 +139,11 @@ impl Hub {
         report
     }
 
-    /// Writes what waits for each connection of `project` to its socket, if the socket
-    /// takes it now; removes connections whose write failed. Called once per batch of
-    /// publishes, so that a connection gets one write for all of them.
-    pub fn flush(&self, project: i64) {
-        let failed = {
-            let rooms = self.rooms.read().expect("rooms poisoned");
-            rooms
-                .members(RoomId(project))
-                .filter(|c| c.flush_now() == Flushed::Failed)
-                .count()
-        };
-        if failed > 0 {
-            self.remove_closed();
-        }
+    /// Appends the connections of `project` to `out` (a snapshot to flush without
+    /// holding the rooms' lock).
+    pub fn members(&self, project: i64, out: &mut Vec<Arc<StreamConn>>) {
+        let rooms = self.rooms.read().expect("rooms poisoned");
+        out.extend(rooms.members(RoomId(project)).cloned());
     }
 
     /// The drain pass (SPEC §4): writes whatever waits in any outbox whose socket takes it,
@@ -175,7 +166,8 @@ impl Hub {
         }
     }
 
-    fn remove_closed(&self) {
+    /// Removes the connections that were closed (a write failed).
+    pub fn remove_closed(&self) {
         let dead: Vec<ConnId> = self
             .conns
             .read()
