@@ -26,7 +26,8 @@ if [ $# -eq 0 ]; then
   set -- target/release/mesher
 fi
 secs=${BENCH_SECONDS:-10}
-out=${RESULTS:-$(mktemp /tmp/bench-peers.XXXXXX.jsonl)}
+out=${BENCH_RESULTS:-$(mktemp /tmp/bench-peers.XXXXXX.jsonl)}
+unset RESULTS # run-peers.sh appends its own lines there
 : >"$out"
 
 scenario() { # name -> fanout args
@@ -79,7 +80,7 @@ with tempfile.NamedTemporaryFile(dir=".") as f:
 samples.sort()
 q = lambda p: samples[min(len(samples) - 1, int(p * len(samples)))]
 print(json.dumps({"fsync_ms": {"p50": round(q(0.5), 3), "p99": round(q(0.99), 3), "p999": round(q(0.999), 3), "max": round(samples[-1], 3)}}))
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = [r for r in map(json.loads, open(sys.argv[1])) if "server" in r]
 def med(label, server, key):
     v = [r for r in rows if r["scenario"] == label and r["server"] == server]
     if not v: return None

@@ -463,3 +463,86 @@ async fn three_projects_no_cross_talk_and_counts_end_true() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn client_pings_get_pongs_and_a_close_is_answered_with_its_code() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (mut ws, _) = connect(&s, &p, "").await;
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+            Some(Ok(Message::Pong(payload))) => break payload,
+            Some(Ok(_)) => {}
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"are you there", "the pong carries the ping's payload");
+    // A WebSocket ping is not a JSON ping: the JSON one is still answered as before.
+    assert_eq!(say(&mut ws, json!({"type": "ping"})).await, json!({"type": "pong"}));
+
+    ws.send(Message::Close(Some(
+        tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 4000.into(),
+            reason: "done here".into(),
+        },
+    )))
+    .await
+    .unwrap();
+    assert_eq!(close_code_after(&mut ws).await, Some(4000), "the code is echoed");
+    s.wait_connections(0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_get_of_the_stream_is_told_to_upgrade() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let (status, body) = s
+        .get(&format!("/stream/projects/{}?token={}", p.id, p.token), &p.token)
+        .await;
+    assert_eq!(status, 400);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("Upgrade: websocket"), "{error}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_arrives_whole_and_in_order_on_every_connection() {
+    let s = TestServer::start_with(|c| c.rate_limit = 0).await;
+    let p = s.project("app").await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(connect(&s, &p, "&level=error").await.0);
+    }
+    // Forty requests at once, from several tasks: the fan-out writes many events per
+    // write, and each client must still see each event once, in seq order.
+    let mut posts = Vec::new();
+    for i in 0..40 {
+        let (url, key) = (s.url("/api/v1/events"), p.key.clone());
+        posts.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"message": format!("burst {i}"), "level": "error"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }));
+    }
+    for post in posts {
+        post.await.unwrap();
+    }
+    for ws in &mut clients {
+        let mut seqs = Vec::new();
+        while seqs.len() < 40 {
+            let v = recv_type(ws, "event").await;
+            seqs.push(v["seq"].as_i64().unwrap());
+        }
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    }
+    s.stop().await;
+}
