@@ -320,9 +320,7 @@ async fn run_fanout(args: &Args, fast: usize, slow: usize) -> Value {
             tokio::time::sleep_until(due.into()).await;
         }
     }
-    let _all_answered = window
-        .acquire_many(in_flight as u32)
-        .await;
+    let _all_answered = window.acquire_many(in_flight as u32).await;
     let publish_secs = start.elapsed().as_secs_f64();
     let (mut got, mut dropped, mut lat, mut last) = (0usize, 0u64, Vec::new(), start);
     for s in subs {

@@ -3,7 +3,8 @@
 # change is measured against its parent under the same conditions (docs/BENCHMARKS.md).
 # Usage: scripts/bench-ab.sh [-n RUNS] BINARY...   e.g. scripts/bench-ab.sh /tmp/old target/release/mesher
 # Each run: 1,000 subscribers saturated (bulk 100), then paced at 200 events/s (bulk 10);
-# one JSON line per run with the binary added. Server on CPU 0, load generator on CPU 1.
+# one JSON line per run with the binary added (BENCH_SLOW=1: also the slow-consumer scenario).
+# Server on CPU 0, load generator on CPU 1.
 set -euo pipefail
 runs=2
 if [ "${1:-}" = "-n" ]; then runs=$2; shift 2; fi
@@ -28,6 +29,9 @@ one() { # binary
   local common=(--url "http://127.0.0.1:$port" --key "$key" --token "$token" --server-pid "$server" --subscribers "$SUBS")
   taskset -c 1 "$bench" fanout "${common[@]}" --events "$EVENTS" --batch 100 | sed "s|^{|{\"binary\":\"$bin\",\"mode\":\"saturated\",|"
   taskset -c 1 "$bench" fanout "${common[@]}" --events "$((EVENTS / 10))" --batch 10 --rate 200 | sed "s|^{|{\"binary\":\"$bin\",\"mode\":\"paced\",|"
+  if [ -n "${BENCH_SLOW:-}" ]; then
+    taskset -c 1 "$bench" slow-consumer "${common[@]}" --events "$((EVENTS / 10))" --batch 10 --rate 200 | sed "s|^{|{\"binary\":\"$bin\",\"mode\":\"slow-consumer\",|"
+  fi
   kill "$server"; wait "$server" 2>/dev/null || true
   rm -rf "$work"
 }

@@ -473,15 +473,25 @@ async fn client_pings_get_pongs_and_a_close_is_answered_with_its_code() {
         .await
         .unwrap();
     let pong = loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Pong(payload))) => break payload,
             Some(Ok(_)) => {}
             other => panic!("expected a pong, got {other:?}"),
         }
     };
-    assert_eq!(&pong[..], b"are you there", "the pong carries the ping's payload");
+    assert_eq!(
+        &pong[..],
+        b"are you there",
+        "the pong carries the ping's payload"
+    );
     // A WebSocket ping is not a JSON ping: the JSON one is still answered as before.
-    assert_eq!(say(&mut ws, json!({"type": "ping"})).await, json!({"type": "pong"}));
+    assert_eq!(
+        say(&mut ws, json!({"type": "ping"})).await,
+        json!({"type": "pong"})
+    );
 
     ws.send(Message::Close(Some(
         tokio_tungstenite::tungstenite::protocol::CloseFrame {
@@ -491,7 +501,11 @@ async fn client_pings_get_pongs_and_a_close_is_answered_with_its_code() {
     )))
     .await
     .unwrap();
-    assert_eq!(close_code_after(&mut ws).await, Some(4000), "the code is echoed");
+    assert_eq!(
+        close_code_after(&mut ws).await,
+        Some(4000),
+        "the code is echoed"
+    );
     s.wait_connections(0).await;
     s.stop().await;
 }
@@ -501,7 +515,10 @@ async fn a_plain_get_of_the_stream_is_told_to_upgrade() {
     let s = TestServer::start().await;
     let p = s.project("app").await;
     let (status, body) = s
-        .get(&format!("/stream/projects/{}?token={}", p.id, p.token), &p.token)
+        .get(
+            &format!("/stream/projects/{}?token={}", p.id, p.token),
+            &p.token,
+        )
         .await;
     assert_eq!(status, 400);
     let error = body["error"].as_str().unwrap();

@@ -72,7 +72,9 @@ pub async fn upgrade(
         })?),
     };
     let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
-        ApiError::BadRequest("this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".into())
+        ApiError::BadRequest(
+            "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)".into(),
+        )
     })?;
     let tracked = state.supervisor().clone();
     tokio::spawn(tracked.track_socket(async move {
@@ -348,7 +350,7 @@ async fn serve(
                 if !matches!(got, Ok(n) if n > 0) { break; }
                 let mut open = true;
                 while open {
-                    match decoder.next() {
+                    match decoder.next_message() {
                         Ok(None) => break,
                         Ok(Some(ClientMessage::Close(code))) => {
                             conn.push_own(close_reply(code));

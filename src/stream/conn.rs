@@ -393,13 +393,20 @@ mod tests {
         let conn = StreamConn::new(ConnId(1), 1, Filters::default(), 3);
         let pipe = Arc::new(Pipe::default());
         offer(&conn, 0);
-        assert_eq!(conn.flush_now(), Flushed::Done, "no socket yet: frames wait");
+        assert_eq!(
+            conn.flush_now(),
+            Flushed::Done,
+            "no socket yet: frames wait"
+        );
         assert_eq!(conn.queued(), 1);
         conn.attach(pipe.clone());
         *pipe.room.lock().unwrap() = 1000;
         offer(&conn, 1);
         assert_eq!(conn.flush_now(), Flushed::Done);
-        assert_eq!(texts(&pipe.got.lock().unwrap()), [r#"{"n":0}"#, r#"{"n":1}"#]);
+        assert_eq!(
+            texts(&pipe.got.lock().unwrap()),
+            [r#"{"n":0}"#, r#"{"n":1}"#]
+        );
 
         // Room for half a frame: the rest waits, and the fan-out path stops writing.
         *pipe.room.lock().unwrap() = 4;
@@ -411,7 +418,11 @@ mod tests {
         for n in 8..12 {
             offer(&conn, n);
         }
-        assert_eq!(conn.flush_now(), Flushed::Blocked, "the task owns a blocked socket");
+        assert_eq!(
+            conn.flush_now(),
+            Flushed::Blocked,
+            "the task owns a blocked socket"
+        );
         *pipe.room.lock().unwrap() = 1000;
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(conn.poll_flush(&mut cx), Poll::Ready(Ok(())));

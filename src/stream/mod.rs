@@ -11,8 +11,8 @@ pub mod messages;
 pub mod outbox;
 pub mod rooms;
 
-pub use filter::{Filters, InvalidFilter, Subject};
 pub use conn::{Closed, Flushed, Offer, StreamConn, Wire};
+pub use filter::{Filters, InvalidFilter, Subject};
 pub use hub::Hub;
 pub use messages::{EventFields, Frame};
 pub use outbox::{Outbox, Pushed};

@@ -150,7 +150,7 @@ impl Decoder {
     }
 
     /// The next whole message, `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
+    pub fn next_message(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
         loop {
             let Some((fin, opcode, payload)) = self.frame()? else {
                 if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
@@ -160,9 +160,12 @@ impl Decoder {
             };
             match opcode {
                 CLOSE => {
-                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     if payload.len() == 1 {
-                        return Err(ProtocolError::Protocol("a close frame's payload of one byte"));
+                        return Err(ProtocolError::Protocol(
+                            "a close frame's payload of one byte",
+                        ));
                     }
                     if payload.len() > 2 && std::str::from_utf8(&payload[2..]).is_err() {
                         return Err(ProtocolError::InvalidUtf8);
@@ -184,7 +187,9 @@ impl Decoder {
                 }
                 0x0 => {
                     let Some((first, mut so_far)) = self.partial.take() else {
-                        return Err(ProtocolError::Protocol("a continuation frame without a message"));
+                        return Err(ProtocolError::Protocol(
+                            "a continuation frame without a message",
+                        ));
                     };
                     so_far.extend_from_slice(&payload);
                     if fin {
@@ -206,7 +211,9 @@ impl Decoder {
         let (fin, rsv, opcode) = (b[0] & 0x80 != 0, b[0] & 0x70, b[0] & 0x0F);
         let (masked, len7) = (b[1] & 0x80 != 0, b[1] & 0x7F);
         if rsv != 0 {
-            return Err(ProtocolError::Protocol("reserved bits set (no extension was agreed)"));
+            return Err(ProtocolError::Protocol(
+                "reserved bits set (no extension was agreed)",
+            ));
         }
         if !masked {
             return Err(ProtocolError::Protocol("client frames must be masked"));
@@ -221,7 +228,10 @@ impl Decoder {
             126 if b.len() < 4 => return Ok(None),
             126 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
             127 if b.len() < 10 => return Ok(None),
-            127 => (u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")), 10),
+            127 => (
+                u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")),
+                10,
+            ),
             n => (u64::from(n), 2),
         };
         let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len()) as u64;
@@ -290,7 +300,10 @@ mod tests {
         assert_eq!(&big[..2], &[0x82, 127]);
         assert_eq!(u64::from_be_bytes(big[2..10].try_into().unwrap()), 70_000);
         assert_eq!(header_len(70_000), 10);
-        assert_eq!(&close(1001, "bye")[..], &[0x88, 5, 0x03, 0xE9, b'b', b'y', b'e']);
+        assert_eq!(
+            &close(1001, "bye")[..],
+            &[0x88, 5, 0x03, 0xE9, b'b', b'y', b'e']
+        );
     }
 
     #[test]
@@ -298,24 +311,27 @@ mod tests {
         let mut d = Decoder::new(1024);
         let frame = masked(0x81, br#"{"type":"ping"}"#);
         d.extend(&frame[..3]);
-        assert_eq!(d.next(), Ok(None), "half a frame waits for the rest");
+        assert_eq!(d.next_message(), Ok(None), "half a frame waits for the rest");
         d.extend(&frame[3..]);
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Text(r#"{"type":"ping"}"#.into()))));
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(ClientMessage::Text(r#"{"type":"ping"}"#.into())))
+        );
 
         d.extend(&masked(0x01, b"hel"));
         d.extend(&masked(0x89, b"p")); // a ping between fragments is allowed
         d.extend(&masked(0x80, b"lo"));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Ping(b"p".to_vec()))));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Text("hello".into()))));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Ping(b"p".to_vec()))));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Text("hello".into()))));
         d.extend(&masked(0x88, &[0x03, 0xE8]));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Close(Some(1000)))));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Close(Some(1000)))));
         d.extend(&masked(0x8A, b""));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Pong)));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Pong)));
         d.extend(&masked(0x82, &[1, 2]));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Binary(vec![1, 2]))));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Binary(vec![1, 2]))));
         let long = "y".repeat(1000);
         d.extend(&masked(0x81, long.as_bytes()));
-        assert_eq!(d.next(), Ok(Some(ClientMessage::Text(long))));
+        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Text(long))));
     }
 
     #[test]
@@ -323,7 +339,7 @@ mod tests {
         let err = |bytes: Vec<u8>| {
             let mut d = Decoder::new(1024);
             d.extend(&bytes);
-            d.next().unwrap_err().close_code()
+            d.next_message().unwrap_err().close_code()
         };
         assert_eq!(err(masked(0x81, &[b'{', 0xff, 0xfe, b'}'])), 1007);
         assert_eq!(err(masked(0x81, &[b'x'; 2000])), 1009);

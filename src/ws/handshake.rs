@@ -61,7 +61,11 @@ mod tests {
     #[test]
     fn what_is_missing_is_named() {
         let plain = headers(&[]);
-        assert!(accept_key(&Method::GET, &plain).unwrap_err().contains("Upgrade"));
+        assert!(
+            accept_key(&Method::GET, &plain)
+                .unwrap_err()
+                .contains("Upgrade")
+        );
         let old = headers(&[
             ("connection", "upgrade"),
             ("upgrade", "websocket"),
@@ -73,7 +77,15 @@ mod tests {
             ("upgrade", "websocket"),
             ("sec-websocket-version", "13"),
         ]);
-        assert!(accept_key(&Method::GET, &keyless).unwrap_err().contains("Key"));
-        assert!(accept_key(&Method::POST, &keyless).unwrap_err().contains("GET"));
+        assert!(
+            accept_key(&Method::GET, &keyless)
+                .unwrap_err()
+                .contains("Key")
+        );
+        assert!(
+            accept_key(&Method::POST, &keyless)
+                .unwrap_err()
+                .contains("GET")
+        );
     }
 }
