@@ -81,7 +81,9 @@ fn event_at(
             timestamp: None,
             tags: BTreeMap::new(),
             detail: EventDetail::default(),
+            raw: None,
         },
+        raw_zstd: None,
     }
 }
 
@@ -133,6 +135,7 @@ async fn suite(s: Arc<dyn Store>) {
     duplicates(&*s).await;
     issue_states(&*s).await;
     reading_back(&*s).await;
+    whole_events(&*s).await;
     purge(&*s).await;
     s.ping().await.expect("ping");
 }
@@ -505,6 +508,44 @@ async fn reading_back(s: &dyn Store) {
     assert_eq!(issues.len(), 5);
     assert!(issues.windows(2).all(|w| w[0].last_seen >= w[1].last_seen));
     assert_eq!(s.list_issues(p, None, 2).await.unwrap().len(), 2);
+}
+
+async fn whole_events(s: &dyn Store) {
+    let raw = br#"{"message":"kept whole","contexts":{"os":{"name":"Linux"}},"x":[1,2]}"#;
+    let mut e = event(1, Some("0000000000000000000000000000feed"), "W");
+    e.event.raw = Some(bytes::Bytes::from_static(raw));
+    e.raw_zstd = Some(zstd::bulk::compress(raw, 3).unwrap());
+    let plain = event(1, Some("0000000000000000000000000000beef"), "W");
+    let r = s.write_batch(&[e, plain]).await.unwrap();
+    let seq = stored_seq(&r.outcomes[0]);
+    let (stored, got) = s
+        .event_by_id(1, "0000000000000000000000000000feed")
+        .await
+        .unwrap()
+        .expect("found by id");
+    assert_eq!(
+        (stored.seq, stored.id.as_str()),
+        (seq, "0000000000000000000000000000feed")
+    );
+    assert_eq!(got.as_deref(), Some(&raw[..]), "the bytes as received");
+    let (_, none) = s
+        .event_by_id(1, "0000000000000000000000000000beef")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(none, None, "an event stored without its raw form");
+    assert!(
+        s.event_by_id(2, "0000000000000000000000000000feed")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.event_by_id(1, "00000000000000000000000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn purge(s: &dyn Store) {

@@ -21,7 +21,9 @@ pub async fn post_event(
     DecodedBody(body): DecodedBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
-    let event = NewEvent::from_json(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    let mut event =
+        NewEvent::from_json(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     let a = &accepted[0];
     Ok((
@@ -53,10 +55,13 @@ pub async fn post_bulk(
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            NewEvent::from_json(v)
-                .map_err(|e| ApiError::BadRequest(format!("event at index {i}: {e}")))
+            let mut event = NewEvent::from_json(v)
+                .map_err(|e| ApiError::BadRequest(format!("event at index {i}: {e}")))?;
+            // The element as JSON: equal to what was sent (object key order is kept).
+            event.raw = serde_json::to_vec(v).ok().map(Into::into);
+            Ok(event)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let accepted = state.ingestor().ingest(project, events).await?;
     let ids: Vec<&str> = accepted.iter().map(|a| a.id.as_str()).collect();
     Ok((

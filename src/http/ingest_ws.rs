@@ -31,7 +31,7 @@ pub async fn upgrade(
 }
 
 async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
-    let event = match serde_json::from_str::<Value>(text) {
+    let mut event = match serde_json::from_str::<Value>(text) {
         Err(e) => {
             crate::telemetry::rejected(400);
             return json!({ "error": format!("invalid JSON: {e}") });
@@ -44,6 +44,7 @@ async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
             }
         },
     };
+    event.raw = Some(bytes::Bytes::copy_from_slice(text.as_bytes()));
     match state.ingestor().ingest(project, vec![event]).await {
         Ok(accepted) => {
             json!({ "status": "accepted", "id": accepted[0].id, "issue_id": accepted[0].issue_id })

@@ -110,6 +110,43 @@ pub async fn project_events(
     ))
 }
 
+/// `GET /api/v1/projects/<id>/events/<event_id>`: the listed event plus `data`, the event
+/// exactly as it was received (SPEC §3.2).
+pub async fn project_event(
+    State(state): State<AppState>,
+    Path((project, event_id)): Path<(i64, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_project(&state, &headers, query.as_deref(), project).await?;
+    let id = crate::model::event::normalize_event_id(&event_id).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "an event id is 32 hex digits or a UUID, got '{event_id}'"
+        ))
+    })?;
+    let not_found = || ApiError::NotFound(format!("event {id} not found in project {project}"));
+    let (event, raw) = state
+        .store()
+        .event_by_id(project, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut out = serde_json::to_value(event.listed()).unwrap_or_default();
+    let data = match raw {
+        // Stored by this version or later: exactly what was received.
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            tracing::error!(event = %id, error = %e, "a stored event is not JSON");
+            ApiError::Unavailable {
+                reason: "the stored event could not be read".into(),
+                retry_after: 1,
+            }
+        })?,
+        // Stored before events were kept whole.
+        None => Value::Null,
+    };
+    out["data"] = data;
+    Ok(Json(json!({ "event": out })))
+}
+
 /// `GET /api/v1/issues/<id>`
 pub async fn show(
     State(state): State<AppState>,

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         // Read API and issue state (project token).
         .route("/api/v1/projects/{id}/issues", get(issues::list))
         .route("/api/v1/projects/{id}/events", get(issues::project_events))
+        .route("/api/v1/projects/{id}/events/{event_id}", get(issues::project_event))
         .route("/api/v1/issues/{id}", get(issues::show))
         .route("/api/v1/issues/{id}/events", get(issues::issue_events))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))

@@ -133,6 +133,7 @@ pub async fn envelope(
         if event.event_id.is_none() {
             event.event_id = header_id.clone();
         }
+        event.raw = Some(bytes::Bytes::copy_from_slice(item.payload));
         events.push(event);
     }
     if events.is_empty() {
@@ -164,7 +165,9 @@ pub async fn store(
         project,
     )
     .await?;
-    let event = sentry::to_new_event(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    let mut event =
+        sentry::to_new_event(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     Ok(answer(accepted.into_iter().next().map(|a| a.id)))
 }

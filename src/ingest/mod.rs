@@ -102,6 +102,14 @@ fn prepare(project: ProjectId, event: NewEvent, received: Millis) -> PreparedEve
         title: grouping::title(&event),
         culprit: grouping::culprit(&event),
         received,
+        // On the request's task, like the grouping: the writer only binds the bytes.
+        raw_zstd: event.raw.as_deref().map(compress),
         event,
     }
+}
+
+/// zstd's default level: measured (docs/BENCHMARKS.md) ≈ 4–8× smaller SDK events at a few
+/// tens of µs each.
+fn compress(raw: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(raw, zstd::DEFAULT_COMPRESSION_LEVEL).expect("compressing to memory")
 }

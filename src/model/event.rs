@@ -94,6 +94,10 @@ pub struct NewEvent {
     pub tags: BTreeMap<String, String>,
     /// Everything else.
     pub detail: EventDetail,
+    /// The event exactly as it was received (JSON, after decompression), kept whole and
+    /// returned by `GET /api/v1/projects/<id>/events/<event_id>` (SPEC §3.2). Set by the
+    /// route that received it.
+    pub raw: Option<bytes::Bytes>,
 }
 
 /// Why an event was rejected. The text is sent to the client as is.
@@ -379,6 +383,7 @@ impl NewEvent {
                 sdk: opt_object(obj, "sdk")?,
                 fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
             },
+            raw: None,
         })
     }
 }

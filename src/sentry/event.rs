@@ -301,6 +301,7 @@ pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
             sdk: object(obj, "sdk"),
             fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
         },
+        raw: None,
     })
 }
 

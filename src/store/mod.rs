@@ -64,6 +64,8 @@ pub struct PreparedEvent {
     pub received: Millis,
     /// The validated event.
     pub event: NewEvent,
+    /// `event.raw` compressed with zstd, as stored.
+    pub raw_zstd: Option<Vec<u8>>,
 }
 
 /// What storage did with one event.
@@ -262,6 +264,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Issue>, StoreError>;
     /// One issue.
     async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError>;
+    /// One event of `project` by its id, with the event as it was received.
+    async fn event_by_id(
+        &self,
+        project: ProjectId,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Option<Vec<u8>>)>, StoreError>;
     /// An issue's events, newest first.
     async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
     /// A project's events with a seq above `since`, in seq order.

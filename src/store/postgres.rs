@@ -107,7 +107,7 @@ async fn count_unresolved(conn: &mut PgConnection, project: ProjectId) -> Result
     .await?)
 }
 
-/// Rows per multi-row `INSERT INTO events` (14 parameters each; PostgreSQL allows 65535).
+/// Rows per multi-row `INSERT INTO events` (15 parameters each; PostgreSQL allows 65535).
 const INSERT_CHUNK: usize = 1_000;
 
 /// An issue touched by the batch, kept in memory until the batch's end so that many events
@@ -350,7 +350,7 @@ async fn write_batch_tx(
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut q = sqlx::QueryBuilder::<Postgres>::new(
             "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-             timestamp, received, message, title, culprit, tags, detail) ",
+             timestamp, received, message, title, culprit, tags, detail, raw) ",
         );
         q.push_values(chunk, |mut b, r| {
             b.push_bind(r.p.project_id)
@@ -366,7 +366,8 @@ async fn write_batch_tx(
                 .push_bind(r.title.as_ref())
                 .push_bind(r.culprit.as_ref())
                 .push_bind(&r.tags)
-                .push_bind(&r.detail);
+                .push_bind(&r.detail)
+                .push_bind(&r.p.raw_zstd);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -636,6 +637,22 @@ impl Store for PgStore {
             .await?
             .as_ref()
             .map(rows::issue)
+            .transpose()
+    }
+
+    async fn event_by_id(
+        &self,
+        project: ProjectId,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Option<Vec<u8>>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS}, raw FROM events WHERE project_id = $1 AND event_id = $2"
+        ))
+        .bind(project)
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((rows::event(&r)?, rows::raw(&r)?)))
             .transpose()
     }
 

@@ -77,3 +77,17 @@ where
         detail: serde_json::from_str(&detail).map_err(corrupt)?,
     })
 }
+
+/// The `raw` column of `events`: the event as received, decompressed; `None` for events
+/// stored before the column existed.
+pub(super) fn raw<R>(row: &R) -> Result<Option<Vec<u8>>, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    Option<Vec<u8>>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    let packed: Option<Vec<u8>> = row.try_get("raw")?;
+    packed
+        .map(|p| zstd::decode_all(&p[..]).map_err(corrupt))
+        .transpose()
+}

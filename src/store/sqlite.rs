@@ -98,7 +98,7 @@ async fn count_unresolved(
     .await?)
 }
 
-/// Rows per multi-row `INSERT INTO events` (14 parameters each, far below SQLite's limit).
+/// Rows per multi-row `INSERT INTO events` (15 parameters each, far below SQLite's limit).
 const INSERT_CHUNK: usize = 200;
 
 /// An issue touched by the batch, kept in memory until the batch's end so that many events
@@ -281,7 +281,7 @@ async fn write_batch_tx(
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-             timestamp, received, message, title, culprit, tags, detail) ",
+             timestamp, received, message, title, culprit, tags, detail, raw) ",
         );
         q.push_values(chunk, |mut b, r| {
             let e = &r.p.event;
@@ -298,7 +298,8 @@ async fn write_batch_tx(
                 .push_bind(&r.p.title)
                 .push_bind(&r.p.culprit)
                 .push_bind(&r.tags)
-                .push_bind(&r.detail);
+                .push_bind(&r.detail)
+                .push_bind(&r.p.raw_zstd);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -495,6 +496,22 @@ impl Store for SqliteStore {
             .await?
             .as_ref()
             .map(rows::issue)
+            .transpose()
+    }
+
+    async fn event_by_id(
+        &self,
+        project: ProjectId,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Option<Vec<u8>>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS}, raw FROM events WHERE project_id = ? AND event_id = ?"
+        ))
+        .bind(project)
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((rows::event(&r)?, rows::raw(&r)?)))
             .transpose()
     }
 

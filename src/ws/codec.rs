@@ -311,7 +311,11 @@ mod tests {
         let mut d = Decoder::new(1024);
         let frame = masked(0x81, br#"{"type":"ping"}"#);
         d.extend(&frame[..3]);
-        assert_eq!(d.next_message(), Ok(None), "half a frame waits for the rest");
+        assert_eq!(
+            d.next_message(),
+            Ok(None),
+            "half a frame waits for the rest"
+        );
         d.extend(&frame[3..]);
         assert_eq!(
             d.next_message(),
@@ -321,14 +325,23 @@ mod tests {
         d.extend(&masked(0x01, b"hel"));
         d.extend(&masked(0x89, b"p")); // a ping between fragments is allowed
         d.extend(&masked(0x80, b"lo"));
-        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Ping(b"p".to_vec()))));
-        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Text("hello".into()))));
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(ClientMessage::Ping(b"p".to_vec())))
+        );
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(ClientMessage::Text("hello".into())))
+        );
         d.extend(&masked(0x88, &[0x03, 0xE8]));
         assert_eq!(d.next_message(), Ok(Some(ClientMessage::Close(Some(1000)))));
         d.extend(&masked(0x8A, b""));
         assert_eq!(d.next_message(), Ok(Some(ClientMessage::Pong)));
         d.extend(&masked(0x82, &[1, 2]));
-        assert_eq!(d.next_message(), Ok(Some(ClientMessage::Binary(vec![1, 2]))));
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(ClientMessage::Binary(vec![1, 2])))
+        );
         let long = "y".repeat(1000);
         d.extend(&masked(0x81, long.as_bytes()));
         assert_eq!(d.next_message(), Ok(Some(ClientMessage::Text(long))));

@@ -1,0 +1,3 @@
+-- Each event as it was received (JSON, after decompression), compressed with zstd; NULL for
+-- events stored before this column existed.
+ALTER TABLE events ADD COLUMN raw BYTEA;
