@@ -64,7 +64,7 @@ pub struct PreparedEvent {
     pub received: Millis,
     /// The validated event.
     pub event: NewEvent,
-    /// `event.raw` compressed with zstd, as stored.
+    /// `event.raw` as stored: compressed with zstd from 512 bytes on, else as is.
     pub raw_zstd: Option<Vec<u8>>,
 }
 

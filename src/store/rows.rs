@@ -86,8 +86,16 @@ where
     for<'a> &'a str: ColumnIndex<R>,
     Option<Vec<u8>>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
     let packed: Option<Vec<u8>> = row.try_get("raw")?;
     packed
-        .map(|p| zstd::decode_all(&p[..]).map_err(corrupt))
+        .map(|p| {
+            if p.starts_with(&ZSTD_MAGIC) {
+                zstd::decode_all(&p[..]).map_err(corrupt)
+            } else {
+                // Small events are stored as they came (`ingest::pack`).
+                Ok(p)
+            }
+        })
         .transpose()
 }
