@@ -5,6 +5,26 @@
 # (npm, in tests/dashboard) — then runs `cargo test` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The system packages the tests use: Debian's chromium (dashboard), PostgreSQL 15 and
+# redis-server (many nodes), Python's venv and Node's npm (the real SDKs). As root with apt,
+# what is missing is installed; otherwise the test run stops at once with the command.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "scripts/test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "scripts/test.sh: the tests need ${missing[*]}; install them with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
 venv=target/test-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt

@@ -295,3 +295,46 @@ async fn token_errors_401_403_404() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_tag_breakdown_of_an_issue() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let other = s.project("other").await;
+    let mut issue = 0;
+    for (browser, env) in [
+        ("Chrome 120", "production"),
+        ("Chrome 120", "staging"),
+        ("Firefox 121", "production"),
+    ] {
+        let (status, v) = s
+            .send_event(
+                &p,
+                &json!({"message": "checkout failed", "environment": env, "release": "shop@1.0",
+                        "tags": {"browser": browser}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{v}");
+        issue = v["issue_id"].as_i64().unwrap();
+    }
+    let (status, v) = s
+        .get(&format!("/api/v1/issues/{issue}/tags"), &p.token)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"tags": [
+            {"key": "browser", "total": 3, "values": [{"value": "Chrome 120", "count": 2}, {"value": "Firefox 121", "count": 1}]},
+            {"key": "environment", "total": 3, "values": [{"value": "production", "count": 2}, {"value": "staging", "count": 1}]},
+            {"key": "release", "total": 3, "values": [{"value": "shop@1.0", "count": 3}]}
+        ]})
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/issues/{issue}/tags"), &other.token)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(s.get("/api/v1/issues/424242/tags", &p.token).await.0, 404);
+    s.stop().await;
+}

@@ -136,6 +136,7 @@ async fn suite(s: Arc<dyn Store>) {
     issue_states(&*s).await;
     reading_back(&*s).await;
     whole_events(&*s).await;
+    tag_breakdown(&*s).await;
     purge(&*s).await;
     s.ping().await.expect("ping");
 }
@@ -546,6 +547,52 @@ async fn whole_events(s: &dyn Store) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn tag_breakdown(s: &dyn Store) {
+    let mut batch = Vec::new();
+    for i in 0..12 {
+        let mut e = event(1, None, "TAGGED");
+        e.event.tags = BTreeMap::from([("browser".into(), format!("b{}", i % 3))]);
+        if i < 4 {
+            e.event.tags.insert("region".into(), "eu".into());
+        }
+        e.event.environment = if i < 9 { "production" } else { "staging" }.into();
+        e.event.release = (i % 2 == 0).then(|| "1.0".into());
+        batch.push(e);
+    }
+    let r = s.write_batch(&batch).await.unwrap();
+    let issue = r.outcomes[0].issue_id();
+    let tags = s.issue_tags(issue).await.unwrap();
+    let summary: Vec<(String, i64, Vec<(String, i64)>)> = tags
+        .into_iter()
+        .map(|t| {
+            (
+                t.key,
+                t.total,
+                t.values.into_iter().map(|v| (v.value, v.count)).collect(),
+            )
+        })
+        .collect();
+    let kv = |k: &str, t: i64, v: &[(&str, i64)]| {
+        (
+            k.to_owned(),
+            t,
+            v.iter()
+                .map(|(a, b)| (a.to_string(), *b))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        summary,
+        vec![
+            kv("browser", 12, &[("b0", 4), ("b1", 4), ("b2", 4)]),
+            kv("environment", 12, &[("production", 9), ("staging", 3)]),
+            kv("release", 6, &[("1.0", 6)]),
+            kv("region", 4, &[("eu", 4)]),
+        ]
+    );
+    assert!(s.issue_tags(999_999).await.unwrap().is_empty());
 }
 
 async fn purge(s: &dyn Store) {

@@ -158,6 +158,18 @@ pub async fn show(
     Ok(Json(json!({ "issue": issue })))
 }
 
+/// `GET /api/v1/issues/<id>/tags`: the tag breakdown (SPEC §3.2).
+pub async fn issue_tags(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let issue = issue_for_token(&state, &headers, query.as_deref(), id).await?;
+    let tags = state.store().issue_tags(issue.id).await?;
+    Ok(Json(json!({ "tags": tags })))
+}
+
 /// `GET /api/v1/issues/<id>/events?limit=`
 pub async fn issue_events(
     State(state): State<AppState>,

@@ -195,6 +195,52 @@ impl StoredEvent {
     }
 }
 
+/// How an issue's events spread over one tag's values (SPEC §3.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagBreakdown {
+    /// The tag (or `environment`, `release`).
+    pub key: String,
+    /// Events that carry it.
+    pub total: i64,
+    /// The most frequent values, most frequent first (ties by value).
+    pub values: Vec<TagValue>,
+}
+
+/// One value of a tag and how many events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagValue {
+    /// The value.
+    pub value: String,
+    /// Events with it.
+    pub count: i64,
+}
+
+/// Most values listed per tag.
+pub const TOP_TAG_VALUES: usize = 10;
+
+/// Folds `(key, value, count)` rows into breakdowns: keys by total (most first, then by
+/// name), each with its [`TOP_TAG_VALUES`] most frequent values.
+pub fn tag_breakdowns(rows: Vec<(String, String, i64)>) -> Vec<TagBreakdown> {
+    let mut by_key: BTreeMap<String, Vec<TagValue>> = BTreeMap::new();
+    for (key, value, count) in rows {
+        by_key
+            .entry(key)
+            .or_default()
+            .push(TagValue { value, count });
+    }
+    let mut out: Vec<TagBreakdown> = by_key
+        .into_iter()
+        .map(|(key, mut values)| {
+            let total = values.iter().map(|v| v.count).sum();
+            values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            values.truncate(TOP_TAG_VALUES);
+            TagBreakdown { key, total, values }
+        })
+        .collect();
+    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+    out
+}
+
 /// What a retention pass removed.
 #[derive(Debug, Default)]
 pub struct PurgeResult {
@@ -270,6 +316,8 @@ pub trait Store: Send + Sync + 'static {
         project: ProjectId,
         event_id: &str,
     ) -> Result<Option<(StoredEvent, Option<Vec<u8>>)>, StoreError>;
+    /// How the issue's stored events spread over each tag, `environment` and `release`.
+    async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError>;
     /// An issue's events, newest first.
     async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
     /// A project's events with a seq above `since`, in seq order.
@@ -370,7 +418,7 @@ pub fn new_event_id() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Progress;
+    use super::{Progress, TOP_TAG_VALUES, tag_breakdowns};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -397,6 +445,28 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, work);
         String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn tag_breakdowns_keep_the_ten_most_frequent_values_of_each_key() {
+        let mut rows: Vec<(String, String, i64)> = (0..15)
+            .map(|i| ("user".into(), format!("u{i:02}"), 20 - i))
+            .collect();
+        rows.push(("os".into(), "linux".into(), 3));
+        rows.push(("os".into(), "mac".into(), 3));
+        rows.push(("os".into(), "bsd".into(), 400));
+        let out = tag_breakdowns(rows);
+        assert_eq!(out[0].key, "os", "the key on most events first");
+        assert_eq!(out[0].total, 406);
+        let os: Vec<&str> = out[0].values.iter().map(|v| v.value.as_str()).collect();
+        assert_eq!(os, ["bsd", "linux", "mac"], "by count, ties by value");
+        assert_eq!(
+            out[1].total,
+            (6..=20).sum::<i64>(),
+            "the total counts every value"
+        );
+        assert_eq!(out[1].values.len(), TOP_TAG_VALUES);
+        assert_eq!(out[1].values[0].value, "u00");
     }
 
     #[test]

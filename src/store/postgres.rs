@@ -15,7 +15,8 @@
 
 use super::{
     BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
-    StatusChange, Store, StoreError, StoredEvent, hash_token, new_ingest_key, new_token, rows,
+    StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
+    new_token, rows,
 };
 use crate::bus::DomainMessage;
 use crate::model::issue::{EventDisposition, on_new_event};
@@ -654,6 +655,22 @@ impl Store for PgStore {
         .await?;
         row.map(|r| Ok((rows::event(&r)?, rows::raw(&r)?)))
             .transpose()
+    }
+
+    async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT key, value, count(*) FROM ( \
+                 SELECT j.key AS key, j.value AS value \
+                     FROM events e, jsonb_each_text(e.tags::jsonb) j WHERE e.issue_id = $1 \
+                 UNION ALL SELECT 'environment', environment FROM events WHERE issue_id = $1 \
+                 UNION ALL SELECT 'release', release FROM events \
+                     WHERE issue_id = $1 AND release IS NOT NULL \
+             ) kv GROUP BY key, value",
+        )
+        .bind(issue)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::tag_breakdowns(rows))
     }
 
     async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
