@@ -549,6 +549,9 @@ async fn whole_events(s: &dyn Store) {
     );
 }
 
+/// A tag breakdown as plain values: key, total, (value, count)s.
+type Breakdown = (String, i64, Vec<(String, i64)>);
+
 async fn tag_breakdown(s: &dyn Store) {
     let mut batch = Vec::new();
     for i in 0..12 {
@@ -564,7 +567,7 @@ async fn tag_breakdown(s: &dyn Store) {
     let r = s.write_batch(&batch).await.unwrap();
     let issue = r.outcomes[0].issue_id();
     let tags = s.issue_tags(issue).await.unwrap();
-    let summary: Vec<(String, i64, Vec<(String, i64)>)> = tags
+    let summary: Vec<Breakdown> = tags
         .into_iter()
         .map(|t| {
             (
