@@ -174,7 +174,7 @@ async fn lists_filter_limit_and_order() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         v["error"],
-        "query parameter 'limit' must be a whole number from 1 to 1000, got '0'"
+        "query parameter 'limit' must be a whole number from 1 to 100, got '0'"
     );
 
     // An issue's events, newest first.
@@ -336,5 +336,71 @@ async fn the_tag_breakdown_of_an_issue() {
         403
     );
     assert_eq!(s.get("/api/v1/issues/424242/tags", &p.token).await.0, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn search_and_sort_over_http_with_precise_400s() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    for (msg, env, browser) in [
+        ("checkout failed", "production", "Chrome 120"),
+        ("login timeout", "staging", "Firefox"),
+    ] {
+        let (status, _) = s
+            .send_event(
+                &p,
+                &json!({"message": msg, "environment": env, "tags": {"browser": browser}}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let list = |q: &str| {
+        let path = format!("/api/v1/projects/{}/issues?{q}", p.id);
+        let token = p.token.clone();
+        let s = &s;
+        async move { s.get(&path, &token).await }
+    };
+    let titles = |v: &Value| -> Vec<String> {
+        v["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, v) = list("query=browser%3A%22Chrome+120%22+is%3Aunresolved").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(titles(&v), ["checkout failed"]);
+    let (_, v) = list("query=environment:staging").await;
+    assert_eq!(titles(&v), ["login timeout"]);
+    let (_, v) = list("sort=first_seen").await;
+    assert_eq!(titles(&v), ["login timeout", "checkout failed"]);
+    for (q, error) in [
+        (
+            "query=is:sleeping",
+            "search term 'is:sleeping': unknown status 'sleeping': expected one of unresolved, resolved, archived, discarded",
+        ),
+        ("query=browser:", "search term 'browser:' has no value"),
+        ("query=%22open", "unclosed quote in the query at '\"open'"),
+        (
+            "sort=priority",
+            "unknown sort 'priority': expected last_seen, first_seen or event_count",
+        ),
+        (
+            "limit=101",
+            "query parameter 'limit' must be a whole number from 1 to 100, got '101'",
+        ),
+    ] {
+        let (status, v) = list(q).await;
+        assert_eq!(status, 400, "{q}");
+        assert_eq!(v["error"], error, "{q}");
+    }
+    assert!(
+        list("query=level:loud").await.1["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("search term 'level:loud': unknown level")
+    );
     s.stop().await;
 }

@@ -138,6 +138,7 @@ async fn suite(s: Arc<dyn Store>) {
     whole_events(&*s).await;
     tag_breakdown(&*s).await;
     purge(&*s).await;
+    searching(&*s).await;
     s.ping().await.expect("ping");
 }
 
@@ -547,6 +548,127 @@ async fn whole_events(s: &dyn Store) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn searching(s: &dyn Store) {
+    use mesher::model::IssueSort;
+    use mesher::model::search::parse;
+    // A project of its own: three issues with their own events.
+    let created = s.create_project("search").await.unwrap();
+    let p = created.project.id;
+    let mk =
+        |fp: &str, title: &str, env: &str, release: Option<&str>, tag: (&str, &str), at: i64| {
+            let mut e = event_at(p, None, fp, Millis(at));
+            e.title = title.into();
+            e.culprit = format!("shop/{fp}.py in handle");
+            e.event.environment = env.into();
+            e.event.release = release.map(Into::into);
+            e.event.tags = BTreeMap::from([(tag.0.into(), tag.1.into())]);
+            e
+        };
+    let batch = vec![
+        mk(
+            "pay",
+            "Payment declined: 50% off_code",
+            "production",
+            Some("shop 1.0"),
+            ("browser", "Chrome 120"),
+            1_000,
+        ),
+        mk(
+            "cart",
+            "Cart timeout",
+            "staging",
+            None,
+            ("browser", "Firefox"),
+            2_000,
+        ),
+        mk(
+            "cart",
+            "Cart timeout",
+            "production",
+            Some("shop 1.1"),
+            ("region", "eu"),
+            3_000,
+        ),
+        mk(
+            "login",
+            "Login failed",
+            "production",
+            None,
+            ("browser", "Firefox"),
+            4_000,
+        ),
+    ];
+    s.write_batch(&batch).await.unwrap();
+    let titles = |terms: &str, sort: IssueSort| {
+        let terms = parse(terms).unwrap();
+        async move {
+            s.search_issues(p, &terms, sort, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.title)
+                .collect::<Vec<_>>()
+        }
+    };
+    let last = IssueSort::LastSeen;
+    assert_eq!(
+        titles("", last).await,
+        [
+            "Login failed",
+            "Cart timeout",
+            "Payment declined: 50% off_code"
+        ]
+    );
+    assert_eq!(
+        titles("", IssueSort::FirstSeen).await,
+        [
+            "Login failed",
+            "Cart timeout",
+            "Payment declined: 50% off_code"
+        ]
+    );
+    assert_eq!(titles("", IssueSort::EventCount).await[0], "Cart timeout");
+    assert_eq!(titles("environment:staging", last).await, ["Cart timeout"]);
+    assert_eq!(
+        titles(r#"release:"shop 1.0""#, last).await,
+        ["Payment declined: 50% off_code"]
+    );
+    assert_eq!(
+        titles("browser:Firefox", last).await,
+        ["Login failed", "Cart timeout"]
+    );
+    assert_eq!(
+        titles("browser:Firefox region:eu", last).await,
+        ["Cart timeout"],
+        "AND"
+    );
+    assert_eq!(
+        titles("TIMEOUT", last).await,
+        ["Cart timeout"],
+        "case-insensitive"
+    );
+    assert_eq!(
+        titles("login.py", last).await,
+        ["Login failed"],
+        "the culprit too"
+    );
+    assert_eq!(
+        titles("50%", last).await,
+        ["Payment declined: 50% off_code"]
+    );
+    assert!(
+        titles("5_%", last).await.is_empty(),
+        "wildcards are literal"
+    );
+    assert_eq!(
+        titles("is:unresolved level:error cart", last).await,
+        ["Cart timeout"]
+    );
+    assert!(titles("is:resolved", last).await.is_empty());
+    assert!(titles("level:fatal", last).await.is_empty());
+    assert!(titles("browser:Safari", last).await.is_empty());
 }
 
 /// A tag breakdown as plain values: key, total, (value, count)s.

@@ -4,7 +4,8 @@ use super::auth::{authorize_project, query_param, require_project, token_project
 use super::body::ApiPath as Path;
 use crate::bus::DomainMessage;
 use crate::error::ApiError;
-use crate::model::{Issue, IssueCommand, IssueStatus};
+use crate::model::search;
+use crate::model::{Issue, IssueCommand, IssueSort, IssueStatus, Term};
 use crate::state::AppState;
 use crate::store::{ListedEvent, StoredEvent};
 use axum::Json;
@@ -71,7 +72,10 @@ fn events_json(events: &[StoredEvent]) -> Json<Events<'_>> {
     })
 }
 
-/// `GET /api/v1/projects/<id>/issues?status=&limit=`
+/// Most issues one list answers (SPEC §3.1).
+pub const MAX_ISSUES: i64 = 100;
+
+/// `GET /api/v1/projects/<id>/issues?status=&query=&sort=&limit=`
 pub async fn list(
     State(state): State<AppState>,
     Path(project): Path<i64>,
@@ -80,13 +84,23 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = query.as_deref();
     authorize_project(&state, &headers, q, project).await?;
-    let status = match query_param(q, "status").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(s.parse::<IssueStatus>().map_err(ApiError::BadRequest)?),
+    let mut terms = match query_param(q, "status").filter(|s| !s.is_empty()) {
+        None => Vec::new(),
+        Some(s) => vec![Term::Status(
+            s.parse::<IssueStatus>().map_err(ApiError::BadRequest)?,
+        )],
     };
+    if let Some(text) = query_param(q, "query") {
+        terms.extend(search::parse(&text).map_err(|e| ApiError::BadRequest(e.0))?);
+    }
+    let sort = match query_param(q, "sort").filter(|s| !s.is_empty()) {
+        None => IssueSort::default(),
+        Some(s) => s.parse::<IssueSort>().map_err(ApiError::BadRequest)?,
+    };
+    let limit = int_param(q, "limit", 50, 1, MAX_ISSUES)? as u32;
     let issues = state
         .store()
-        .list_issues(project, status, limit(q, 50)?)
+        .search_issues(project, &terms, sort, limit)
         .await?;
     Ok(Json(json!({ "issues": issues })))
 }

@@ -3,9 +3,11 @@
 pub mod event;
 pub mod issue;
 pub mod level;
+pub mod search;
 pub mod time;
 
 pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent};
 pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};
 pub use level::Level;
+pub use search::{IssueSort, Term};
 pub use time::Millis;

@@ -6,6 +6,7 @@
 
 mod postgres;
 mod rows;
+mod search;
 mod sqlite;
 
 pub use postgres::PgStore;
@@ -306,6 +307,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         project: ProjectId,
         status: Option<IssueStatus>,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError>;
+    /// A project's issues matching every search term (SPEC §3.1), in `sort` order.
+    async fn search_issues(
+        &self,
+        project: ProjectId,
+        terms: &[crate::model::Term],
+        sort: crate::model::IssueSort,
         limit: u32,
     ) -> Result<Vec<Issue>, StoreError>;
     /// One issue.

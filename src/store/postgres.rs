@@ -631,6 +631,32 @@ impl Store for PgStore {
         rows.iter().map(rows::issue).collect()
     }
 
+    async fn search_issues(
+        &self,
+        project: ProjectId,
+        terms: &[crate::model::Term],
+        sort: crate::model::IssueSort,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let columns = ISSUE_COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = sqlx::QueryBuilder::<Postgres>::new("");
+        super::search::issues_query(
+            &mut q,
+            super::search::Dialect::Postgres,
+            &columns,
+            project,
+            terms,
+            sort,
+            limit,
+        );
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(rows::issue).collect()
+    }
+
     async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError> {
         sqlx::query(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1"))
             .bind(id)

@@ -1,0 +1,225 @@
+//! The issue search language (SPEC §3.1), parsed into terms the store runs. Pure.
+//!
+//! `is:unresolved level:error browser:"Chrome 120" "connection reset" timeout`: terms
+//! separated by spaces, all of which must match; a value with spaces is double-quoted.
+
+use super::{IssueStatus, Level};
+use std::str::FromStr;
+
+/// One search term.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Term {
+    /// `is:<status>`.
+    Status(IssueStatus),
+    /// `level:<level>`: the issue's level.
+    Level(Level),
+    /// `environment:<name>`: some stored event of the issue has it.
+    Environment(String),
+    /// `release:<name>`: some stored event of the issue has it.
+    Release(String),
+    /// `<key>:<value>`: some stored event of the issue has the tag.
+    Tag {
+        /// Tag key.
+        key: String,
+        /// Tag value.
+        value: String,
+    },
+    /// A word or quoted phrase: a case-insensitive substring of the title or the culprit.
+    Text(String),
+}
+
+/// How the issue list is ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IssueSort {
+    /// Most recently seen first (the default).
+    #[default]
+    LastSeen,
+    /// Newest issues first.
+    FirstSeen,
+    /// Most events first.
+    EventCount,
+}
+
+impl FromStr for IssueSort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "last_seen" => Ok(IssueSort::LastSeen),
+            "first_seen" => Ok(IssueSort::FirstSeen),
+            "event_count" => Ok(IssueSort::EventCount),
+            other => Err(format!(
+                "unknown sort '{other}': expected last_seen, first_seen or event_count"
+            )),
+        }
+    }
+}
+
+/// Why a query cannot be run; the text names the term.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidQuery(pub String);
+
+/// Tag keys a term may name (Sentry's tag key characters).
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')
+}
+
+/// Splits a query into raw tokens: `(key, value, quoted)`, key `None` for a free word.
+fn tokens(q: &str) -> Result<Vec<(Option<String>, String, bool)>, InvalidQuery> {
+    let mut out = Vec::new();
+    let mut chars = q.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        // A key is the characters before a ':' if they are all key characters.
+        let mut key = None;
+        let rest = &q[start..];
+        if let Some(colon) = rest.find(':') {
+            let candidate = &rest[..colon];
+            if !candidate.is_empty() && candidate.chars().all(is_key_char) {
+                key = Some(candidate.to_owned());
+                for _ in 0..candidate.chars().count() + 1 {
+                    chars.next();
+                }
+            }
+        }
+        let (value, quoted) = if chars.peek().is_some_and(|&(_, c)| c == '"') {
+            let (open, _) = chars.next().expect("peeked");
+            let mut value = String::new();
+            let mut closed = false;
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' if chars.peek().is_some_and(|&(_, n)| n == '"' || n == '\\') => {
+                        value.push(chars.next().expect("peeked").1);
+                    }
+                    c => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(InvalidQuery(format!(
+                    "unclosed quote in the query at '{}'",
+                    &q[open..]
+                )));
+            }
+            (value, true)
+        } else {
+            let mut value = String::new();
+            while let Some(&(_, c)) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+            (value, false)
+        };
+        out.push((key, value, quoted));
+    }
+    Ok(out)
+}
+
+/// Parses a query into its terms (empty: every issue).
+pub fn parse(q: &str) -> Result<Vec<Term>, InvalidQuery> {
+    tokens(q)?
+        .into_iter()
+        .map(|(key, value, quoted)| {
+            let Some(key) = key else {
+                return Ok(Term::Text(value));
+            };
+            if value.is_empty() {
+                return Err(InvalidQuery(format!(
+                    "search term '{key}:' has no value{}",
+                    if quoted { " (an empty quoted value)" } else { "" }
+                )));
+            }
+            Ok(match key.as_str() {
+                "is" => Term::Status(
+                    value
+                        .parse()
+                        .map_err(|e: String| InvalidQuery(format!("search term 'is:{value}': {e}")))?,
+                ),
+                "level" => Term::Level(value.parse().map_err(|_| {
+                    InvalidQuery(format!(
+                        "search term 'level:{value}': unknown level; expected debug, info, warning, error or fatal"
+                    ))
+                })?),
+                "environment" => Term::Environment(value),
+                "release" => Term::Release(value),
+                _ => Term::Tag { key, value },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_term_kind() {
+        let terms = parse(
+            r#"is:resolved level:fatal environment:prod release:"shop 1.0" browser.name:"Chrome 120" url:https://x/y "connection reset" Timeout"#,
+        )
+        .unwrap();
+        assert_eq!(
+            terms,
+            [
+                Term::Status(IssueStatus::Resolved),
+                Term::Level(Level::Fatal),
+                Term::Environment("prod".into()),
+                Term::Release("shop 1.0".into()),
+                Term::Tag {
+                    key: "browser.name".into(),
+                    value: "Chrome 120".into()
+                },
+                Term::Tag {
+                    key: "url".into(),
+                    value: "https://x/y".into()
+                },
+                Term::Text("connection reset".into()),
+                Term::Text("Timeout".into()),
+            ]
+        );
+        assert_eq!(parse("   ").unwrap(), []);
+        assert_eq!(
+            parse(r#""say \"hi\"" :odd"#).unwrap(),
+            [Term::Text(r#"say "hi""#.into()), Term::Text(":odd".into())]
+        );
+    }
+
+    #[test]
+    fn each_malformed_term_is_named() {
+        let err = |q: &str| parse(q).unwrap_err().0;
+        assert_eq!(
+            err("is:sleeping"),
+            "search term 'is:sleeping': unknown status 'sleeping': expected one of unresolved, resolved, archived, discarded"
+        );
+        assert!(err("level:loud").starts_with("search term 'level:loud': unknown level"));
+        assert_eq!(err("browser:"), "search term 'browser:' has no value");
+        assert_eq!(
+            err(r#"release:"""#),
+            "search term 'release:' has no value (an empty quoted value)"
+        );
+        assert_eq!(err(r#"a "b c"#), r#"unclosed quote in the query at '"b c'"#);
+    }
+
+    #[test]
+    fn sorts() {
+        assert_eq!("first_seen".parse(), Ok(IssueSort::FirstSeen));
+        assert_eq!("event_count".parse(), Ok(IssueSort::EventCount));
+        assert_eq!(IssueSort::default(), IssueSort::LastSeen);
+        assert!(
+            "priority"
+                .parse::<IssueSort>()
+                .unwrap_err()
+                .contains("last_seen")
+        );
+    }
+}
