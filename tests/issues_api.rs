@@ -404,3 +404,82 @@ async fn search_and_sort_over_http_with_precise_400s() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn stats_count_what_the_project_got_per_minute() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let mut issue = 0;
+    for (msg, level) in [
+        ("db down", "error"),
+        ("db down", "error"),
+        ("slow query", "warning"),
+    ] {
+        let (status, v) = s
+            .send_event(&p, &json!({"message": msg, "level": level}))
+            .await;
+        assert_eq!(status, 202);
+        if msg == "db down" {
+            issue = v["issue_id"].as_i64().unwrap();
+        }
+    }
+    let (status, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/stats?minutes=5", p.id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["unresolved"], 2);
+    let minutes = v["minutes"].as_array().unwrap();
+    assert_eq!(
+        minutes.len(),
+        5,
+        "every minute of the window, empty ones too"
+    );
+    let starts: Vec<i64> = minutes
+        .iter()
+        .map(|m| m["start"].as_i64().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[1] - w[0] == 60_000),
+        "{starts:?}"
+    );
+    let sum = |key: &str| -> i64 {
+        minutes
+            .iter()
+            .map(|m| {
+                if key == "total" {
+                    m["total"].as_i64().unwrap()
+                } else {
+                    m["levels"][key].as_i64().unwrap_or(0)
+                }
+            })
+            .sum()
+    };
+    assert_eq!((sum("total"), sum("error"), sum("warning")), (3, 2, 1));
+    let (status, v) = s
+        .get(&format!("/api/v1/issues/{issue}/stats?minutes=2"), &p.token)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["event_count"], 2);
+    let per_issue: i64 = v["minutes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["total"].as_i64().unwrap())
+        .sum();
+    assert_eq!(per_issue, 2);
+    let (status, v) = s
+        .get(
+            &format!("/api/v1/projects/{}/stats?minutes=0", p.id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"],
+        "query parameter 'minutes' must be a whole number from 1 to 1440, got '0'"
+    );
+    s.stop().await;
+}

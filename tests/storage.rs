@@ -669,6 +669,25 @@ async fn searching(s: &dyn Store) {
     assert!(titles("is:resolved", last).await.is_empty());
     assert!(titles("level:fatal", last).await.is_empty());
     assert!(titles("browser:Safari", last).await.is_empty());
+
+    // Events per minute of receipt: all four at 1–4 s after the epoch, in minute 0.
+    let per_minute = s.events_per_minute(p, None, Millis(0)).await.unwrap();
+    assert_eq!(per_minute, [(0, "error".to_owned(), 4)]);
+    let cart = s
+        .search_issues(p, &parse("cart").unwrap(), last, 1)
+        .await
+        .unwrap();
+    let per_issue = s
+        .events_per_minute(p, Some(cart[0].id), Millis(0))
+        .await
+        .unwrap();
+    assert_eq!(per_issue, [(0, "error".to_owned(), 2)]);
+    assert!(
+        s.events_per_minute(p, None, Millis(60_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A tag breakdown as plain values: key, total, (value, count)s.

@@ -172,6 +172,73 @@ pub async fn show(
     Ok(Json(json!({ "issue": issue })))
 }
 
+/// The longest window `minutes=` may ask for: a day.
+pub const MAX_STATS_MINUTES: i64 = 1440;
+
+/// `{"minutes": [{"start", "total", "levels": {...}}, ...]}` for the last `minutes` minutes,
+/// oldest first, every minute present (empty ones with total 0), the current one last.
+async fn per_minute(
+    state: &AppState,
+    project: i64,
+    issue: Option<i64>,
+    q: Option<&str>,
+) -> Result<Value, ApiError> {
+    let minutes = int_param(q, "minutes", 30, 1, MAX_STATS_MINUTES)?;
+    let now = crate::model::Millis::now().0;
+    let current = now / 60_000 * 60_000;
+    let first = current - (minutes - 1) * 60_000;
+    let rows = state
+        .store()
+        .events_per_minute(project, issue, crate::model::Millis(first))
+        .await?;
+    let mut buckets: Vec<Value> = (0..minutes)
+        .map(|i| json!({ "start": first + i * 60_000, "total": 0, "levels": {} }))
+        .collect();
+    for (minute, level, count) in rows {
+        let Some(b) = usize::try_from((minute - first) / 60_000)
+            .ok()
+            .and_then(|i| buckets.get_mut(i))
+        else {
+            continue;
+        };
+        b["total"] = json!(b["total"].as_i64().unwrap_or(0) + count);
+        b["levels"][level] = json!(count);
+    }
+    Ok(Value::Array(buckets))
+}
+
+/// `GET /api/v1/projects/<id>/stats?minutes=`: the unresolved count and events per minute,
+/// counted by the server (what the project got, not what a page received).
+pub async fn project_stats(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.as_deref();
+    authorize_project(&state, &headers, q, project).await?;
+    let minutes = per_minute(&state, project, None, q).await?;
+    let unresolved = state.store().unresolved_count(project).await?;
+    Ok(Json(
+        json!({ "unresolved": unresolved, "minutes": minutes }),
+    ))
+}
+
+/// `GET /api/v1/issues/<id>/stats?minutes=`: the issue's event count and events per minute.
+pub async fn issue_stats(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let q = query.as_deref();
+    let issue = issue_for_token(&state, &headers, q, id).await?;
+    let minutes = per_minute(&state, issue.project_id, Some(issue.id), q).await?;
+    Ok(Json(
+        json!({ "event_count": issue.event_count, "minutes": minutes }),
+    ))
+}
+
 /// `GET /api/v1/issues/<id>/tags`: the tag breakdown (SPEC §3.2).
 pub async fn issue_tags(
     State(state): State<AppState>,

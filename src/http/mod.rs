@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/issues/{id}", get(issues::show))
         .route("/api/v1/issues/{id}/events", get(issues::issue_events))
         .route("/api/v1/issues/{id}/tags", get(issues::issue_tags))
+        .route("/api/v1/issues/{id}/stats", get(issues::issue_stats))
+        .route("/api/v1/projects/{id}/stats", get(issues::project_stats))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
         // Live stream (project token).
         .route("/stream/projects/{id}", get(stream_ws::upgrade))

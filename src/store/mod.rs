@@ -325,6 +325,14 @@ pub trait Store: Send + Sync + 'static {
         project: ProjectId,
         event_id: &str,
     ) -> Result<Option<(StoredEvent, Option<Vec<u8>>)>, StoreError>;
+    /// Stored events per minute of receipt and level since `since` (of one issue, or of the
+    /// whole project): `(minute start in unix ms, level, count)`.
+    async fn events_per_minute(
+        &self,
+        project: ProjectId,
+        issue: Option<i64>,
+        since: Millis,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError>;
     /// How the issue's stored events spread over each tag, `environment` and `release`.
     async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError>;
     /// An issue's events, newest first.

@@ -683,6 +683,26 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn events_per_minute(
+        &self,
+        project: ProjectId,
+        issue: Option<i64>,
+        since: Millis,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        // `events_by_received` finds the window; the project and issue filter the rows in it.
+        let rows = sqlx::query_as(
+            "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events \
+             WHERE received >= $1 AND project_id = $2 \
+             AND ($3 IS NULL OR issue_id = $3) GROUP BY minute, level ORDER BY minute",
+        )
+        .bind(since.0)
+        .bind(project)
+        .bind(issue)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT key, value, count(*) FROM ( \
