@@ -13,6 +13,8 @@ const ISSUE_LIMIT = 100;
 const CHART_MINUTES = 30;
 const MINUTE = 60_000;
 const REFRESH_MS = 60_000;
+// How often the server's counts (unresolved issues, events per minute) are read again.
+const STATS_MS = 10_000;
 const STORAGE = { project: "mesher.project", token: "mesher.token" };
 
 const $ = (id) => document.getElementById(id);
@@ -59,6 +61,7 @@ const state = {
   retries: 0,
   retryTimer: null,
   refreshTimer: null,
+  statsTimer: null,
   lastSeq: null, // highest seq this view has accounted for; null before the first subscribe
   replayTarget: -1, // the `seq` of the latest `subscribed`: events up to it are already counted in the issue list
   applied: {}, // filters the server confirmed
@@ -294,11 +297,9 @@ function remember(seq) {
   }
 }
 
-function chartMinute(event) {
-  const now = Date.now();
-  let t = Date.parse(event.timestamp);
-  if (Number.isNaN(t) || t > now) t = now;
-  return Math.floor(t / MINUTE);
+/// The minute a live event counts in: when it arrived (the server counts by receipt).
+function chartMinute() {
+  return Math.floor(Date.now() / MINUTE);
 }
 
 /// One event from the stream (`live`) or from the events API (backfill).
@@ -309,9 +310,10 @@ function addEvent(seq, issueId, event, { live }) {
     // Replayed events move the mark as they come; the `pong` after a replay settles it.
     state.lastSeq = Math.max(state.lastSeq ?? 0, seq);
   }
-  // Chart: per minute and level.
-  const minute = chartMinute(event);
-  if (minute > Math.floor(Date.now() / MINUTE) - CHART_MINUTES) {
+  // Chart: per minute of receipt and level. The server's counts (`loadStats`) replace these
+  // every few seconds; live events fill the gap meanwhile, stored ones are in the counts.
+  const minute = chartMinute();
+  if (live && minute > Math.floor(Date.now() / MINUTE) - CHART_MINUTES) {
     const bucket = state.minutes.get(minute) ?? {};
     const level = levelOf(event.level);
     bucket[level] = (bucket[level] ?? 0) + 1;
@@ -529,6 +531,37 @@ async function loadIssues() {
   schedule();
 }
 
+/// The unresolved count and the events per minute as the server counted them: what the
+/// project got, not what this page received (which falls behind in a storm).
+async function loadStats() {
+  const gen = state.gen;
+  const stamp = state.countStamp;
+  let body;
+  try {
+    body = await api(
+      `/api/v1/projects/${encodeURIComponent(state.project)}/stats?minutes=${CHART_MINUTES}`,
+    );
+  } catch {
+    return; // the stream's counts still arrive
+  }
+  if (gen !== state.gen || !Array.isArray(body?.minutes)) return;
+  // A count the stream sent meanwhile is newer than this answer.
+  if (state.countStamp === stamp && typeof body.unresolved === "number") setCount(body.unresolved);
+  const minutes = new Map();
+  for (const m of body.minutes) {
+    if (!m.total) continue;
+    const bucket = {};
+    for (const [level, n] of Object.entries(m.levels ?? {})) {
+      const l = levelOf(level);
+      bucket[l] = (bucket[l] ?? 0) + n;
+    }
+    minutes.set(Math.floor(m.start / MINUTE), bucket);
+  }
+  state.minutes = minutes;
+  state.dirty.chart = true;
+  schedule();
+}
+
 function setCount(n, text = null) {
   state.unresolved = n;
   ui.count.textContent = text ?? (n === null ? "–" : String(n));
@@ -731,6 +764,7 @@ function openStream() {
     state.pendingFilters = false;
     renderFilterStatus();
     clearInterval(state.refreshTimer);
+    clearInterval(state.statsTimer);
     if (subscribed) retry();
     else checkThenRetry();
   });
@@ -756,8 +790,11 @@ function onMessage(msg) {
         state.ws.send(JSON.stringify({ type: "ping" }));
       }
       loadIssues();
+      loadStats();
       clearInterval(state.refreshTimer);
       state.refreshTimer = setInterval(loadIssues, REFRESH_MS);
+      clearInterval(state.statsTimer);
+      state.statsTimer = setInterval(loadStats, STATS_MS);
       syncFilters();
       break;
     }
@@ -815,6 +852,7 @@ function onLagged(dropped) {
   ui.laggedText.textContent = `${plural(state.laggedTotal, "message was", "messages were")} dropped because this view fell behind. The issue list has been reloaded; the feed may miss some events.`;
   ui.lagged.hidden = false;
   loadIssues();
+  loadStats();
 }
 
 function retry() {
@@ -851,6 +889,7 @@ function stop() {
   state.gen++;
   clearTimeout(state.retryTimer);
   clearInterval(state.refreshTimer);
+  clearInterval(state.statsTimer);
   state.retryTimer = null;
   const ws = state.ws;
   if (ws && ws.readyState === WebSocket.CONNECTING) {

@@ -298,6 +298,11 @@ async function run(browser) {
   await waitCount(page, summary.unresolved + 2, "after two more issues");
   summary.unresolved += 2;
 
+  // ---- More issues than the list holds: the count is the server's, not the list's. -----
+  const letters = (i) => [...String(i)].map((d) => "abcdefghij"[Number(d)]).join("");
+  for (let i = 0; i < 101; i++) await ingest(`quota exceeded for tenant ${letters(i)}x`, "error");
+  summary.unresolved += 101;
+
   // ---- Phone width: a link with the fragment connects without typing. -----------------
   const phone = await browser.newContext({ viewport: { width: 375, height: 812 } });
   const mobile = await phone.newPage();
@@ -312,9 +317,20 @@ async function run(browser) {
     mobile,
     "the linked view lists the unresolved issues",
     ([sel, n]) => document.querySelectorAll(sel).length >= n,
-    [`${tid("issue-row")}[data-status="unresolved"]`, summary.unresolved],
+    [`${tid("issue-row")}[data-status="unresolved"]`, Math.min(summary.unresolved, 100)],
   );
-  await waitCount(mobile, summary.unresolved, "on the phone");
+  await waitCount(mobile, summary.unresolved, "on the phone, past the list's 100");
+  // The chart shows what the project stored, not what this page happened to receive.
+  const stats = await (
+    await fetch(`${base}/api/v1/projects/${project}/stats?minutes=30`, { headers: { Authorization: `Bearer ${token}` } })
+  ).json();
+  const stored = stats.minutes.reduce((n, m) => n + m.total, 0);
+  await until(
+    mobile,
+    `the phone's chart counts the ${stored} stored events`,
+    ([sel, n]) => Number(document.querySelector(sel)?.dataset.total) === n,
+    [tid("chart"), stored],
+  );
   await visible(mobile, feedRow("disk full on worker 3"), "the linked view shows recent events");
   await noHorizontalScroll(mobile, "at 375 px");
   // Keyboard: Tab reaches the controls, and focus is visible.
