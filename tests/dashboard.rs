@@ -130,6 +130,9 @@ async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
     let (_, v) = s
         .get(&format!("/api/v1/projects/{}/stats", p.id), &p.token)
         .await;
-    assert_eq!(v["unresolved"], summary["unresolved"], "the page showed the server's count");
+    assert_eq!(
+        v["unresolved"], summary["unresolved"],
+        "the page showed the server's count"
+    );
     s.stop().await;
 }
