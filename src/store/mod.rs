@@ -196,6 +196,24 @@ impl StoredEvent {
     }
 }
 
+/// The distinct `(issue, key, value)` triples of stored events — their tags, and their
+/// environment and release under those keys — for `issue_tag_values`.
+pub(crate) fn tag_values<'a>(
+    events: impl Iterator<Item = (i64, &'a NewEvent)>,
+) -> std::collections::BTreeSet<(i64, &'a str, &'a str)> {
+    let mut out = std::collections::BTreeSet::new();
+    for (issue, e) in events {
+        for (k, v) in &e.tags {
+            out.insert((issue, k.as_str(), v.as_str()));
+        }
+        out.insert((issue, "environment", e.environment.as_str()));
+        if let Some(r) = &e.release {
+            out.insert((issue, "release", r.as_str()));
+        }
+    }
+    out
+}
+
 /// How an issue's events spread over one tag's values (SPEC §3.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TagBreakdown {

@@ -348,6 +348,20 @@ async fn write_batch_tx(
         rows.push(row);
     }
 
+    let values: Vec<(i64, &str, &str)> =
+        super::tag_values(rows.iter().map(|r| (r.issue_id, &r.p.event)))
+            .into_iter()
+            .collect();
+    for chunk in values.chunks(INSERT_CHUNK) {
+        let mut q = sqlx::QueryBuilder::<Postgres>::new(
+            "INSERT INTO issue_tag_values (issue_id, key, value) ",
+        );
+        q.push_values(chunk, |mut b, (issue, key, value)| {
+            b.push_bind(*issue).push_bind(*key).push_bind(*value);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+    }
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut q = sqlx::QueryBuilder::<Postgres>::new(
             "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
@@ -505,6 +519,14 @@ async fn purge_issues_tx(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    if issues > 0 {
+        sqlx::query(
+            "DELETE FROM issue_tag_values WHERE NOT EXISTS \
+             (SELECT 1 FROM issues WHERE issues.id = issue_tag_values.issue_id)",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     let mut messages = Vec::new();
     for project_id in projects {
         let count = count_unresolved(conn, project_id).await?;
@@ -644,15 +666,7 @@ impl Store for PgStore {
             .collect::<Vec<_>>()
             .join(", ");
         let mut q = sqlx::QueryBuilder::<Postgres>::new("");
-        super::search::issues_query(
-            &mut q,
-            super::search::Dialect::Postgres,
-            &columns,
-            project,
-            terms,
-            sort,
-            limit,
-        );
+        super::search::issues_query(&mut q, &columns, project, terms, sort, limit);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(rows::issue).collect()
     }
