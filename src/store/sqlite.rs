@@ -34,6 +34,7 @@ const PURGE_CHUNK: i64 = 5_000;
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
+    known: super::KnownTagValues,
 }
 
 impl SqliteStore {
@@ -51,7 +52,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            known: Default::default(),
+        })
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
@@ -129,6 +133,8 @@ struct EventRow<'a> {
 async fn write_batch_tx(
     conn: &mut SqliteConnection,
     events: &[PreparedEvent],
+    known: &super::KnownTagValues,
+    inserted: &mut Vec<(i64, String, String)>,
 ) -> Result<BatchResult, StoreError> {
     let mut result = BatchResult {
         outcomes: Vec::with_capacity(events.len()),
@@ -279,10 +285,14 @@ async fn write_batch_tx(
             })));
     }
 
-    let values: Vec<(i64, &str, &str)> =
-        super::tag_values(rows.iter().map(|r| (r.issue_id, &r.p.event)))
-            .into_iter()
-            .collect();
+    let values = known.unknown(super::tag_values(
+        rows.iter().map(|r| (r.issue_id, &r.p.event)),
+    ));
+    inserted.extend(
+        values
+            .iter()
+            .map(|(i, k, v)| (*i, (*k).to_owned(), (*v).to_owned())),
+    );
     for chunk in values.chunks(INSERT_CHUNK) {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO issue_tag_values (issue_id, key, value) ",
@@ -468,8 +478,11 @@ impl Store for SqliteStore {
 
     async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
         let mut conn = self.begin().await?;
-        let result = write_batch_tx(&mut conn, events).await;
-        Self::finish(conn, result).await
+        let mut inserted = Vec::new();
+        let result = write_batch_tx(&mut conn, events, &self.known, &mut inserted).await;
+        let committed = Self::finish(conn, result).await?;
+        self.known.remember(inserted);
+        Ok(committed)
     }
 
     async fn list_issues(
