@@ -133,7 +133,8 @@ pub async fn envelope(
         if event.event_id.is_none() {
             event.event_id = header_id.clone();
         }
-        event.raw = Some(bytes::Bytes::copy_from_slice(item.payload));
+        // The item's bytes are a slice of the body: shared, not copied.
+        event.raw = Some(body.slice_ref(item.payload));
         events.push(event);
     }
     if events.is_empty() {

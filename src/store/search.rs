@@ -1,5 +1,6 @@
-//! The issue search of SPEC §3.1 as SQL, written once for both databases (the same
-//! statement runs on SQLite and PostgreSQL).
+//! Read queries written once for both databases (the same statement, with binds through
+//! `QueryBuilder`, runs on SQLite and PostgreSQL): the issue search of SPEC §3.1, one event
+//! by id, and events per minute.
 
 use crate::model::{IssueSort, Term};
 use sqlx::{Database, QueryBuilder};
@@ -33,10 +34,61 @@ where
         .push(")");
 }
 
-/// Appends `SELECT <columns> FROM issues i WHERE …terms… ORDER BY … LIMIT …` to `q`.
+/// The columns of `issues`, as `rows::issue` reads them, qualified for the alias `i`.
+const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.status, \
+     i.event_count, i.first_seen, i.last_seen";
+
+/// `SELECT <event columns>, raw FROM events WHERE project_id = … AND event_id = …`.
+pub(super) fn event_by_id<'a, DB>(
+    event_columns: &str,
+    project: i64,
+    event_id: &'a str,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {event_columns}, raw FROM events WHERE project_id = "
+    ));
+    q.push_bind(project)
+        .push(" AND event_id = ")
+        .push_bind(event_id);
+    q
+}
+
+/// `(minute start in unix ms, level, count)` of stored events received since `since`.
+///
+/// A project's window is read through `events_by_received`; one issue's through
+/// `events_by_issue` (measured: 55 ms → a few ms for an issue's stats when the window held
+/// 200,000 events of other issues).
+pub(super) fn per_minute<'a, DB>(
+    project: i64,
+    issue: Option<i64>,
+    since: i64,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events WHERE ",
+    );
+    if let Some(issue) = issue {
+        q.push("issue_id = ").push_bind(issue).push(" AND ");
+    }
+    q.push("received >= ")
+        .push_bind(since)
+        .push(" AND project_id = ")
+        .push_bind(project)
+        .push(" GROUP BY minute, level ORDER BY minute");
+    q
+}
+
+/// Appends `SELECT <issue columns> FROM issues i WHERE …terms… ORDER BY … LIMIT …` to `q`.
 pub(super) fn issues_query<'a, DB>(
     q: &mut QueryBuilder<'a, DB>,
-    columns: &str,
     project: i64,
     terms: &'a [Term],
     sort: IssueSort,
@@ -48,7 +100,7 @@ pub(super) fn issues_query<'a, DB>(
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     q.push(format!(
-        "SELECT {columns} FROM issues i WHERE i.project_id = "
+        "SELECT {ISSUE_COLUMNS} FROM issues i WHERE i.project_id = "
     ));
     q.push_bind(project);
     for term in terms {
