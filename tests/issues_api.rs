@@ -198,6 +198,42 @@ async fn lists_filter_limit_and_order() {
             .iter()
             .all(|e| e["issue_id"] == issues[0])
     );
+    // Stepping through an issue's events by seq: older ones newest first, newer ones
+    // oldest first.
+    let seqs_of = |v: &Value| -> Vec<i64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect()
+    };
+    let issue_path = format!("/api/v1/issues/{}/events", issues[0]);
+    let (_, v) = s
+        .get(&format!("{issue_path}?before=8&limit=1"), &p.token)
+        .await;
+    assert_eq!(seqs_of(&v), vec![7]);
+    let (_, all) = s.get(&issue_path, &p.token).await;
+    let oldest = *seqs_of(&all).last().unwrap();
+    let (_, v) = s
+        .get(&format!("{issue_path}?after={oldest}&limit=2"), &p.token)
+        .await;
+    let mut want: Vec<i64> = seqs_of(&all).into_iter().rev().skip(1).take(2).collect();
+    want.sort();
+    assert_eq!(seqs_of(&v), want);
+    let (_, v) = s.get(&format!("{issue_path}?after=8"), &p.token).await;
+    assert_eq!(seqs_of(&v), Vec::<i64>::new());
+    for (q, want) in [
+        ("before=1&after=2", "give 'before' or 'after', not both"),
+        (
+            "before=x",
+            "query parameter 'before' must be a whole number from 0 to 9223372036854775807, got 'x'",
+        ),
+    ] {
+        let (status, v) = s.get(&format!("{issue_path}?{q}"), &p.token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {v}");
+        assert_eq!(v["error"], want);
+    }
 
     // A project's events after a seq, in order.
     let (_, v) = s

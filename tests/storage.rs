@@ -10,7 +10,8 @@ use mesher::bus::DomainMessage;
 use mesher::model::{EventDetail, Exception, IssueAction, IssueCommand, IssueStatus, Level};
 use mesher::model::{Millis, NewEvent};
 use mesher::store::{
-    self, EventOutcome, PreparedEvent, ProjectId, Store, StoreError, hash_token, new_event_id,
+    self, EventOutcome, EventPage, PreparedEvent, ProjectId, Store, StoreError, hash_token,
+    new_event_id,
 };
 use postgres::TestPostgres;
 use serde_json::json;
@@ -498,14 +499,32 @@ async fn reading_back(s: &dyn Store) {
     let issues = s.list_issues(p, None, 100).await.unwrap();
     let c = issues.iter().find(|i| i.title == "Error: C").unwrap();
     let seqs: Vec<i64> = s
-        .issue_events(c.id, 100)
+        .issue_events(c.id, EventPage::Newest, 100)
         .await
         .unwrap()
         .iter()
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, [10, 8, 6]);
-    assert_eq!(s.issue_events(c.id, 1).await.unwrap().len(), 1);
+    let page = |p: EventPage, n: u32| {
+        let s = &s;
+        async move {
+            s.issue_events(c.id, p, n)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(page(EventPage::Newest, 1).await, [10]);
+    // Stepping: older from 10, newer from 6, nothing beyond either end.
+    assert_eq!(page(EventPage::Before(10), 1).await, [8]);
+    assert_eq!(page(EventPage::Before(10), 5).await, [8, 6]);
+    assert_eq!(page(EventPage::After(6), 5).await, [8, 10]);
+    assert_eq!(page(EventPage::After(8), 1).await, [10]);
+    assert!(page(EventPage::Before(6), 5).await.is_empty());
+    assert!(page(EventPage::After(10), 5).await.is_empty());
     // Most recently seen first; the limit applies.
     assert_eq!(issues.len(), 5);
     assert!(issues.windows(2).all(|w| w[0].last_seen >= w[1].last_seen));

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::model::search;
 use crate::model::{Issue, IssueCommand, IssueSort, IssueStatus, Term};
 use crate::state::AppState;
-use crate::store::{ListedEvent, StoredEvent};
+use crate::store::{EventPage, ListedEvent, StoredEvent};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -251,7 +251,27 @@ pub async fn issue_tags(
     Ok(Json(json!({ "tags": tags })))
 }
 
-/// `GET /api/v1/issues/<id>/events?limit=`
+/// `before=<seq>` (older events, newest first) or `after=<seq>` (newer ones, oldest first).
+fn event_page(query: Option<&str>) -> Result<EventPage, ApiError> {
+    let before = query_param(query, "before").is_some();
+    let after = query_param(query, "after").is_some();
+    match (before, after) {
+        (true, true) => Err(ApiError::BadRequest(
+            "give 'before' or 'after', not both".into(),
+        )),
+        (true, false) => Ok(EventPage::Before(int_param(
+            query,
+            "before",
+            0,
+            0,
+            i64::MAX,
+        )?)),
+        (false, true) => Ok(EventPage::After(int_param(query, "after", 0, 0, i64::MAX)?)),
+        (false, false) => Ok(EventPage::Newest),
+    }
+}
+
+/// `GET /api/v1/issues/<id>/events?limit=&before=|after=`
 pub async fn issue_events(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -260,8 +280,9 @@ pub async fn issue_events(
 ) -> Result<Json<Value>, ApiError> {
     let q = query.as_deref();
     let limit = limit(q, 50)?;
+    let page = event_page(q)?;
     let issue = issue_for_token(&state, &headers, q, id).await?;
-    let events = state.store().issue_events(issue.id, limit).await?;
+    let events = state.store().issue_events(issue.id, page, limit).await?;
     Ok(Json(
         serde_json::to_value(events_json(&events).0).unwrap_or_default(),
     ))

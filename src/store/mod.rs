@@ -298,6 +298,18 @@ pub const TOP_TAG_VALUES: usize = 10;
 
 /// Folds `(key, value, count)` rows into breakdowns: keys by total (most first, then by
 /// name), each with its [`TOP_TAG_VALUES`] most frequent values.
+/// Where a page of an issue's events starts: how the issue view steps to older and newer
+/// events without counting offsets (a seek on `events_by_issue`, however many events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPage {
+    /// The newest events, newest first.
+    Newest,
+    /// Events with a seq below this one, newest first.
+    Before(i64),
+    /// Events with a seq above this one, oldest first (the next newer ones).
+    After(i64),
+}
+
 pub fn tag_breakdowns(rows: Vec<(String, String, i64)>) -> Vec<TagBreakdown> {
     let mut by_key: BTreeMap<String, Vec<TagValue>> = BTreeMap::new();
     for (key, value, count) in rows {
@@ -412,8 +424,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(i64, String, i64)>, StoreError>;
     /// How the issue's stored events spread over each tag, `environment` and `release`.
     async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError>;
-    /// An issue's events, newest first.
-    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+    /// A page of an issue's events: newest first, or from `page`'s seq on (see [`EventPage`]).
+    async fn issue_events(
+        &self,
+        issue: i64,
+        page: EventPage,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// A project's events with a seq above `since`, in seq order.
     async fn events_since(
         &self,

@@ -14,9 +14,9 @@
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
 use super::{
-    BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
-    StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
-    new_token, rows,
+    BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
+    PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
+    new_ingest_key, new_token, rows,
 };
 use crate::bus::DomainMessage;
 use crate::model::issue::{EventDisposition, on_new_event};
@@ -731,14 +731,16 @@ impl Store for PgStore {
         Ok(super::tag_breakdowns(rows))
     }
 
-    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = $1 ORDER BY seq DESC LIMIT $2"
-        ))
-        .bind(issue)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+    async fn issue_events(
+        &self,
+        issue: i64,
+        page: EventPage,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = super::search::issue_events::<Postgres>(EVENT_COLUMNS, issue, page, limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(rows::event).collect()
     }
 

@@ -2,6 +2,7 @@
 //! `QueryBuilder`, runs on SQLite and PostgreSQL): the issue search of SPEC §3.1, one event
 //! by id, and events per minute.
 
+use super::EventPage;
 use crate::model::{IssueSort, Term};
 use sqlx::{Database, QueryBuilder};
 
@@ -55,6 +56,36 @@ where
     q.push_bind(project)
         .push(" AND event_id = ")
         .push_bind(event_id);
+    q
+}
+
+/// `SELECT <event columns> FROM events WHERE issue_id = … [AND seq <|> …] ORDER BY seq … LIMIT …`.
+pub(super) fn issue_events<'a, DB>(
+    event_columns: &str,
+    issue: i64,
+    page: EventPage,
+    limit: u32,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {event_columns} FROM events WHERE issue_id = "
+    ));
+    q.push_bind(issue);
+    let order = match page {
+        EventPage::Newest => " ORDER BY seq DESC LIMIT ",
+        EventPage::Before(seq) => {
+            q.push(" AND seq < ").push_bind(seq);
+            " ORDER BY seq DESC LIMIT "
+        }
+        EventPage::After(seq) => {
+            q.push(" AND seq > ").push_bind(seq);
+            " ORDER BY seq LIMIT "
+        }
+    };
+    q.push(order).push_bind(i64::from(limit));
     q
 }
 

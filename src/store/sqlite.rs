@@ -2,9 +2,9 @@
 //! only a crash), a busy timeout so the CLI and the server can share the file.
 
 use super::{
-    BatchResult, CreatedProject, EventOutcome, PreparedEvent, Project, ProjectId, PurgeResult,
-    StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
-    new_token, rows,
+    BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
+    PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
+    new_ingest_key, new_token, rows,
 };
 use crate::bus::DomainMessage;
 use crate::model::issue::{EventDisposition, on_new_event};
@@ -582,14 +582,16 @@ impl Store for SqliteStore {
         Ok(super::tag_breakdowns(rows))
     }
 
-    async fn issue_events(&self, issue: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = ? ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(issue)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn issue_events(
+        &self,
+        issue: i64,
+        page: EventPage,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = super::search::issue_events::<Sqlite>(EVENT_COLUMNS, issue, page, limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(rows::event).collect()
     }
 
