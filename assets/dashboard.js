@@ -5,6 +5,12 @@
 // unresolved count current. After a drop the view reconnects with `?since=<last seq>`, so
 // the server replays what it missed; rows are keyed by seq, so nothing shows twice.
 // Everything the server sends is put into the page as text, never as HTML.
+//
+// The address fragment holds the view (never the token, once connected):
+// `#project=<id>[&query=…][&sort=…][&issue=<id>[&event=<event id>]]`, so a view can be
+// linked to and the back button returns from an issue to the list.
+
+import { h, renderEvent } from "./event.js";
 
 const LEVELS = ["debug", "info", "warning", "error", "fatal"];
 const SEVERITY = new Map(LEVELS.map((level, i) => [level, i]));
@@ -16,6 +22,9 @@ const REFRESH_MS = 60_000;
 // How often the server's counts (unresolved issues, events per minute) are read again.
 const STATS_MS = 10_000;
 const STORAGE = { project: "mesher.project", token: "mesher.token" };
+const DEFAULT_QUERY = "is:unresolved";
+const SORTS = new Set(["last_seen", "first_seen", "event_count"]);
+const STATUSES = new Set(["unresolved", "resolved", "archived", "discarded"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -46,6 +55,31 @@ const ui = {
   filterStatus: $("filter-status"),
   feed: $("feed"),
   feedEmpty: $("feed-empty"),
+  listView: $("list-view"),
+  searchForm: $("search-form"),
+  search: $("search-input"),
+  sort: $("sort-select"),
+  searchError: $("search-error"),
+  issueView: $("issue-view"),
+  back: $("back-link"),
+  issueLevel: $("issue-level"),
+  issueStatus: $("issue-status"),
+  issueTitle: $("issue-title"),
+  issueCulprit: $("issue-culprit"),
+  issueCount: $("issue-event-count"),
+  issueFirst: $("issue-first-seen"),
+  issueLast: $("issue-last-seen"),
+  issueActions: $("issue-actions"),
+  issueChart: $("issue-chart"),
+  issueChartPeak: $("issue-chart-peak"),
+  older: $("older-button"),
+  newer: $("newer-button"),
+  newest: $("newest-button"),
+  newEvents: $("new-events"),
+  eventError: $("event-error"),
+  eventContent: $("event-content"),
+  tags: $("tag-breakdown"),
+  tagsEmpty: $("tags-empty"),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -73,28 +107,22 @@ const state = {
   issueRows: new Map(), // id → <li>
   expectTrigger: new Set(), // issues whose triggering event is still to come (already counted)
   fetchingIssues: new Set(),
+  acted: new Set(), // issues this session changed: kept in the list so they can be undone
   unresolved: null,
   countStamp: 0, // bumped on every issue_count message
   minutes: new Map(), // minute number → {level: count}
   laggedTotal: 0,
+  query: DEFAULT_QUERY, // the issue list's search (SPEC §3.1 syntax)
+  sort: "last_seen",
+  listReload: 0, // timer: the list is read again when the search cannot be judged here
+  // The open issue (null on the list): its id, the event shown, and what arrived since.
+  view: null,
   dirty: { feed: false, issues: false, chart: false },
   frame: 0,
 };
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 function svg(tag, attrs = {}) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
@@ -330,7 +358,10 @@ function addEvent(seq, issueId, event, { live }) {
     state.dirty.feed = true;
   }
   // Issue counts: only for events newer than the issue list's snapshot.
-  if (live && seq > state.replayTarget) countEvent(issueId, event);
+  if (live && seq > state.replayTarget) {
+    countEvent(issueId, event);
+    viewEvent(issueId, event);
+  }
   schedule();
 }
 
@@ -388,14 +419,20 @@ function renderFeed() {
 }
 
 function renderChart() {
+  drawChart(ui.chart, ui.chartPeak, state.minutes);
+  if (state.view) drawChart(ui.issueChart, ui.issueChartPeak, state.view.minutes);
+}
+
+/// Events per minute and level over the last 30 minutes, as stacked bars.
+function drawChart(el, peakEl, minutes) {
   const nowMinute = Math.floor(Date.now() / MINUTE);
   const first = nowMinute - CHART_MINUTES + 1;
-  for (const m of state.minutes.keys()) if (m < first) state.minutes.delete(m);
+  for (const m of minutes.keys()) if (m < first) minutes.delete(m);
   const columns = [];
   let peak = 0;
   let total = 0;
   for (let m = first; m <= nowMinute; m++) {
-    const bucket = state.minutes.get(m) ?? {};
+    const bucket = minutes.get(m) ?? {};
     const sum = LEVELS.reduce((s, l) => s + (bucket[l] ?? 0), 0);
     peak = Math.max(peak, sum);
     total += sum;
@@ -430,28 +467,88 @@ function renderChart() {
     }
     root.append(g);
   });
-  ui.chart.replaceChildren(root);
-  ui.chart.dataset.total = String(total);
-  ui.chartPeak.textContent = peak ? `peak ${peak}/min` : "";
+  el.replaceChildren(root);
+  el.dataset.total = String(total);
+  peakEl.textContent = peak ? `peak ${peak}/min` : "";
 }
 
 // ---------------------------------------------------------------------------------------
 // Issues
 
-function sortIssues() {
-  return [...state.issues.values()]
-    .map((x) => x.issue)
-    .sort((a, b) => (b.last_seen ?? "").localeCompare(a.last_seen ?? "") || b.id - a.id);
+/// The search's terms as far as this page can judge them: `is:`, `level:` and words of
+/// the title or culprit. `null` when some term asks about stored events (environment,
+/// release, tags): only the server can answer those, so the list is read again instead.
+function localTerms(query) {
+  const terms = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (const m of query.matchAll(re)) {
+    const word = m[1] !== undefined ? null : m[2];
+    if (word === null) {
+      terms.push({ kind: "text", value: m[1].replace(/\\"/g, '"').toLowerCase() });
+      continue;
+    }
+    const at = word.indexOf(":");
+    const key = at > 0 ? word.slice(0, at) : "";
+    if (!key || !/^[A-Za-z0-9_.\-/]+$/.test(key)) {
+      terms.push({ kind: "text", value: word.toLowerCase() });
+    } else if (key === "is") {
+      terms.push({ kind: "is", value: word.slice(at + 1) });
+    } else if (key === "level") {
+      terms.push({ kind: "level", value: word.slice(at + 1) });
+    } else {
+      return null;
+    }
+  }
+  return terms;
 }
 
+function localMatch(issue, terms) {
+  const hay = `${issue.title ?? ""}\n${issue.culprit ?? ""}`.toLowerCase();
+  return terms.every((t) =>
+    t.kind === "is" ? issue.status === t.value : t.kind === "level" ? issue.level === t.value : hay.includes(t.value),
+  );
+}
+
+const SORT_KEYS = {
+  last_seen: (a, b) => (b.last_seen ?? "").localeCompare(a.last_seen ?? ""),
+  first_seen: (a, b) => (b.first_seen ?? "").localeCompare(a.first_seen ?? ""),
+  event_count: (a, b) => (b.event_count ?? 0) - (a.event_count ?? 0),
+};
+
+function sortIssues() {
+  const by = SORT_KEYS[state.sort] ?? SORT_KEYS.last_seen;
+  return [...state.issues.values()].map((x) => x.issue).sort((a, b) => by(a, b) || b.id - a.id);
+}
+
+/// Merges what is known of an issue: into the list when it is there or belongs there, and
+/// into the open issue view.
 function upsertIssue(issue, touched = true) {
   const known = state.issues.get(issue.id);
-  state.issues.set(issue.id, {
-    issue: { ...(known?.issue ?? {}), ...issue },
-    touched: touched ? performance.now() : (known?.touched ?? 0),
-  });
+  const merged = { ...(known?.issue ?? {}), ...issue };
+  if (known) {
+    state.issues.set(issue.id, { issue: merged, touched: touched ? performance.now() : known.touched });
+  } else {
+    const terms = localTerms(state.query);
+    if (terms === null) reloadListSoon();
+    else if (localMatch(merged, terms)) {
+      state.issues.set(issue.id, { issue: merged, touched: touched ? performance.now() : 0 });
+    }
+  }
+  if (state.view?.id === issue.id) {
+    state.view.issue = { ...(state.view.issue ?? {}), ...issue };
+    renderIssueHead();
+  }
   state.dirty.issues = true;
   schedule();
+}
+
+/// The search depends on stored events: read the list again (at most every 2 s).
+function reloadListSoon() {
+  if (state.listReload) return;
+  state.listReload = setTimeout(() => {
+    state.listReload = 0;
+    loadIssues();
+  }, 2_000);
 }
 
 /// An event for `issueId` arrived live: one more event, seen now.
@@ -476,9 +573,7 @@ async function fetchIssue(id) {
   const gen = state.gen;
   try {
     const body = await api(`/api/v1/issues/${id}`);
-    if (gen === state.gen && body?.issue && !state.issues.has(id) && body.issue.status === "unresolved") {
-      upsertIssue(body.issue);
-    }
+    if (gen === state.gen && body?.issue && !state.issues.has(id)) upsertIssue(body.issue);
   } catch {
     // Shown on the next refresh of the list.
   } finally {
@@ -494,48 +589,77 @@ function onIssueMessage(action, issue) {
     // (when it passes this view's level filter): do not count that one twice.
     if (matches({ level: issue.level, environment: undefined }, { level: state.applied.level, min_level: state.applied.min_level })) {
       state.expectTrigger.add(issue.id);
+      if (state.view?.id === issue.id) state.view.expectTrigger = true;
     }
   }
 }
 
-/// Loads the unresolved issues (the list's snapshot replaces the counts kept so far).
+function issuesPath() {
+  const params = new URLSearchParams({ limit: String(ISSUE_LIMIT), sort: state.sort });
+  if (state.query.trim()) params.set("query", state.query.trim());
+  return `/api/v1/projects/${encodeURIComponent(state.project)}/issues?${params}`;
+}
+
+/// Loads the issues the search finds (the snapshot replaces the counts kept so far).
 async function loadIssues() {
   const gen = state.gen;
+  const query = state.query;
+  const sort = state.sort;
   const started = performance.now();
   let body;
   try {
-    body = await api(
-      `/api/v1/projects/${encodeURIComponent(state.project)}/issues?status=unresolved&limit=${ISSUE_LIMIT}`,
-    );
+    body = await api(issuesPath());
   } catch (err) {
-    if (gen === state.gen) showError(`Could not load the issues: ${err.message}`);
+    if (gen !== state.gen || query !== state.query || sort !== state.sort) return;
+    if (err.status === 400) {
+      ui.searchError.textContent = `The search was not understood: ${err.message.replace(/^400: /, "")}`;
+      ui.searchError.hidden = false;
+    } else {
+      showError(`Could not load the issues: ${err.message}`);
+    }
     return;
   }
-  if (gen !== state.gen || !Array.isArray(body?.issues)) return;
+  if (gen !== state.gen || query !== state.query || sort !== state.sort || !Array.isArray(body?.issues)) return;
+  ui.searchError.hidden = true;
   const fresh = new Map();
   for (const issue of body.issues) fresh.set(issue.id, { issue, touched: started });
   for (const [id, known] of state.issues) {
-    // Keep what changed while the list was loading, and issues this session saw leave the
-    // unresolved state (so they can be reopened).
-    if (!fresh.has(id) && (known.touched > started || known.issue.status !== "unresolved")) {
-      fresh.set(id, known);
-    }
+    // Keep what changed while the list was loading, and issues this session acted on
+    // (so a resolved one can be reopened from its row).
+    if (!fresh.has(id) && (known.touched > started || state.acted.has(id))) fresh.set(id, known);
   }
   state.issues = fresh;
   state.expectTrigger.clear();
-  if (body.issues.length < ISSUE_LIMIT) setCount(body.issues.length);
-  else if (state.unresolved === null) setCount(null, `${ISSUE_LIMIT}+`);
+  if (query.trim() === DEFAULT_QUERY && body.issues.length < ISSUE_LIMIT) setCount(body.issues.length);
+  else if (query.trim() === DEFAULT_QUERY && state.unresolved === null) setCount(null, `${ISSUE_LIMIT}+`);
   ui.issuesNote.textContent =
-    body.issues.length >= ISSUE_LIMIT ? `${ISSUE_LIMIT} most recent shown` : "";
+    body.issues.length >= ISSUE_LIMIT ? `first ${ISSUE_LIMIT} shown` : plural(body.issues.length, "issue", "issues");
   state.dirty.issues = true;
   schedule();
 }
 
+/// A stats answer's minutes as `minute number → {level: count}`.
+function minutesFrom(list) {
+  const minutes = new Map();
+  for (const m of list) {
+    if (!m.total) continue;
+    const bucket = {};
+    for (const [level, n] of Object.entries(m.levels ?? {})) {
+      const l = levelOf(level);
+      bucket[l] = (bucket[l] ?? 0) + n;
+    }
+    minutes.set(Math.floor(m.start / MINUTE), bucket);
+  }
+  return minutes;
+}
+
 /// The unresolved count and the events per minute as the server counted them: what the
-/// project got, not what this page received (which falls behind in a storm).
+/// project got, not what this page received (which falls behind in a storm). The open
+/// issue's are read with them.
 async function loadStats() {
   const gen = state.gen;
   const stamp = state.countStamp;
+  if (state.view) loadIssueStats(state.view);
   let body;
   try {
     body = await api(
@@ -547,17 +671,7 @@ async function loadStats() {
   if (gen !== state.gen || !Array.isArray(body?.minutes)) return;
   // A count the stream sent meanwhile is newer than this answer.
   if (state.countStamp === stamp && typeof body.unresolved === "number") setCount(body.unresolved);
-  const minutes = new Map();
-  for (const m of body.minutes) {
-    if (!m.total) continue;
-    const bucket = {};
-    for (const [level, n] of Object.entries(m.levels ?? {})) {
-      const l = levelOf(level);
-      bucket[l] = (bucket[l] ?? 0) + n;
-    }
-    minutes.set(Math.floor(m.start / MINUTE), bucket);
-  }
-  state.minutes = minutes;
+  state.minutes = minutesFrom(body.minutes);
   state.dirty.chart = true;
   schedule();
 }
@@ -568,19 +682,20 @@ function setCount(n, text = null) {
   ui.count.dataset.count = n === null ? "" : String(n);
 }
 
-async function act(issueId, action, buttons) {
-  const known = state.issues.get(issueId);
-  if (!known) return;
-  const before = known.issue.status;
+/// Changes an issue's status (from its row or from the issue view).
+async function act(issue, action, buttons) {
+  const before = issue.status;
   const stamp = state.countStamp;
   if (buttons.some((b) => b.getAttribute("aria-disabled") === "true")) return; // already busy
-  // Not `disabled`: that would take the keyboard focus away from the row.
+  // Not `disabled`: that would take the keyboard focus away from the button.
   for (const b of buttons) b.setAttribute("aria-disabled", "true");
   const headers = {};
   if (state.connId) headers["X-Mesher-Origin"] = state.connId;
   try {
-    const body = await api(`/api/v1/issues/${issueId}/${action}`, { method: "POST", headers });
+    const body = await api(`/api/v1/issues/${issue.id}/${action}`, { method: "POST", headers });
     if (!body?.issue) throw new Error("the answer has no issue");
+    const known = state.issues.get(issue.id);
+    state.acted.add(issue.id);
     upsertIssue(body.issue);
     const after = body.issue.status;
     // The server's next `issue_count` is the truth; until then adjust the shown number,
@@ -590,7 +705,7 @@ async function act(issueId, action, buttons) {
       else if (after === "unresolved") setCount(state.unresolved + 1);
     }
   } catch (err) {
-    showError(`Could not ${action} issue ${issueId}: ${err.message}`);
+    showError(`Could not ${action} issue ${issue.id}: ${err.message}`);
   } finally {
     for (const b of buttons) b.removeAttribute("aria-disabled");
     state.dirty.issues = true;
@@ -606,10 +721,37 @@ const ACTIONS = {
   other: [["unresolve", "Unresolve"]],
 };
 
+/// The action buttons for an issue's status; `current()` gives the issue when clicked.
+function actionButtons(issue, current) {
+  const kind = issue.status === "unresolved" ? "unresolved" : "other";
+  const buttons = ACTIONS[kind].map(([action, label]) =>
+    h("button", {
+      type: "button",
+      class: `action action-${action}`,
+      "data-testid": `${action}-button`,
+      "data-action": action,
+      "aria-label": `${label}: ${issue.title || `issue ${issue.id}`}`,
+      text: label,
+    }),
+  );
+  for (const b of buttons) b.addEventListener("click", () => act(current(), b.dataset.action, buttons));
+  return { kind, buttons };
+}
+
+/// The fragment of a view of this project (`issue`, `event` optional).
+function viewHash({ issue = null, event = null } = {}) {
+  const params = new URLSearchParams({ project: state.project });
+  if (state.query !== DEFAULT_QUERY) params.set("query", state.query);
+  if (state.sort !== "last_seen") params.set("sort", state.sort);
+  if (issue !== null) params.set("issue", String(issue));
+  if (event) params.set("event", event);
+  return `#${params}`;
+}
+
 function issueRow(issue) {
   const li = h("li", { class: "issue-row", "data-testid": "issue-row", "data-issue-id": issue.id });
   const level = h("span", { class: "badge" });
-  const title = h("p", { class: "issue-title" });
+  const title = h("a", { class: "issue-title", "data-testid": "issue-link" });
   const culprit = h("p", { class: "issue-culprit" });
   const status = h("span", { class: "status" });
   const count = h("span", { class: "issue-events", "data-testid": "issue-events" });
@@ -634,6 +776,7 @@ function updateIssueRow(li, issue) {
   p.level.textContent = lvl;
   p.title.textContent = issue.title || "(no title)";
   p.title.title = issue.title || "";
+  p.title.href = viewHash({ issue: issue.id });
   p.culprit.textContent = issue.culprit || "";
   p.culprit.hidden = !issue.culprit;
   p.count.textContent = plural(issue.event_count ?? 0, "event", "events");
@@ -646,21 +789,11 @@ function updateIssueRow(li, issue) {
   const kind = issue.status === "unresolved" ? "unresolved" : "other";
   if (p.key !== kind) {
     // Keep keyboard focus on the row when its buttons change.
-    const hadFocus = li.contains(document.activeElement);
-    p.key = kind;
-    const buttons = ACTIONS[kind].map(([action, label]) =>
-      h("button", {
-        type: "button",
-        class: `action action-${action}`,
-        "data-testid": `${action}-button`,
-        "data-action": action,
-        "aria-label": `${label}: ${issue.title || `issue ${issue.id}`}`,
-        text: label,
-      }),
-    );
-    for (const b of buttons) b.addEventListener("click", () => act(issue.id, b.dataset.action, buttons));
-    p.actions.replaceChildren(...buttons);
-    if (hadFocus) buttons[0].focus({ preventScroll: true });
+    const hadFocus = p.actions.contains(document.activeElement);
+    const made = actionButtons(issue, () => state.issues.get(issue.id)?.issue ?? issue);
+    p.key = made.kind;
+    p.actions.replaceChildren(...made.buttons);
+    if (hadFocus) made.buttons[0].focus({ preventScroll: true });
   }
 }
 
@@ -691,6 +824,314 @@ function renderIssues() {
     focused.focus({ preventScroll: true });
   }
   ui.issuesEmpty.hidden = sorted.length > 0;
+  ui.issuesEmpty.textContent = state.query.trim() === DEFAULT_QUERY ? "No unresolved issues." : "No issues match this search.";
+}
+
+/// The search box and the sort: the list follows them, and the address keeps them.
+function applySearch() {
+  const query = ui.search.value.trim();
+  const sort = SORTS.has(ui.sort.value) ? ui.sort.value : "last_seen";
+  if (query === state.query && sort === state.sort) return;
+  state.query = query;
+  state.sort = sort;
+  history.replaceState(null, "", viewHash());
+  state.issues.clear();
+  state.dirty.issues = true;
+  schedule();
+  loadIssues();
+}
+
+ui.searchForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  applySearch();
+});
+ui.sort.addEventListener("change", applySearch);
+
+// ---------------------------------------------------------------------------------------
+// The issue view: one issue, its tag breakdown, and one event in full
+
+function projectPath(rest) {
+  return `/api/v1/projects/${encodeURIComponent(state.project)}${rest}`;
+}
+
+/// Opens issue `id` on event `eventId` (its newest when null).
+function openIssue(id, eventId, { fromList = false } = {}) {
+  const same = state.view?.id === id;
+  if (same && state.view.eventId === eventId) return;
+  if (!same) {
+    state.view = {
+      id,
+      issue: state.issues.get(id)?.issue ?? null,
+      eventId,
+      event: null,
+      minutes: new Map(),
+      gen: 0,
+      older: null, // the listed events either side of the one shown
+      newer: null,
+      arrived: 0, // events of this issue that arrived live since the shown one was loaded
+      expectTrigger: false,
+      fromList,
+      headKind: "",
+    };
+    ui.listView.hidden = true;
+    ui.issueView.hidden = false;
+    ui.tags.replaceChildren();
+    ui.tagsEmpty.hidden = true;
+    ui.eventContent.replaceChildren();
+    renderIssueHead();
+    scrollTo(0, 0);
+    ui.issueTitle.focus({ preventScroll: true });
+    loadIssue(state.view);
+    loadIssueStats(state.view);
+    loadTags(state.view);
+  }
+  ui.back.href = viewHash();
+  showEvent(state.view, eventId);
+}
+
+function closeIssue() {
+  const view = state.view;
+  if (!view) return;
+  state.view = null;
+  ui.issueView.hidden = true;
+  ui.listView.hidden = false;
+  document.title = "Mesher · live dashboard";
+  // Back on the list, the keyboard is where it was: on the issue's link.
+  const row = state.issueRows.get(view.id);
+  if (row) row._parts.title.focus({ preventScroll: true });
+  state.dirty = { feed: true, issues: true, chart: true };
+  schedule();
+}
+
+async function loadIssue(view) {
+  try {
+    const body = await api(`/api/v1/issues/${view.id}`);
+    if (state.view !== view || !body?.issue) return;
+    view.issue = { ...(view.issue ?? {}), ...body.issue };
+    renderIssueHead();
+  } catch (err) {
+    if (state.view !== view) return;
+    ui.issueTitle.textContent = err.status === 404 ? `Issue ${view.id} does not exist` : `Issue ${view.id}`;
+    showViewError(`Could not load issue ${view.id}: ${err.message}`);
+  }
+}
+
+async function loadIssueStats(view) {
+  try {
+    const body = await api(`/api/v1/issues/${view.id}/stats?minutes=${CHART_MINUTES}`);
+    if (state.view !== view || !Array.isArray(body?.minutes)) return;
+    view.minutes = minutesFrom(body.minutes);
+    if (view.issue && typeof body.event_count === "number") {
+      view.issue.event_count = Math.max(view.issue.event_count ?? 0, body.event_count);
+      renderIssueHead();
+    }
+    state.dirty.chart = true;
+    schedule();
+  } catch {
+    // The chart waits for the next reading.
+  }
+}
+
+async function loadTags(view) {
+  let body;
+  try {
+    body = await api(`/api/v1/issues/${view.id}/tags`);
+  } catch {
+    return;
+  }
+  if (state.view !== view || !Array.isArray(body?.tags)) return;
+  const items = body.tags.map((tag) => {
+    const values = h("ol", { class: "tag-values" });
+    for (const v of tag.values ?? []) {
+      const share = tag.total ? Math.round((100 * v.count) / tag.total) : 0;
+      values.append(
+        h(
+          "li",
+          { "data-testid": "tag-value", "data-value": v.value, "data-count": v.count },
+          h("span", { class: "tag-value", title: v.value, text: v.value }),
+          h("span", { class: "tag-count", text: `${v.count} · ${share}%` }),
+          h("meter", { min: 0, max: tag.total || 1, value: v.count, "aria-label": `${v.value}: ${share}%` }),
+        ),
+      );
+    }
+    return h(
+      "li",
+      { class: "tag-key", "data-testid": "tag-key", "data-key": tag.key, "data-total": tag.total },
+      h("p", { class: "tag-head" }, h("code", { text: tag.key }), h("span", { class: "muted", text: plural(tag.total, "event", "events") })),
+      values,
+    );
+  });
+  ui.tags.replaceChildren(...items);
+  ui.tagsEmpty.hidden = items.length > 0;
+}
+
+function renderIssueHead() {
+  const view = state.view;
+  const issue = view?.issue;
+  if (!issue) {
+    ui.issueTitle.textContent = view ? `Issue ${view.id}` : "";
+    return;
+  }
+  const lvl = levelOf(issue.level);
+  ui.issueLevel.className = `badge badge-${lvl}`;
+  ui.issueLevel.textContent = lvl;
+  ui.issueStatus.className = `status state-${issue.status}`;
+  ui.issueStatus.textContent = issue.status;
+  ui.issueView.dataset.status = issue.status;
+  ui.issueView.dataset.issueId = String(issue.id);
+  ui.issueTitle.textContent = issue.title || "(no title)";
+  ui.issueCulprit.textContent = issue.culprit || "";
+  ui.issueCulprit.hidden = !issue.culprit;
+  ui.issueCount.textContent = String(issue.event_count ?? 0);
+  ui.issueCount.dataset.count = String(issue.event_count ?? 0);
+  ui.issueFirst.textContent = shortTime(issue.first_seen);
+  ui.issueFirst.dateTime = issue.first_seen ?? "";
+  ui.issueLast.textContent = shortTime(issue.last_seen);
+  ui.issueLast.dateTime = issue.last_seen ?? "";
+  document.title = `${issue.title || "Issue"} · Mesher`;
+  const kind = issue.status === "unresolved" ? "unresolved" : "other";
+  if (view.headKind !== kind) {
+    const hadFocus = ui.issueActions.contains(document.activeElement);
+    const made = actionButtons(issue, () => state.view?.issue ?? issue);
+    view.headKind = made.kind;
+    ui.issueActions.replaceChildren(...made.buttons);
+    if (hadFocus) made.buttons[0].focus({ preventScroll: true });
+  }
+}
+
+function showViewError(message) {
+  ui.eventError.textContent = message;
+  ui.eventError.hidden = false;
+}
+
+/// Loads and draws one event of the open issue: `eventId`, or the newest when null.
+async function showEvent(view, eventId) {
+  const gen = ++view.gen;
+  view.eventId = eventId;
+  ui.eventError.hidden = true;
+  ui.eventContent.setAttribute("aria-busy", "true");
+  for (const b of [ui.older, ui.newer, ui.newest]) b.disabled = true;
+  const current = () => state.view === view && view.gen === gen;
+  try {
+    let id = eventId;
+    if (!id) {
+      const list = await api(`/api/v1/issues/${view.id}/events?limit=1`);
+      if (!current()) return;
+      id = list?.events?.[0]?.id;
+      if (!id) {
+        ui.eventContent.replaceChildren(h("p", { class: "empty", text: "No stored events for this issue." }));
+        return;
+      }
+    }
+    const body = await api(projectPath(`/events/${encodeURIComponent(id)}`));
+    if (!current()) return;
+    const event = body?.event;
+    if (!event) throw new Error("the answer has no event");
+    if (event.issue_id !== view.id) {
+      showViewError(`Event ${id} belongs to issue ${event.issue_id}, not to issue ${view.id}.`);
+      ui.eventContent.replaceChildren();
+      return;
+    }
+    view.event = event;
+    view.arrived = 0;
+    ui.newEvents.hidden = true;
+    const [older, newer] = await Promise.all([
+      api(`/api/v1/issues/${view.id}/events?before=${event.seq}&limit=1`),
+      api(`/api/v1/issues/${view.id}/events?after=${event.seq}&limit=1`),
+    ]);
+    if (!current()) return;
+    view.older = older?.events?.[0] ?? null;
+    view.newer = newer?.events?.[0] ?? null;
+    ui.eventContent.dataset.eventId = event.id;
+    ui.eventContent.dataset.seq = String(event.seq);
+    ui.eventContent.replaceChildren(renderEvent(event.data, event));
+    renderStepping();
+  } catch (err) {
+    if (!current()) return;
+    ui.eventContent.replaceChildren();
+    showViewError(
+      err.status === 404 ? `Event ${eventId} was not found in this project.` : `Could not load the event: ${err.message}`,
+    );
+  } finally {
+    if (current()) ui.eventContent.setAttribute("aria-busy", "false");
+  }
+}
+
+function renderStepping() {
+  const view = state.view;
+  if (!view?.event) return;
+  ui.older.disabled = !view.older;
+  ui.newer.disabled = !view.newer && view.arrived === 0;
+  ui.newest.disabled = !view.newer && view.arrived === 0;
+  ui.newEvents.hidden = view.arrived === 0;
+  ui.newEvents.textContent = `${plural(view.arrived, "newer event has", "newer events have")} arrived since this one was opened.`;
+}
+
+/// Steps to the older or newer neighbour, or to the newest event. The address follows
+/// (replacing, so Back still returns to the list).
+async function stepTo(which) {
+  const view = state.view;
+  if (!view?.event) return;
+  let target = null;
+  if (which === "older") target = view.older?.id;
+  else if (which === "newer") {
+    target = view.newer?.id;
+    if (!target) {
+      // It arrived live after the neighbours were read.
+      const next = await api(`/api/v1/issues/${view.id}/events?after=${view.event.seq}&limit=1`).catch(() => null);
+      if (state.view !== view) return;
+      target = next?.events?.[0]?.id;
+    }
+  }
+  if (which !== "newest" && !target) return;
+  history.replaceState(null, "", viewHash({ issue: view.id, event: which === "newest" ? null : target }));
+  showEvent(view, which === "newest" ? null : target);
+}
+
+ui.older.addEventListener("click", () => stepTo("older"));
+ui.newer.addEventListener("click", () => stepTo("newer"));
+ui.newest.addEventListener("click", () => stepTo("newest"));
+ui.back.addEventListener("click", (e) => {
+  // Opened from the list: going back is the browser's Back, so history does not grow.
+  if (state.view?.fromList) {
+    e.preventDefault();
+    history.back();
+  }
+});
+addEventListener("keydown", (e) => {
+  if (!state.view || e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
+  const t = e.target;
+  if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName))) return;
+  // j/k step like in Sentry and mail readers; Escape returns to the list.
+  if (e.key === "j" && !ui.older.disabled) stepTo("older");
+  else if (e.key === "k" && !ui.newer.disabled) stepTo("newer");
+  else if (e.key === "Escape") ui.back.click();
+});
+
+/// A live event: if it belongs to the open issue, its count grows and a newer event can
+/// be stepped to.
+function viewEvent(issueId, event) {
+  const view = state.view;
+  if (!view || view.id !== issueId) return;
+  const listed = state.issues.get(issueId)?.issue;
+  if (view.issue) {
+    if (listed) {
+      view.issue.event_count = Math.max(view.issue.event_count ?? 0, listed.event_count ?? 0);
+      view.expectTrigger = false;
+    } else if (view.expectTrigger) view.expectTrigger = false;
+    else view.issue.event_count = (view.issue.event_count ?? 0) + 1;
+    view.issue.last_seen = new Date().toISOString();
+    renderIssueHead();
+  }
+  const minute = chartMinute();
+  const bucket = view.minutes.get(minute) ?? {};
+  const level = levelOf(event.level);
+  bucket[level] = (bucket[level] ?? 0) + 1;
+  view.minutes.set(minute, bucket);
+  view.arrived++;
+  if (view.event) renderStepping();
+  state.dirty.chart = true;
+  schedule();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -939,6 +1380,7 @@ function reset() {
 function start(project, token) {
   stop();
   reset();
+  closeIssue();
   state.project = project;
   state.token = token;
   save(STORAGE.project, project);
@@ -970,10 +1412,12 @@ ui.form.addEventListener("submit", (e) => {
     return;
   }
   start(project, token);
+  history.replaceState(null, "", viewHash());
 });
 
 ui.disconnect.addEventListener("click", () => {
   stop();
+  closeIssue();
   setStatus("idle");
   ui.connect.focus();
 });
@@ -986,33 +1430,81 @@ ui.errorDismiss.addEventListener("click", () => {
   ui.error.hidden = true;
 });
 
-/// `#project=<id>&token=<token>`: connect at once, then drop the token from the address bar.
-function fromFragment() {
+// ---------------------------------------------------------------------------------------
+// The address fragment
+
+function readFragment() {
   const params = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const project = (params.get("project") ?? "").trim();
-  const token = (params.get("token") ?? "").trim();
-  if (!project && !token) return false;
-  history.replaceState(null, "", location.pathname + location.search);
-  if (!validProject(project) || !token) {
-    ui.project.value = project;
-    ui.connectError.textContent = "Cannot connect: the link needs #project=<id>&token=<token>.";
-    ui.connectError.hidden = false;
-    return true;
+  const get = (k) => (params.get(k) ?? "").trim();
+  return {
+    any: [...params.keys()].length > 0,
+    project: get("project"),
+    token: get("token"),
+    query: params.has("query") ? get("query") : DEFAULT_QUERY,
+    sort: SORTS.has(get("sort")) ? get("sort") : "last_seen",
+    issue: get("issue"),
+    event: get("event"),
+  };
+}
+
+/// Makes the page show what the fragment says: connect (`project` and `token`; the token
+/// is then dropped from the address bar), the list's search and sort, and the open issue
+/// and event. Called on load, on `hashchange` and on Back/Forward.
+function route() {
+  const f = readFragment();
+  if (!f.any) return false;
+  if (f.token || f.project !== state.project) {
+    let token = f.token;
+    if (!token && validProject(f.project) && load(STORAGE.project) === f.project) token = load(STORAGE.token);
+    if (!validProject(f.project) || !token) {
+      history.replaceState(null, "", location.pathname + location.search);
+      ui.project.value = f.project;
+      ui.connectError.textContent = "Cannot connect: the link needs #project=<id>&token=<token>.";
+      ui.connectError.hidden = false;
+      return true;
+    }
+    state.query = f.query;
+    state.sort = f.sort;
+    ui.search.value = f.query;
+    ui.sort.value = f.sort;
+    if (f.project !== state.project || token !== state.token || !state.ws) start(f.project, token);
+  } else if (f.query !== state.query || f.sort !== state.sort) {
+    state.query = f.query;
+    state.sort = f.sort;
+    ui.search.value = f.query;
+    ui.sort.value = f.sort;
+    state.issues.clear();
+    state.dirty.issues = true;
+    schedule();
+    if (state.live) loadIssues();
   }
-  start(project, token);
+  const issue = /^[1-9][0-9]{0,18}$/.test(f.issue) ? Number(f.issue) : null;
+  if (f.token) history.replaceState(null, "", viewHash({ issue, event: f.event || null }));
+  if (issue !== null) openIssue(issue, f.event || null, { fromList: navigatedFromList });
+  else closeIssue();
+  navigatedFromList = false;
   return true;
 }
 
-addEventListener("hashchange", fromFragment);
+// A row's link was followed: Back from that issue is the browser's Back.
+let navigatedFromList = false;
+ui.issues.addEventListener("click", (e) => {
+  if (e.target instanceof Element && e.target.closest("a.issue-title")) navigatedFromList = true;
+});
+
+addEventListener("hashchange", route);
 
 setStatus("idle");
 renderFilterStatus();
 state.dirty.chart = true;
 schedule();
-if (!fromFragment()) {
+if (!route()) {
   const project = load(STORAGE.project);
   const token = load(STORAGE.token);
   ui.project.value = project;
   ui.token.value = token;
-  if (validProject(project) && token) start(project, token);
+  if (validProject(project) && token) {
+    start(project, token);
+    history.replaceState(null, "", viewHash());
+  }
 }

@@ -1,6 +1,6 @@
 //! `GET /`: the live dashboard page (SPEC §6), with its script and style sheet.
 //!
-//! The three files are compiled in (`assets/`), so the binary serves the dashboard with no
+//! The files are compiled in (`assets/`), so the binary serves the dashboard with no
 //! files beside it and no network: no CDN, no external fonts. The page's script and style
 //! are separate routes so that the Content-Security-Policy can forbid every inline script
 //! and style; the page may only load from, and connect to, its own origin.
@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 
 const PAGE: &str = include_str!("../../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard.js");
+const EVENT_SCRIPT: &str = include_str!("../../assets/event.js");
 const STYLE: &str = include_str!("../../assets/dashboard.css");
 
 /// The policy without `connect-src`, which names the page's own host (see [`csp`]).
@@ -67,6 +68,11 @@ pub async fn page(headers: HeaderMap) -> impl IntoResponse {
 /// `GET /assets/dashboard.js`: the page's script (an ES module).
 pub async fn script() -> impl IntoResponse {
     (common("text/javascript; charset=utf-8"), SCRIPT)
+}
+
+/// `GET /assets/event.js`: the issue view's event renderer, imported by the page's script.
+pub async fn event_script() -> impl IntoResponse {
+    (common("text/javascript; charset=utf-8"), EVENT_SCRIPT)
 }
 
 /// `GET /assets/dashboard.css`: the page's style sheet.

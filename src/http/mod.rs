@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         // The dashboard page and its assets (SPEC §6).
         .route("/", get(dashboard::page))
         .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/event.js", get(dashboard::event_script))
         .route("/assets/dashboard.css", get(dashboard::style))
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)

@@ -28,6 +28,10 @@ if (!screenshot) {
   process.exit(2);
 }
 const mobileShot = screenshot.replace(/(\.png)?$/i, "-mobile.png");
+const issueShot = screenshot.replace(/(\.png)?$/i, "-issue.png");
+const issueMobileShot = screenshot.replace(/(\.png)?$/i, "-issue-mobile.png");
+const PYTHON = process.env.MESHER_TEST_PYTHON || "python3";
+const WEBAPP = new URL("../sentry/webapp.py", import.meta.url).pathname;
 
 let chromium;
 try {
@@ -95,6 +99,36 @@ async function issueStatus(id) {
   const body = await res.json();
   check(res.ok, `GET /api/v1/issues/${id} answered ${res.status}: ${JSON.stringify(body)}`);
   return body.issue.status;
+}
+
+/// Runs the real Python SDK's failing web app (tests/sentry/webapp.py) for `n` requests;
+/// the ids of the events it sent, oldest first.
+async function pythonApp(n) {
+  const { execFile } = await import("node:child_process");
+  const dsn = new URL(base);
+  dsn.username = ingestKey;
+  dsn.pathname = `/${project}`;
+  const out = await new Promise((resolve, reject) =>
+    execFile(PYTHON, [WEBAPP, dsn.href, String(n)], { timeout: WAIT }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${PYTHON} webapp.py failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  const ids = out.split(/\s+/).filter(Boolean);
+  check(ids.length === n && ids.every((id) => /^[0-9a-f]{32}$/.test(id)), `webapp.py printed ${JSON.stringify(out)}`);
+  return ids;
+}
+
+async function storedEvent(id) {
+  const res = await fetch(`${base}/api/v1/projects/${project}/events/${id}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const body = await res.json();
+  check(res.ok, `GET the event ${id} answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.event;
+}
+
+async function texts(page, selector) {
+  return (await page.locator(selector).allTextContents()).map((t) => t.replace(/\s+/g, " ").trim());
 }
 
 const feedRow = (text) => `${tid("feed-row")}:has-text(${JSON.stringify(text)})`;
@@ -343,15 +377,154 @@ async function run(browser) {
 
   await phone.close();
   await desktop.close();
+  await issueView(browser, summary);
   return summary;
 }
+
+/// SPEC §6's issue view: a Python SDK event opened by its deep link, read as a developer
+/// would, stepped through, updated live; the list's search and sort; Back.
+async function issueView(browser, summary) {
+  const [olderId, newerId] = await pythonApp(2);
+  const newer = await storedEvent(newerId);
+  const issueId = newer.issue_id;
+  check((await storedEvent(olderId)).issue_id === issueId, "the two web app failures should be one issue");
+
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  watch(page, "issue view");
+  await step("open the issue's deep link", () =>
+    page.goto(`${base}/#project=${project}&token=${encodeURIComponent(token)}&issue=${issueId}&event=${newerId}`, { timeout: WAIT }),
+  );
+  await visible(page, `${tid("event-content")}[data-event-id="${newerId}"] ${tid("event-body")}`, "the linked event shows");
+  check(!page.url().includes(token), "the token stays in the address bar");
+  check(page.url().includes(`issue=${issueId}`) && page.url().includes(`event=${newerId}`), `the address lost the view: ${page.url()}`);
+  check(await page.getByTestId("list-view").isHidden(), "the list shows beside the issue view");
+  check((await page.getByTestId("issue-title").textContent()).includes("RuntimeError: checkout failed"), "the issue's title is missing");
+  await until(page, "the issue counts its 2 events", (sel) => document.querySelector(sel)?.textContent === "2", tid("issue-event-count"));
+  check((await page.getByTestId("issue-view-status").textContent()) === "unresolved", "the issue's status is not shown");
+  check((await page.locator(`${tid("issue-actions")} ${tid("resolve-button")}`).count()) === 1, "the issue view has no Resolve action");
+
+  // The chain, outermost first, each with its in-app frames and their source.
+  const types = await page.locator(tid("exception-type")).allTextContents();
+  check(types.join(",") === "RuntimeError,KeyError", `the exception chain shows ${types}`);
+  const appFrames = await texts(page, `${tid("frame")}[data-in-app="true"] > summary`);
+  check(appFrames.some((f) => f.includes("webapp.py in checkout at line")), `in-app frames: ${appFrames}`);
+  check(appFrames.some((f) => f.includes("webapp.py in price_of at line")), `in-app frames: ${appFrames}`);
+  const libFrames = await page.locator(`${tid("frame")}[data-in-app="false"]`).count();
+  const crash = await texts(page, tid("crash-line"));
+  check(crash.some((l) => l.includes('raise RuntimeError("checkout failed: unknown product") from e')), `crash lines: ${crash}`);
+  check(crash.some((l) => l.includes('return prices[sku] * cart["count"]')), `crash lines: ${crash}`);
+  const lines = await page.locator(`${tid("context-lines")} li`).count();
+  check(lines >= 10, `only ${lines} context lines show`);
+  const vars = await texts(page, `${tid("frame-vars")} tr[data-key="sku"] td`);
+  check(vars.includes("'pear'"), `the local variable sku shows ${vars}`);
+  // Breadcrumbs, request, user, tags, contexts, release, SDK.
+  check((await texts(page, tid("breadcrumb"))).some((b) => b.includes("cart loaded")), "the breadcrumb is missing");
+  check((await page.getByTestId("request-url").textContent()) === "https://shop.example/checkout", "the request URL is missing");
+  check((await texts(page, `${tid("request-query")} tr[data-key="cart"] td`)).includes("1"), "the request's query is missing");
+  check((await texts(page, `${tid("request-headers")} tr[data-key="User-Agent"] td`)).some((v) => v.includes("Chrome/120.0")), "the request headers are missing");
+  check((await texts(page, `${tid("event-user-table")} tr[data-key="email"] td`)).includes("ada@example.com"), "the user is missing");
+  check((await texts(page, `${tid("event-tags-table")} tr[data-key="region"] td`)).includes("eu-west"), "the event's tags are missing");
+  check((await texts(page, `${tid("context")}[data-name="runtime"] tr[data-key="name"] td`)).includes("CPython"), "the runtime context is missing");
+  const facts = await texts(page, `${tid("event-summary")} td`);
+  check(facts.includes("shop@1.4.2") && facts.includes("production"), `release/environment missing: ${facts}`);
+  check(facts.some((f) => f.startsWith("sentry.python 2.")), `the SDK is missing: ${facts}`);
+  // The tag breakdown counts both events.
+  await visible(page, `${tid("tag-key")}[data-key="region"] ${tid("tag-value")}[data-value="eu-west"][data-count="2"]`, "the tag breakdown counts region=eu-west twice");
+  summary.issue_view = { issue: issueId, exceptions: types.length, in_app_frames: appFrames.length, library_frames: libFrames, context_lines: lines };
+
+  // Older: one step back, and the address follows (replaced, so Back still leaves).
+  check(await page.getByTestId("newer-button").isDisabled(), "Newer is enabled on the newest event");
+  await page.getByTestId("older-button").click();
+  await visible(page, `${tid("event-content")}[data-event-id="${olderId}"] ${tid("event-body")}`, "Older shows the older event");
+  check(page.url().includes(`event=${olderId}`), `the address does not name the older event: ${page.url()}`);
+  check(await page.getByTestId("older-button").isDisabled(), "Older is enabled on the oldest event");
+  check((await texts(page, `${tid("request-query")} tr[data-key="cart"] td`)).includes("0"), "the older event shows the newer one's request");
+  await step("desktop screenshot of the issue view", () => page.screenshot({ path: issueShot, fullPage: true }));
+
+  // A new event of the issue arrives live: the count grows, and Newest shows it.
+  const [liveId] = await pythonApp(1);
+  await until(page, "the issue's count grows to 3 live", (sel) => document.querySelector(sel)?.textContent === "3", tid("issue-event-count"));
+  await visible(page, tid("new-events"), "the view says a newer event arrived");
+  await page.getByTestId("newest-button").click();
+  await visible(page, `${tid("event-content")}[data-event-id="${liveId}"] ${tid("event-body")}`, "Newest shows the event that arrived live");
+  check(!page.url().includes("event="), `the newest is not pinned in the address: ${page.url()}`);
+  // Keyboard: j steps to the older event.
+  await page.getByTestId("issue-title").focus();
+  await page.keyboard.press("j");
+  await visible(page, `${tid("event-content")}[data-event-id="${newerId}"]`, "j steps to the older event");
+
+  // Back to the list, then into the issue by its link, and out with the browser's Back.
+  await page.getByTestId("back-link").click();
+  await visible(page, tid("list-view"), "the back link returns to the list");
+  check(await page.getByTestId("issue-view").isHidden(), "the issue view stays open on the list");
+  const link = page.locator(`${issueRow(issueId)} ${tid("issue-link")}`);
+  await visible(page, `${issueRow(issueId)} ${tid("issue-link")}`, "the issue is listed");
+  await link.focus();
+  await page.keyboard.press("Enter");
+  await visible(page, `${tid("event-content")}[data-event-id="${liveId}"]`, "Enter on the issue's link opens it on its newest event");
+  await step("the browser's Back", () => page.goBack({ timeout: WAIT }));
+  await visible(page, tid("list-view"), "Back returns to the list");
+  check(!page.url().includes("issue="), `after Back the address still names the issue: ${page.url()}`);
+
+  // Search from the box (kept in the address) and sort.
+  await page.getByTestId("search-input").fill("is:unresolved region:eu-west");
+  await page.getByTestId("search-input").press("Enter");
+  await until(
+    page,
+    "the search lists just the web app's issue",
+    ([sel, id]) => {
+      const rows = [...document.querySelectorAll(sel)];
+      return rows.length === 1 && rows[0].dataset.issueId === String(id);
+    },
+    [tid("issue-row"), issueId],
+  );
+  check(decodeURIComponent(page.url()).replace(/\+/g, " ").includes("query=is:unresolved region:eu-west"), `the search is not in the address: ${page.url()}`);
+  await page.getByTestId("search-input").fill('"quota exceeded"');
+  await page.getByTestId("search-input").press("Enter");
+  await until(
+    page,
+    "a text search lists the quota issues",
+    (sel) => {
+      const rows = [...document.querySelectorAll(sel)];
+      return rows.length > 1 && rows.every((r) => r.textContent.includes("quota exceeded"));
+    },
+    tid("issue-row"),
+  );
+  await page.getByTestId("search-input").fill("is:unresolved");
+  await page.getByTestId("sort-select").selectOption("event_count");
+  await page.getByTestId("search-input").press("Enter");
+  await until(
+    page,
+    "sorted by events, the most frequent issue comes first",
+    ([sel, id]) => document.querySelector(sel)?.dataset.issueId === String(id),
+    [tid("issue-row"), issueId],
+  );
+  check(page.url().includes("sort=event_count"), `the sort is not in the address: ${page.url()}`);
+  check(await page.getByTestId("search-error").isHidden(), "a search error shows");
+  check(await page.getByTestId("error-notice").isHidden(), `an error notice shows: ${await page.getByTestId("error-text").textContent()}`);
+  await ctx.close();
+
+  // Phone width: the deep link (the token kept by this browser) reads without sideways scrolling.
+  const phone = await browser.newContext({ viewport: { width: 375, height: 812 } });
+  const mobile = await phone.newPage();
+  watch(mobile, "issue view, phone");
+  await step("open the issue's deep link on a phone", () =>
+    mobile.goto(`${base}/#project=${project}&token=${encodeURIComponent(token)}&issue=${issueId}&event=${olderId}`, { timeout: WAIT }),
+  );
+  await visible(mobile, `${tid("event-content")}[data-event-id="${olderId}"] ${tid("event-body")}`, "the phone shows the event");
+  await noHorizontalScroll(mobile, "issue view at 375 px");
+  await step("phone screenshot of the issue view", () => mobile.screenshot({ path: issueMobileShot, fullPage: true }));
+  await phone.close();
+}
+
 
 let browser;
 let code = 0;
 const guard = setTimeout(() => {
-  process.stderr.write("dashboard check: gave up after 80 s\n");
+  process.stderr.write("dashboard check: gave up after 110 s\n");
   process.exit(1);
-}, 80_000);
+}, 110_000);
 try {
   browser = await step(`launch ${CHROMIUM}`, () =>
     // A plain launch runs on a new, empty temporary profile that Playwright removes.
@@ -360,7 +533,7 @@ try {
   const summary = await run(browser);
   if (problems.length) throw new Error(`the page logged problems:\n  ${problems.join("\n  ")}`);
   process.stdout.write(
-    `${JSON.stringify({ ok: true, ...summary, screenshot, mobile_screenshot: mobileShot, ms: Date.now() - started })}\n`,
+    `${JSON.stringify({ ok: true, ...summary, screenshot, mobile_screenshot: mobileShot, issue_screenshot: issueShot, issue_mobile_screenshot: issueMobileShot, ms: Date.now() - started })}\n`,
   );
 } catch (err) {
   code = 1;
