@@ -820,6 +820,28 @@ async fn purge(s: &dyn Store) {
     assert_eq!(s.latest_seq(p).await.unwrap(), 6_010);
     assert_eq!(all_events(s, 1, 100).await.len() as i64, before_other);
     assert_eq!(s.unresolved_count(p).await.unwrap(), 2);
+    // The counts kept beside the events lose the deleted ones: the tag breakdown and the
+    // stats count what is still stored.
+    let env_total = |tags: Vec<store::TagBreakdown>| {
+        tags.iter()
+            .find(|t| t.key == "environment")
+            .map_or(0, |t| t.total)
+    };
+    assert_eq!(env_total(s.issue_tags(mixed).await.unwrap()), 1);
+    assert_eq!(env_total(s.issue_tags(old_issue).await.unwrap()), 0);
+    let per_minute = |rows: Vec<(i64, String, i64)>| rows.iter().map(|r| r.2).sum::<i64>();
+    assert_eq!(
+        per_minute(
+            s.events_per_minute(p, Some(mixed), Millis(0))
+                .await
+                .unwrap()
+        ),
+        1
+    );
+    assert_eq!(
+        per_minute(s.events_per_minute(p, None, Millis(0)).await.unwrap()),
+        2
+    );
 
     // Nothing left to purge.
     let again = s.purge_before(cutoff).await.unwrap();
@@ -1017,4 +1039,89 @@ async fn postgres_down_fails_fast_and_recovers() {
     })
     .await;
     drop_postgres(pg).await;
+}
+
+/// A database written before the counts were kept (migrations 1–3) gets them from its
+/// stored events when this version opens it.
+#[tokio::test]
+async fn an_older_sqlite_database_gets_its_counts_on_upgrade() {
+    bounded(async {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0004" {
+                std::fs::copy(&path, old.join(name)).unwrap();
+            }
+        }
+        let file = dir.path().join("old.db");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(SqliteConnectOptions::new().filename(&file).create_if_missing(true))
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO projects (id, name, ingest_key, token_hash, last_seq, created_at) \
+             VALUES (7, 'old', 'k', 'h', 3, 0)",
+            "INSERT INTO issues (id, project_id, fingerprint, title, culprit, level, status, \
+             event_count, first_seen, last_seen) VALUES (5, 7, 'f', 'Error: f', '', 'error', \
+             'unresolved', 3, 60000, 120000)",
+            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+             timestamp, received, message, title, culprit, tags, detail) VALUES \
+             (7, 1, 'a', 5, 'error', 'production', '1.0', 60000, 60000, 'm', 'Error: f', '', '{\"browser\":\"Chrome\"}', '{}'), \
+             (7, 2, 'b', 5, 'error', 'production', NULL, 60001, 60001, 'm', 'Error: f', '', '{\"browser\":\"Firefox\"}', '{}'), \
+             (7, 3, 'c', 5, 'warning', 'staging', '1.0', 120000, 120000, 'm', 'Error: f', '', '{\"browser\":\"Chrome\"}', '{}')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let url = DatabaseUrl::Sqlite(format!("sqlite://{}", file.display()));
+        let s = store::open(&url).await.expect("the old database opens");
+        let tags = s.issue_tags(5).await.unwrap();
+        let summary: Vec<(String, i64, Vec<(String, i64)>)> = tags
+            .iter()
+            .map(|t| {
+                (
+                    t.key.clone(),
+                    t.total,
+                    t.values.iter().map(|v| (v.value.clone(), v.count)).collect(),
+                )
+            })
+            .collect();
+        let kv = |k: &str, total: i64, values: &[(&str, i64)]| {
+            (
+                k.to_owned(),
+                total,
+                values.iter().map(|(v, n)| (v.to_string(), *n)).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            summary,
+            vec![
+                kv("browser", 3, &[("Chrome", 2), ("Firefox", 1)]),
+                kv("environment", 3, &[("production", 2), ("staging", 1)]),
+                kv("release", 2, &[("1.0", 2)]),
+            ]
+        );
+        let minutes = s.events_per_minute(7, None, Millis(0)).await.unwrap();
+        assert_eq!(
+            minutes,
+            vec![
+                (60_000, "error".to_owned(), 2),
+                (120_000, "warning".to_owned(), 1)
+            ]
+        );
+        assert_eq!(s.events_per_minute(7, Some(5), Millis(0)).await.unwrap(), minutes);
+        // And it goes on counting from there.
+        let mut e = event(7, None, "f");
+        e.event.tags.insert("browser".into(), "Chrome".into());
+        s.write_batch(&[e]).await.unwrap();
+        let tags = s.issue_tags(5).await.unwrap();
+        assert_eq!(tags[0].values[0].count, 3);
+    })
+    .await;
 }

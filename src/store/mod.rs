@@ -5,6 +5,7 @@
 //! at once: one transaction, one fsync.
 
 mod postgres;
+mod rollups;
 mod rows;
 mod search;
 mod sqlite;
@@ -196,83 +197,6 @@ impl StoredEvent {
     }
 }
 
-/// The distinct `(issue, key, value)` triples of stored events — their tags, and their
-/// environment and release under those keys — for `issue_tag_values`.
-pub(crate) fn tag_values<'a>(
-    events: impl Iterator<Item = (i64, &'a NewEvent)>,
-) -> std::collections::BTreeSet<(i64, &'a str, &'a str)> {
-    let mut out = std::collections::BTreeSet::new();
-    for (issue, e) in events {
-        for (k, v) in &e.tags {
-            out.insert((issue, k.as_str(), v.as_str()));
-        }
-        out.insert((issue, "environment", e.environment.as_str()));
-        if let Some(r) = &e.release {
-            out.insert((issue, "release", r.as_str()));
-        }
-    }
-    out
-}
-
-/// The `issue_tag_values` rows this process knows are stored, so that a batch inserts only
-/// new ones: without it every event re-inserted its issue's 3–5 triples (measured: bulk
-/// ingest of events spread over 2,000 issues took 27% longer).
-///
-/// Nested by issue and key so that a lookup borrows the batch's `&str`s: the check runs on
-/// every group commit, for every triple of it.
-#[derive(Default)]
-pub(crate) struct KnownTagValues(std::sync::Mutex<KnownTriples>);
-
-#[derive(Default)]
-pub(crate) struct KnownTriples {
-    by_issue: std::collections::HashMap<
-        i64,
-        std::collections::HashMap<String, std::collections::HashSet<String>>,
-    >,
-    len: usize,
-}
-
-/// Triples remembered at most; past it the memory starts over (a re-insert is harmless).
-const KNOWN_TAG_VALUES: usize = 1 << 18;
-
-impl KnownTagValues {
-    /// The triples of `values` not known to be stored.
-    pub(crate) fn unknown<'a>(
-        &self,
-        values: std::collections::BTreeSet<(i64, &'a str, &'a str)>,
-    ) -> Vec<(i64, &'a str, &'a str)> {
-        let known = self.0.lock().expect("known tag values poisoned");
-        values
-            .into_iter()
-            .filter(|(i, k, v)| {
-                !known
-                    .by_issue
-                    .get(i)
-                    .and_then(|keys| keys.get(*k))
-                    .is_some_and(|values| values.contains(*v))
-            })
-            .collect()
-    }
-
-    /// Remembers triples once their batch is committed.
-    pub(crate) fn remember(&self, stored: Vec<(i64, String, String)>) {
-        let mut known = self.0.lock().expect("known tag values poisoned");
-        if known.len + stored.len() > KNOWN_TAG_VALUES {
-            *known = KnownTriples::default();
-        }
-        for (issue, key, value) in stored {
-            let fresh = known
-                .by_issue
-                .entry(issue)
-                .or_default()
-                .entry(key)
-                .or_default()
-                .insert(value);
-            known.len += usize::from(fresh);
-        }
-    }
-}
-
 /// How an issue's events spread over one tag's values (SPEC §3.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TagBreakdown {
@@ -296,8 +220,6 @@ pub struct TagValue {
 /// Most values listed per tag.
 pub const TOP_TAG_VALUES: usize = 10;
 
-/// Folds `(key, value, count)` rows into breakdowns: keys by total (most first, then by
-/// name), each with its [`TOP_TAG_VALUES`] most frequent values.
 /// Where a page of an issue's events starts: how the issue view steps to older and newer
 /// events without counting offsets (a seek on `events_by_issue`, however many events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,27 +230,6 @@ pub enum EventPage {
     Before(i64),
     /// Events with a seq above this one, oldest first (the next newer ones).
     After(i64),
-}
-
-pub fn tag_breakdowns(rows: Vec<(String, String, i64)>) -> Vec<TagBreakdown> {
-    let mut by_key: BTreeMap<String, Vec<TagValue>> = BTreeMap::new();
-    for (key, value, count) in rows {
-        by_key
-            .entry(key)
-            .or_default()
-            .push(TagValue { value, count });
-    }
-    let mut out: Vec<TagBreakdown> = by_key
-        .into_iter()
-        .map(|(key, mut values)| {
-            let total = values.iter().map(|v| v.count).sum();
-            values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            values.truncate(TOP_TAG_VALUES);
-            TagBreakdown { key, total, values }
-        })
-        .collect();
-    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
-    out
 }
 
 /// What a retention pass removed.
@@ -529,7 +430,7 @@ pub fn new_event_id() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Progress, TOP_TAG_VALUES, tag_breakdowns};
+    use super::Progress;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -556,28 +457,6 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, work);
         String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
-    }
-
-    #[test]
-    fn tag_breakdowns_keep_the_ten_most_frequent_values_of_each_key() {
-        let mut rows: Vec<(String, String, i64)> = (0..15)
-            .map(|i| ("user".into(), format!("u{i:02}"), 20 - i))
-            .collect();
-        rows.push(("os".into(), "linux".into(), 3));
-        rows.push(("os".into(), "mac".into(), 3));
-        rows.push(("os".into(), "bsd".into(), 400));
-        let out = tag_breakdowns(rows);
-        assert_eq!(out[0].key, "os", "the key on most events first");
-        assert_eq!(out[0].total, 406);
-        let os: Vec<&str> = out[0].values.iter().map(|v| v.value.as_str()).collect();
-        assert_eq!(os, ["bsd", "linux", "mac"], "by count, ties by value");
-        assert_eq!(
-            out[1].total,
-            (6..=20).sum::<i64>(),
-            "the total counts every value"
-        );
-        assert_eq!(out[1].values.len(), TOP_TAG_VALUES);
-        assert_eq!(out[1].values[0].value, "u00");
     }
 
     #[test]

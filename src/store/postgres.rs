@@ -13,6 +13,7 @@
 //! columns outside the JSON ones (message, environment, release, title, culprit, project
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
+use super::rollups::{self, DELETED_COLUMNS, DeletedEvent, Rollups};
 use super::{
     BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
     PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
@@ -49,7 +50,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     pool: PgPool,
-    known: super::KnownTagValues,
 }
 
 impl PgStore {
@@ -62,10 +62,7 @@ impl PgStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore {
-            pool,
-            known: Default::default(),
-        })
+        Ok(PgStore { pool })
     }
 
     /// Starts a transaction (READ COMMITTED, the server's default). A transaction dropped
@@ -143,8 +140,6 @@ struct EventRow<'a> {
 async fn write_batch_tx(
     conn: &mut PgConnection,
     events: &[PreparedEvent],
-    known: &super::KnownTagValues,
-    inserted: &mut Vec<(i64, String, String)>,
 ) -> Result<BatchResult, StoreError> {
     let mut result = BatchResult {
         outcomes: Vec::with_capacity(events.len()),
@@ -354,22 +349,11 @@ async fn write_batch_tx(
         rows.push(row);
     }
 
-    let values = known.unknown(super::tag_values(
-        rows.iter().map(|r| (r.issue_id, &r.p.event)),
-    ));
-    inserted.extend(
-        values
-            .iter()
-            .map(|(i, k, v)| (*i, (*k).to_owned(), (*v).to_owned())),
-    );
-    for chunk in values.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Postgres>::new(
-            "INSERT INTO issue_tag_values (issue_id, key, value) ",
-        );
-        q.push_values(chunk, |mut b, (issue, key, value)| {
-            b.push_bind(*issue).push_bind(*key).push_bind(*value);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
+    let mut rollups = super::rollups::Rollups::default();
+    for r in &rows {
+        rollups.add(r.p.project_id, r.issue_id, r.p.received, &r.p.event);
+    }
+    for mut q in rollups.statements::<Postgres>() {
         q.build().execute(&mut *conn).await?;
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
@@ -627,10 +611,8 @@ impl Store for PgStore {
 
     async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
         let mut tx = self.begin().await?;
-        let mut inserted = Vec::new();
-        let result = write_batch_tx(&mut tx, events, &self.known, &mut inserted).await;
+        let result = write_batch_tx(&mut tx, events).await;
         let committed = Self::finish(tx, result).await?;
-        self.known.remember(inserted);
         Ok(committed)
     }
 
@@ -708,7 +690,7 @@ impl Store for PgStore {
         issue: Option<i64>,
         since: Millis,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let rows = super::search::per_minute::<Postgres>(project, issue, since.0)
+        let rows = super::rollups::per_minute_query::<Postgres>(project, issue, since.0)
             .build_query_as()
             .fetch_all(&self.pool)
             .await?;
@@ -716,19 +698,11 @@ impl Store for PgStore {
     }
 
     async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT key, value, count(*) FROM ( \
-                 SELECT j.key AS key, j.value AS value \
-                     FROM events e, jsonb_each_text(e.tags::jsonb) j WHERE e.issue_id = $1 \
-                 UNION ALL SELECT 'environment', environment FROM events WHERE issue_id = $1 \
-                 UNION ALL SELECT 'release', release FROM events \
-                     WHERE issue_id = $1 AND release IS NOT NULL \
-             ) kv GROUP BY key, value",
-        )
-        .bind(issue)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(super::tag_breakdowns(rows))
+        let rows = super::rollups::tag_breakdown_query::<Postgres>(issue)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(super::rollups::tag_breakdowns(rows))
     }
 
     async fn issue_events(
@@ -792,16 +766,27 @@ impl Store for PgStore {
         // another purge locks them).
         let mut progress = super::Progress::new("retention: old events deleted");
         loop {
-            let deleted = sqlx::query(
-                "DELETE FROM events WHERE (project_id, seq) IN \
+            // Each chunk's events and the counts they held go in one transaction, so the
+            // rollups always equal what is stored.
+            let mut tx = self.begin().await?;
+            let chunk = async {
+                let deleted: Vec<DeletedEvent> = sqlx::query_as(&format!(
+                    "DELETE FROM events WHERE (project_id, seq) IN \
                  (SELECT project_id, seq FROM events WHERE received < $1 LIMIT $2 \
-                  FOR UPDATE SKIP LOCKED)",
-            )
-            .bind(cutoff.0)
-            .bind(PURGE_CHUNK)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+                  FOR UPDATE SKIP LOCKED) RETURNING {DELETED_COLUMNS}"
+                ))
+                .bind(cutoff.0)
+                .bind(PURGE_CHUNK)
+                .fetch_all(&mut *tx)
+                .await?;
+                let tags = rollups::deleted_tags(&deleted);
+                for mut q in Rollups::removed(&deleted, &tags).statements::<Postgres>() {
+                    q.build().execute(&mut *tx).await?;
+                }
+                Ok::<_, StoreError>(deleted.len() as u64)
+            }
+            .await;
+            let deleted = Self::finish(tx, chunk).await?;
             result.events += deleted;
             progress.report(result.events);
             if deleted < PURGE_CHUNK as u64 {

@@ -1,6 +1,6 @@
 //! Read queries written once for both databases (the same statement, with binds through
 //! `QueryBuilder`, runs on SQLite and PostgreSQL): the issue search of SPEC §3.1, one event
-//! by id, and events per minute.
+//! by id, and a page of an issue's events.
 
 use super::EventPage;
 use crate::model::{IssueSort, Term};
@@ -86,34 +86,6 @@ where
         }
     };
     q.push(order).push_bind(i64::from(limit));
-    q
-}
-
-/// `(minute start in unix ms, level, count)` of stored events received since `since`.
-///
-/// A project's window is read through `events_by_received`; one issue's through
-/// `events_by_issue` (measured: 55 ms → a few ms for an issue's stats when the window held
-/// 200,000 events of other issues).
-pub(super) fn per_minute<'a, DB>(
-    project: i64,
-    issue: Option<i64>,
-    since: i64,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut q = QueryBuilder::new(
-        "SELECT (received / 60000) * 60000 AS minute, level, count(*) FROM events WHERE ",
-    );
-    if let Some(issue) = issue {
-        q.push("issue_id = ").push_bind(issue).push(" AND ");
-    }
-    q.push("received >= ")
-        .push_bind(since)
-        .push(" AND project_id = ")
-        .push_bind(project)
-        .push(" GROUP BY minute, level ORDER BY minute");
     q
 }
 

@@ -1,6 +1,7 @@
 //! The SQLite store: one file, WAL, `synchronous=FULL` (a 202 survives power loss, not
 //! only a crash), a busy timeout so the CLI and the server can share the file.
 
+use super::rollups::{self, DELETED_COLUMNS, DeletedEvent, Rollups};
 use super::{
     BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
     PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
@@ -34,7 +35,6 @@ const PURGE_CHUNK: i64 = 5_000;
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
-    known: super::KnownTagValues,
 }
 
 impl SqliteStore {
@@ -52,10 +52,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore {
-            pool,
-            known: Default::default(),
-        })
+        Ok(SqliteStore { pool })
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
@@ -133,8 +130,6 @@ struct EventRow<'a> {
 async fn write_batch_tx(
     conn: &mut SqliteConnection,
     events: &[PreparedEvent],
-    known: &super::KnownTagValues,
-    inserted: &mut Vec<(i64, String, String)>,
 ) -> Result<BatchResult, StoreError> {
     let mut result = BatchResult {
         outcomes: Vec::with_capacity(events.len()),
@@ -285,22 +280,11 @@ async fn write_batch_tx(
             })));
     }
 
-    let values = known.unknown(super::tag_values(
-        rows.iter().map(|r| (r.issue_id, &r.p.event)),
-    ));
-    inserted.extend(
-        values
-            .iter()
-            .map(|(i, k, v)| (*i, (*k).to_owned(), (*v).to_owned())),
-    );
-    for chunk in values.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO issue_tag_values (issue_id, key, value) ",
-        );
-        q.push_values(chunk, |mut b, (issue, key, value)| {
-            b.push_bind(*issue).push_bind(*key).push_bind(*value);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
+    let mut rollups = super::rollups::Rollups::default();
+    for r in &rows {
+        rollups.add(r.p.project_id, r.issue_id, r.p.received, &r.p.event);
+    }
+    for mut q in rollups.statements::<Sqlite>() {
         q.build().execute(&mut *conn).await?;
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
@@ -478,10 +462,8 @@ impl Store for SqliteStore {
 
     async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
         let mut conn = self.begin().await?;
-        let mut inserted = Vec::new();
-        let result = write_batch_tx(&mut conn, events, &self.known, &mut inserted).await;
+        let result = write_batch_tx(&mut conn, events).await;
         let committed = Self::finish(conn, result).await?;
-        self.known.remember(inserted);
         Ok(committed)
     }
 
@@ -559,7 +541,7 @@ impl Store for SqliteStore {
         issue: Option<i64>,
         since: Millis,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let rows = super::search::per_minute::<Sqlite>(project, issue, since.0)
+        let rows = super::rollups::per_minute_query::<Sqlite>(project, issue, since.0)
             .build_query_as()
             .fetch_all(&self.pool)
             .await?;
@@ -567,19 +549,11 @@ impl Store for SqliteStore {
     }
 
     async fn issue_tags(&self, issue: i64) -> Result<Vec<TagBreakdown>, StoreError> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT key, value, count(*) FROM ( \
-                 SELECT j.key AS key, j.value AS value FROM events e, json_each(e.tags) j \
-                     WHERE e.issue_id = ?1 \
-                 UNION ALL SELECT 'environment', environment FROM events WHERE issue_id = ?1 \
-                 UNION ALL SELECT 'release', release FROM events \
-                     WHERE issue_id = ?1 AND release IS NOT NULL \
-             ) GROUP BY key, value",
-        )
-        .bind(issue)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(super::tag_breakdowns(rows))
+        let rows = super::rollups::tag_breakdown_query::<Sqlite>(issue)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(super::rollups::tag_breakdowns(rows))
     }
 
     async fn issue_events(
@@ -639,15 +613,26 @@ impl Store for SqliteStore {
         let mut result = PurgeResult::default();
         let mut progress = super::Progress::new("retention: old events deleted");
         loop {
-            let deleted = sqlx::query(
+            // Each chunk's events and the counts they held go in one transaction, so the
+            // rollups always equal what is stored.
+            let mut tx = self.begin().await?;
+            let chunk = async {
+                let deleted: Vec<DeletedEvent> = sqlx::query_as(&format!(
                 "DELETE FROM events WHERE (project_id, seq) IN \
-                 (SELECT project_id, seq FROM events WHERE received < ? LIMIT ?)",
-            )
-            .bind(cutoff.0)
-            .bind(PURGE_CHUNK)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+                 (SELECT project_id, seq FROM events WHERE received < ? LIMIT ?) RETURNING {DELETED_COLUMNS}"
+                ))
+                .bind(cutoff.0)
+                .bind(PURGE_CHUNK)
+                .fetch_all(&mut *tx)
+                .await?;
+                let tags = rollups::deleted_tags(&deleted);
+                for mut q in Rollups::removed(&deleted, &tags).statements::<Sqlite>() {
+                    q.build().execute(&mut *tx).await?;
+                }
+                Ok::<_, StoreError>(deleted.len() as u64)
+            }
+            .await;
+            let deleted = Self::finish(tx, chunk).await?;
             result.events += deleted;
             progress.report(result.events);
             if deleted < PURGE_CHUNK as u64 {
