@@ -1082,7 +1082,7 @@ async fn an_older_sqlite_database_gets_its_counts_on_upgrade() {
         let url = DatabaseUrl::Sqlite(format!("sqlite://{}", file.display()));
         let s = store::open(&url).await.expect("the old database opens");
         let tags = s.issue_tags(5).await.unwrap();
-        let summary: Vec<(String, i64, Vec<(String, i64)>)> = tags
+        let summary: Vec<Breakdown> = tags
             .iter()
             .map(|t| {
                 (
