@@ -581,3 +581,22 @@ async fn a_body_that_stalls_is_answered_408_and_the_server_goes_on() {
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_plain_get_of_ingest_gets_a_json_400_naming_the_upgrade() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let r = s
+        .http
+        .get(s.url("/ingest"))
+        .bearer_auth(&p.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("Upgrade: websocket"), "{error}");
+    s.stop().await;
+}

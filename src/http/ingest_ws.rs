@@ -7,19 +7,24 @@ use crate::ingest::decode::MAX_BODY;
 use crate::model::NewEvent;
 use crate::state::AppState;
 use crate::store::ProjectId;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-/// Authenticates, then upgrades.
+/// Checks the handshake (a JSON 400 naming what is missing, as the stream route answers),
+/// authenticates, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    method: Method,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    crate::ws::handshake::accept_key(&method, &headers).map_err(ApiError::BadRequest)?;
+    let ws = ws.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
     Ok(ws
         .max_message_size(MAX_BODY)
