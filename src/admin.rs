@@ -1,4 +1,5 @@
-//! The `mesher project ...` commands, as library functions the binary and tests share.
+//! The `mesher project ...` and `mesher webhook ...` commands, as library functions the
+//! binary and tests share.
 
 use crate::config::DatabaseUrl;
 use crate::store::{self, CreatedProject, Project};
@@ -51,5 +52,63 @@ pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
             Ok(json!({ "id": project.id, "name": project.name, "token": token }))
         }
         None => bail!("no project with id {id}"),
+    }
+}
+
+/// A command's input was wrong (unknown project or webhook): the binary exits with
+/// status 2, as for a bad flag, and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `webhook add PROJECT_ID URL`: the new webhook as printed, with its secret (made when
+/// not given).
+pub async fn add_webhook(
+    url: &DatabaseUrl,
+    project: i64,
+    target: &str,
+    on: &[crate::model::IssueAction],
+    format: crate::model::webhook::WebhookFormat,
+    secret: Option<&str>,
+) -> anyhow::Result<Value> {
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    let secret = match secret {
+        Some("") => return Err(UsageError("--secret must not be empty".into()).into()),
+        Some(s) => s.to_owned(),
+        None => store::new_token(),
+    };
+    match store
+        .create_webhook(project, target, on, format, &secret)
+        .await?
+    {
+        Some(hook) => Ok(hook.to_json(true)),
+        None => Err(UsageError(format!("no project with id {project}")).into()),
+    }
+}
+
+/// `webhook list [--project ID]`: every webhook, without secrets.
+pub async fn list_webhooks(url: &DatabaseUrl, project: Option<i64>) -> anyhow::Result<Vec<Value>> {
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    Ok(store
+        .list_webhooks(project)
+        .await?
+        .iter()
+        .map(|h| h.to_json(false))
+        .collect())
+}
+
+/// `webhook remove ID`: `{"id": ID, "removed": true}`.
+pub async fn remove_webhook(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    if store.remove_webhook(id).await? {
+        Ok(json!({ "id": id, "removed": true }))
+    } else {
+        Err(UsageError(format!("no webhook with id {id}")).into())
     }
 }

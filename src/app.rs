@@ -10,7 +10,7 @@ use crate::state::{AppState, StreamSettings};
 use crate::store::{self, Store};
 use crate::stream::{Hub, dispatch, drain};
 use crate::task::Supervisor;
-use crate::{http, retention};
+use crate::{alerts, http, retention};
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +64,16 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         );
         supervisor.spawn("retention", move || {
             retention::run(store.clone(), bus.clone(), days, token.clone())
+        });
+    }
+    {
+        let (store, token) = (store.clone(), shutdown.clone());
+        let settings = alerts::deliver::Settings {
+            public_url: config.public_url(),
+            retry_for: config.alert_retry_for,
+        };
+        supervisor.spawn("alerts", move || {
+            alerts::deliver::run(store.clone(), settings.clone(), token.clone())
         });
     }
     let hub = Arc::new(Hub::new(config.max_buffer as usize));
@@ -178,6 +188,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = store::open(&config.database.database_url).await?;
     let token = CancellationToken::new();
+    let mut config = config;
+    // Port 0 asks the system for one: the dashboard's links name the one it gave.
+    config.listen = listener.local_addr()?;
     let state = start(&config, store, token.clone());
     tracing::info!(addr = %listener.local_addr()?, database = %config.database.database_url, "mesher listening");
     serve(state, listener, shutdown).await

@@ -130,6 +130,21 @@ pub struct ServeConfig {
     /// PostgreSQL database and this Redis delivers every project's news to its own streams.
     #[arg(long, env = "MESHER_REDIS_URL", value_name = "URL", value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
+
+    /// The dashboard's address as people reach it (the links in Slack alerts); default
+    /// `http://<listen address>`.
+    #[arg(long, env = "MESHER_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// How long a failing webhook delivery is retried before it is given up (24 h; tests
+    /// shorten it).
+    #[arg(skip = std::time::Duration::from_secs(86_400))]
+    pub alert_retry_for: std::time::Duration,
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    crate::model::webhook::validate_url(s)?;
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 fn parse_redis_url(s: &str) -> Result<String, String> {
@@ -145,6 +160,13 @@ fn parse_redis_url(s: &str) -> Result<String, String> {
 }
 
 impl ServeConfig {
+    /// `--public-url`, or `http://<listen address>`.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     /// Defaults (as with no flags and no environment), for tests and embedding.
     pub fn new(listen: SocketAddr, database_url: DatabaseUrl) -> ServeConfig {
         ServeConfig {
@@ -161,6 +183,8 @@ impl ServeConfig {
             commit_batch: 512,
             write_queue: 1024,
             redis_url: None,
+            public_url: None,
+            alert_retry_for: std::time::Duration::from_secs(86_400),
         }
     }
 }

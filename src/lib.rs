@@ -16,6 +16,7 @@
 //! trait; `http` handlers are thin.
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod broker;
 pub mod bus;

@@ -36,6 +36,58 @@ enum Command {
     /// Manage projects (works while a server runs on the same database).
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Manage webhooks, told when an issue is new, regressed or changes state (works while a
+    /// server runs on the same database; it acts on a change within a second).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Add a webhook and print it as one JSON line, with its secret.
+    Add {
+        /// The project whose issues it is told of.
+        project_id: i64,
+        /// Where alerts are POSTed (http:// or https://).
+        #[arg(value_parser = parse_url)]
+        url: String,
+        /// What it is told of: a comma list of new, regressed, resolved, archived,
+        /// unresolved, discarded.
+        #[arg(long, default_value = mesher::model::webhook::DEFAULT_TRIGGERS, value_parser = parse_on, value_name = "LIST")]
+        on: String,
+        /// The body: `json` (alerts as JSON) or `slack` (a Slack incoming-webhook message).
+        #[arg(long, default_value = "json", value_parser = mesher::model::webhook::WebhookFormat::parse, value_name = "FORMAT")]
+        format: mesher::model::webhook::WebhookFormat,
+        /// The key of the HMAC-SHA256 signature (`X-Mesher-Signature`); made when not given.
+        #[arg(long, value_name = "S")]
+        secret: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print every webhook, one JSON line each (without secrets).
+    List {
+        /// Only this project's.
+        #[arg(long, value_name = "ID")]
+        project: Option<i64>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a webhook (its waiting alerts go with it).
+    Remove {
+        /// The webhook's id.
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+fn parse_url(s: &str) -> Result<String, String> {
+    mesher::model::webhook::validate_url(s).map(|()| s.to_owned())
+}
+
+/// Checks the list at parse time (a bad one is a usage error, exit 2, like any bad flag).
+fn parse_on(s: &str) -> Result<String, String> {
+    mesher::model::webhook::parse_triggers(s).map(|_| s.to_owned())
 }
 
 #[derive(Subcommand)]
@@ -85,6 +137,16 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    match run().await {
+        Err(e) if e.downcast_ref::<mesher::admin::UsageError>().is_some() => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+        other => other,
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
@@ -127,6 +189,40 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "{}",
                     mesher::admin::rotate_token(&database.database_url, id).await?
+                );
+            }
+        },
+        Command::Webhook(cmd) => match cmd {
+            WebhookCommand::Add {
+                project_id,
+                url,
+                on,
+                format,
+                secret,
+                database,
+            } => {
+                let on = mesher::model::webhook::parse_triggers(&on)
+                    .map_err(mesher::admin::UsageError)?;
+                let v = mesher::admin::add_webhook(
+                    &database.database_url,
+                    project_id,
+                    &url,
+                    &on,
+                    format,
+                    secret.as_deref(),
+                )
+                .await?;
+                println!("{v}");
+            }
+            WebhookCommand::List { project, database } => {
+                for v in mesher::admin::list_webhooks(&database.database_url, project).await? {
+                    println!("{v}");
+                }
+            }
+            WebhookCommand::Remove { id, database } => {
+                println!(
+                    "{}",
+                    mesher::admin::remove_webhook(&database.database_url, id).await?
                 );
             }
         },

@@ -32,6 +32,13 @@ pub const DELIVERY_LATENCY: &str = "mesher_ingest_to_delivery_seconds";
 pub const COMMIT_BATCH: &str = "mesher_commit_batch_events";
 /// Background task restarts, by `task` (counter).
 pub const TASK_RESTARTS: &str = "mesher_task_restarts_total";
+/// Webhook delivery attempts, by `outcome`: `delivered`, `retried`, `given_up` (counter).
+pub const ALERT_DELIVERIES: &str = "mesher_alert_deliveries_total";
+/// Alerts not yet delivered (gauge).
+pub const ALERTS_WAITING: &str = "mesher_alerts_waiting";
+/// From an alert being raised to its delivery, seconds (histogram; one sample per
+/// delivery, its oldest alert's).
+pub const ALERT_LATENCY: &str = "mesher_alert_delivery_latency_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -72,6 +79,10 @@ pub fn install() -> &'static PrometheusHandle {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &latency)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_BATCH.into()), &batch))
+            .and_then(|b| {
+                let alert = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+                b.set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &alert)
+            })
             .expect("bucket lists are not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed");
@@ -107,6 +118,16 @@ fn describe() {
     );
     describe_histogram!(COMMIT_BATCH, "Events per group commit.");
     describe_counter!(TASK_RESTARTS, "Background task restarts, by task.");
+    describe_counter!(
+        ALERT_DELIVERIES,
+        "Webhook delivery attempts, by outcome (delivered, retried, given_up)."
+    );
+    describe_gauge!(ALERTS_WAITING, "Alerts raised and not yet delivered.");
+    describe_histogram!(
+        ALERT_LATENCY,
+        metrics::Unit::Seconds,
+        "From an alert being raised to its delivery."
+    );
 }
 
 /// How often histogram samples are folded into their buckets (the exporter buffers them

@@ -5,6 +5,7 @@ pub mod issue;
 pub mod level;
 pub mod search;
 pub mod time;
+pub mod webhook;
 
 pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent};
 pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};

@@ -420,6 +420,12 @@ async fn write_batch_tx(
             count,
         });
     }
+    PgStore::raise_alerts(
+        conn,
+        &crate::alerts::payload::raised(&result.messages),
+        Millis::now(),
+    )
+    .await?;
     Ok(result)
 }
 
@@ -468,6 +474,12 @@ async fn change_status_tx(
     } else {
         None
     };
+    PgStore::raise_alerts(
+        conn,
+        &[crate::alerts::payload::alert(action, &updated, None)],
+        Millis::now(),
+    )
+    .await?;
     Ok(Some(StatusChange {
         issue: updated,
         action: Some(action),
@@ -527,6 +539,10 @@ async fn purge_issues_tx(
         messages.push(DomainMessage::CountChanged { project_id, count });
     }
     Ok((issues, messages))
+}
+
+impl PgStore {
+    super::alerts::alert_methods!(PgConnection, super::alerts::numbered);
 }
 
 #[async_trait]
@@ -804,5 +820,66 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn create_webhook(
+        &self,
+        project: ProjectId,
+        url: &str,
+        on: &[crate::model::IssueAction],
+        format: crate::model::webhook::WebhookFormat,
+        secret: &str,
+    ) -> Result<Option<crate::model::webhook::Webhook>, StoreError> {
+        self.webhook_create(project, url, on, format, secret).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        project: Option<ProjectId>,
+    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError> {
+        self.webhook_list(project).await
+    }
+
+    async fn remove_webhook(&self, id: i64) -> Result<bool, StoreError> {
+        self.webhook_remove(id).await
+    }
+
+    async fn claim_webhooks(
+        &self,
+        node: &str,
+        now: Millis,
+    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError> {
+        self.webhook_claim(node, now).await
+    }
+
+    async fn release_webhook(&self, id: i64, node: &str) -> Result<(), StoreError> {
+        self.webhook_release(id, node).await
+    }
+
+    async fn next_delivery(
+        &self,
+        webhook: &crate::model::webhook::Webhook,
+        node: &str,
+        now: Millis,
+        body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
+    ) -> Result<Option<super::alerts::Delivery>, StoreError> {
+        self.delivery_next(webhook, node, now, body).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        outcome: super::alerts::DeliveryOutcome,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.delivery_finish(id, outcome, now).await
+    }
+
+    async fn alerts_waiting(&self) -> Result<i64, StoreError> {
+        self.alerts_waiting_count().await
+    }
+
+    async fn purge_deliveries(&self, cutoff: Millis) -> Result<u64, StoreError> {
+        self.deliveries_purge(cutoff).await
     }
 }
