@@ -123,11 +123,6 @@ impl Scanner {
         }
     }
 
-    /// The envelope header, once its line has been read.
-    pub fn header(&self) -> Option<&Map<String, Value>> {
-        self.header.as_ref()
-    }
-
     /// Reads the next piece of the envelope.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ScanError> {
         self.total = self.total.saturating_add(bytes.len());
