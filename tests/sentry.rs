@@ -455,7 +455,7 @@ async fn malformed_envelopes_and_events_get_a_400_that_says_why() {
                 .as_bytes(),
         )],
     );
-    let (st, _, _) = post(
+    let (st, _, v) = post(
         &s,
         &path,
         &[
@@ -466,6 +466,10 @@ async fn malformed_envelopes_and_events_get_a_400_that_says_why() {
     )
     .await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        v["error"],
+        "envelope item 1 (event) is larger than 1 MiB (1048576 bytes)"
+    );
     assert_eq!(s.all_events(&p).await.len(), 0);
     // The server is still up and takes a good one.
     let good = envelope(
@@ -474,6 +478,157 @@ async fn malformed_envelopes_and_events_get_a_400_that_says_why() {
     );
     let (st, _, _) = post(&s, &path, &[("x-sentry-auth", auth(&p.key))], good).await;
     assert_eq!(st, StatusCode::OK);
+}
+
+/// An attachment item of `len` bytes (a stand-in for a screenshot).
+fn attachment(len: usize) -> (Value, Vec<u8>) {
+    let data = (0..len).map(|i| (i % 251) as u8).collect();
+    (
+        json!({"type": "attachment", "length": len, "filename": "screenshot.png"}),
+        data,
+    )
+}
+
+/// The stored event `id` of project `p`, as `GET /api/v1/projects/<id>/events/<event_id>`
+/// shows it.
+async fn stored(s: &TestServer, p: &Creds, id: &str) -> Value {
+    let (status, v) = s
+        .get(&format!("/api/v1/projects/{}/events/{id}", p.id), &p.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["event"].clone()
+}
+
+#[tokio::test]
+async fn large_attachments_stream_by_and_the_event_is_kept_whole() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let path = format!("/api/{}/envelope/", p.id);
+    let (before, before_data) = attachment(3 << 20);
+    let (after, after_data) = attachment(3 << 20 | 17);
+    // An unsized item's payload runs to the newline: a long line, here 2 MiB.
+    let long_line = vec![b'x'; 2 << 20];
+    for (n, (encoding, unsized_item)) in [(None, false), (Some("gzip"), false), (None, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("{n:032x}");
+        let payload =
+            json!({"event_id": id, "message": "with a screenshot", "extra": {"n": n}}).to_string();
+        let mut items = vec![(before.clone(), before_data.as_slice())];
+        if unsized_item {
+            items.push((json!({"type": "log"}), long_line.as_slice()));
+        }
+        items.push((
+            json!({"type": "event", "length": payload.len()}),
+            payload.as_bytes(),
+        ));
+        items.push((after.clone(), after_data.as_slice()));
+        let body = envelope(json!({"event_id": id}), &items);
+        assert!(body.len() > 6 << 20);
+        let mut headers = vec![("x-sentry-auth", auth(&p.key))];
+        let body = match encoding {
+            Some(e) => {
+                headers.push(("content-encoding", e.to_owned()));
+                gzip(&body)
+            }
+            None => body,
+        };
+        let (st, _, v) = post(&s, &path, &headers, body).await;
+        assert_eq!(st, StatusCode::OK, "{encoding:?}: {v}");
+        assert_eq!(v, json!({ "id": id }));
+        let got = stored(&s, &p, &id).await;
+        // Exactly the item's bytes: compact JSON in its order reads back the same.
+        assert_eq!(got["data"].to_string(), payload, "{encoding:?}");
+        assert_eq!(got["message"], "with a screenshot");
+    }
+    assert_eq!(s.all_events(&p).await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_event_item_over_1_mib_or_an_envelope_over_100_mib_is_413() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let path = format!("/api/{}/envelope/", p.id);
+    let headers = |gz: bool| {
+        let mut h = vec![("x-sentry-auth", auth(&p.key))];
+        if gz {
+            h.push(("content-encoding", "gzip".to_owned()));
+        }
+        h
+    };
+    // A sized event item over 1 MiB, after a small attachment: refused by its header.
+    let (small, small_data) = attachment(1000);
+    let event = json!({"message": "x".repeat(1 << 20)}).to_string();
+    let body = envelope(
+        json!({}),
+        &[
+            (small, small_data.as_slice()),
+            (
+                json!({"type": "event", "length": event.len()}),
+                event.as_bytes(),
+            ),
+        ],
+    );
+    let (st, _, v) = post(&s, &path, &headers(true), gzip(&body)).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(
+        v["error"],
+        "envelope item 2 (event) is larger than 1 MiB (1048576 bytes)"
+    );
+    // Unsized and uncompressed, before a large attachment: refused once 1 MiB of it is
+    // read (the rest is never read).
+    let (large, large_data) = attachment(3 << 20);
+    let body = envelope(
+        json!({}),
+        &[
+            (json!({"type": "event"}), event.as_bytes()),
+            (large, large_data.as_slice()),
+        ],
+    );
+    let (st, _, v) = post(&s, &path, &headers(false), body).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(
+        v["error"],
+        "envelope item 1 (event) is larger than 1 MiB (1048576 bytes)"
+    );
+
+    // 101 MiB of zeros after decompression, sent as about 100 KiB of gzip.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{}\n{\"type\":\"attachment\"}\n").unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..101 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let (st, _, v) = post(&s, &path, &headers(true), bomb).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(
+        v["error"],
+        "the envelope is larger than 100 MiB (104857600 bytes) after decompression"
+    );
+    assert_eq!(s.all_events(&p).await.len(), 0);
+
+    // The other routes keep their 1 MiB: a 2 MiB /store/ body is refused.
+    let (st, _, _) = post(
+        &s,
+        &format!("/api/{}/store/", p.id),
+        &headers(false),
+        json!({"message": "x".repeat(2 << 20)})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    // And a good envelope still goes in.
+    let good = envelope(
+        json!({}),
+        &[(json!({"type": "event"}), br#"{"message":"ok"}"#)],
+    );
+    let (st, _, _) = post(&s, &path, &headers(false), good).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(s.all_events(&p).await.len(), 1);
 }
 
 #[tokio::test]

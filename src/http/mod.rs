@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod dashboard;
+pub mod envelope_body;
 pub mod ingest;
 pub mod ingest_ws;
 pub mod issues;
@@ -17,16 +18,25 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
+use envelope_body::MAX_ENVELOPE;
 use tower_http::cors::{self, CorsLayer};
 use tower_http::trace::TraceLayer;
+
+/// The envelope route: its body is streamed (`envelope_body`), so it has its own limit,
+/// over the router's 1 MiB.
+fn envelope_route() -> MethodRouter<AppState> {
+    post(sentry::envelope)
+        .options(sentry::preflight)
+        .layer(DefaultBodyLimit::max(MAX_ENVELOPE))
+}
 
 /// The Sentry endpoints, open to any origin as Sentry's are (browser SDKs).
 #[rustfmt::skip]
 fn sentry_routes() -> Router<AppState> {
     Router::new()
-        .route("/api/{id}/envelope/", post(sentry::envelope).options(sentry::preflight))
-        .route("/api/{id}/envelope", post(sentry::envelope).options(sentry::preflight))
+        .route("/api/{id}/envelope/", envelope_route())
+        .route("/api/{id}/envelope", envelope_route())
         .route("/api/{id}/store/", post(sentry::store).options(sentry::preflight))
         .route("/api/{id}/store", post(sentry::store).options(sentry::preflight))
         .layer(

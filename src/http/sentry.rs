@@ -2,15 +2,17 @@
 
 use super::auth::{key_sources, project_for_key};
 use super::body::{ApiPath, DecodedBody, parse_json};
+use super::envelope_body::{BodyError, read_envelope};
 use crate::error::ApiError;
 use crate::model::NewEvent;
-use crate::sentry::{self, EVENT_ITEM};
+use crate::sentry;
 use crate::state::AppState;
 use crate::store::ProjectId;
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::RequestExt;
+use axum::extract::{RawQuery, Request, State};
 use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Where a credential came from, for error messages.
 struct Credential {
@@ -68,41 +70,47 @@ fn answer(id: Option<String>) -> Json<Value> {
     Json(json!({ "id": id }))
 }
 
-/// An envelope: event items are ingested (together, all or nothing), the rest ignored.
+/// The envelope header's `dsn`: its key and project id.
+fn envelope_dsn(header: &Map<String, Value>) -> Result<Option<(String, String)>, ApiError> {
+    match header.get("dsn") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(d)) => sentry::dsn_parts(d).map(Some).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "the envelope header's dsn '{d}' is not a valid DSN"
+            ))
+        }),
+        Some(_) => Err(ApiError::BadRequest(
+            "the envelope header's dsn must be a string".into(),
+        )),
+    }
+}
+
+/// An envelope: event items are ingested (together, all or nothing), the rest skipped as
+/// the body streams in (`envelope_body`).
 pub async fn envelope(
     State(state): State<AppState>,
     ApiPath(project): ApiPath<ProjectId>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    DecodedBody(body): DecodedBody,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let envelope = match sentry::envelope::parse(&body) {
+    // Credentials in the headers or the query are checked before a body of up to 100 MiB
+    // is read; the envelope header's dsn, when that is all there is, after.
+    let outside = credentials(&headers, query.as_deref(), None);
+    if !outside.is_empty() {
+        authorize(&state, &outside, project).await?;
+    }
+    let body = request.into_limited_body();
+    let envelope = match read_envelope(&headers, body, state.body_timeout()).await {
         Ok(envelope) => envelope,
-        Err(e) => {
+        Err(BodyError::Refused(e)) => return Err(e),
+        Err(BodyError::Malformed(e)) => {
             // Credentials first: a stranger learns nothing about the body.
-            authorize(
-                &state,
-                &credentials(&headers, query.as_deref(), None),
-                project,
-            )
-            .await?;
+            authorize(&state, &outside, project).await?;
             return Err(ApiError::BadRequest(e.to_string()));
         }
     };
-    let dsn = match envelope.header.get("dsn") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) => Some(sentry::dsn_parts(d).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "the envelope header's dsn '{d}' is not a valid DSN"
-            ))
-        })?),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "the envelope header's dsn must be a string".into(),
-            ));
-        }
-    };
-    let (dsn_key, dsn_project) = dsn.unzip();
+    let (dsn_key, dsn_project) = envelope_dsn(&envelope.header)?.unzip();
     authorize(
         &state,
         &credentials(&headers, query.as_deref(), dsn_key),
@@ -119,12 +127,10 @@ pub async fn envelope(
         _ => None,
     };
     let mut events: Vec<NewEvent> = Vec::new();
-    for (i, item) in envelope.items.iter().enumerate() {
-        if item.ty != EVENT_ITEM {
-            continue;
-        }
-        let n = i + 1;
-        let value: Value = serde_json::from_slice(item.payload).map_err(|e| {
+    // Only event items were kept; `n` is the item's place among all of them.
+    for item in envelope.items {
+        let n = item.n;
+        let value: Value = serde_json::from_slice(&item.payload).map_err(|e| {
             ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
         })?;
         let mut event = sentry::to_new_event(&value)
@@ -133,8 +139,8 @@ pub async fn envelope(
         if event.event_id.is_none() {
             event.event_id = header_id.clone();
         }
-        // The item's bytes are a slice of the body: shared, not copied.
-        event.raw = Some(body.slice_ref(item.payload));
+        // The item's own bytes, kept whole as they were received.
+        event.raw = Some(item.payload);
         events.push(event);
     }
     if events.is_empty() {

@@ -1,5 +1,6 @@
 //! Request bodies: `Content-Encoding` gzip, deflate (zlib, as HTTP means it) or br, and the
 //! 1 MiB limit measured after decompression, so that a small compressed bomb is refused.
+//! (The envelope route streams its body instead: `inflate`.)
 
 use bytes::Bytes;
 use std::io::Read;
@@ -44,24 +45,54 @@ fn read_limited(reader: impl Read, encoding: &str) -> Result<Bytes, DecodeError>
     Ok(out.into())
 }
 
-/// Decodes `raw` as the `Content-Encoding` header value says (encodings listed in the
-/// order they were applied, so they are undone last first).
-pub fn decode_body(content_encoding: Option<&str>, raw: Bytes) -> Result<Bytes, DecodeError> {
-    let mut body = raw;
-    let encodings: Vec<String> = content_encoding
+/// A `Content-Encoding` Mesher undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `gzip` or `x-gzip` (several members allowed).
+    Gzip,
+    /// `deflate`: zlib, as HTTP means it.
+    Deflate,
+    /// `br`.
+    Brotli,
+}
+
+impl Encoding {
+    /// Its name in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate (zlib)",
+            Encoding::Brotli => "br",
+        }
+    }
+}
+
+/// The encodings a `Content-Encoding` header value lists, in the order they were applied
+/// (so they are undone last first); `identity` and empty entries drop out.
+pub fn encodings(content_encoding: Option<&str>) -> Result<Vec<Encoding>, DecodeError> {
+    content_encoding
         .unwrap_or("")
         .split(',')
         .map(|e| e.trim().to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e != "identity")
-        .collect();
-    for encoding in encodings.iter().rev() {
-        body = match encoding.as_str() {
-            "gzip" | "x-gzip" => {
-                read_limited(flate2::read::MultiGzDecoder::new(&body[..]), "gzip")?
-            }
-            "deflate" => read_limited(flate2::read::ZlibDecoder::new(&body[..]), "deflate (zlib)")?,
-            "br" => read_limited(brotli::Decompressor::new(&body[..], 4096), "br")?,
-            other => return Err(DecodeError::Unsupported(other.to_owned())),
+        .map(|e| match e.as_str() {
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            "deflate" => Ok(Encoding::Deflate),
+            "br" => Ok(Encoding::Brotli),
+            _ => Err(DecodeError::Unsupported(e)),
+        })
+        .collect()
+}
+
+/// Decodes `raw` as the `Content-Encoding` header value says.
+pub fn decode_body(content_encoding: Option<&str>, raw: Bytes) -> Result<Bytes, DecodeError> {
+    let mut body = raw;
+    for encoding in encodings(content_encoding)?.into_iter().rev() {
+        let name = encoding.name();
+        body = match encoding {
+            Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(&body[..]), name)?,
+            Encoding::Deflate => read_limited(flate2::read::ZlibDecoder::new(&body[..]), name)?,
+            Encoding::Brotli => read_limited(brotli::Decompressor::new(&body[..], 4096), name)?,
         };
     }
     if body.len() > MAX_BODY {

@@ -2,6 +2,7 @@
 //! validated events → rate limit → grouping → the group-commit writer → answers.
 
 pub mod decode;
+pub mod inflate;
 pub mod rate_limit;
 pub mod writer;
 

@@ -5,25 +5,34 @@
 //! Written here rather than taken from `sentry-types`: its parser decodes every item into
 //! its own types (so an attachment or an item type it does not know fails the whole
 //! envelope) and its errors do not say which item is wrong, and a client needs both.
+//!
+//! The format's rules (header lines, item headers, their errors) are here; `scan` reads a
+//! body as it streams in, and [`parse`] is that scanner fed a whole body.
 
+use super::scan::{Limits, ScanError, Scanner};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
-/// A parsed envelope; payloads borrow from the body.
+/// A parsed envelope: its header and the items that were kept, in order.
 #[derive(Debug)]
-pub struct Envelope<'a> {
+pub struct Envelope {
     /// The envelope header (`event_id`, `dsn`, `sent_at`, ...).
     pub header: Map<String, Value>,
-    /// The items, in order.
-    pub items: Vec<Item<'a>>,
+    /// The kept items, in order (all of them from [`parse`]; from a [`Scanner`], those its
+    /// `keep` chose).
+    pub items: Vec<Item>,
 }
 
 /// One envelope item.
 #[derive(Debug)]
-pub struct Item<'a> {
+pub struct Item {
+    /// Its position in the envelope, counting every item (kept or not) from 1: the number
+    /// error messages name.
+    pub n: usize,
     /// Its `type` (`event`, `transaction`, `session`, `attachment`, ...).
     pub ty: String,
     /// Its payload, possibly empty.
-    pub payload: &'a [u8],
+    pub payload: Bytes,
 }
 
 /// Why an envelope could not be parsed.
@@ -31,19 +40,25 @@ pub struct Item<'a> {
 #[error("malformed envelope: {0}")]
 pub struct EnvelopeError(pub String);
 
-fn err(msg: impl Into<String>) -> EnvelopeError {
+pub(super) fn err(msg: impl Into<String>) -> EnvelopeError {
     EnvelopeError(msg.into())
 }
 
-/// Splits off the line at `pos`: its bytes (without the newline) and where the next begins.
-fn line(body: &[u8], pos: usize) -> (&[u8], usize) {
-    match body[pos..].iter().position(|b| *b == b'\n') {
-        Some(n) => (&body[pos..pos + n], pos + n + 1),
-        None => (&body[pos..], body.len()),
-    }
+/// What the first line is called in error messages.
+pub(super) const ENVELOPE_HEADER: &str = "the envelope header (first line)";
+
+/// Whether a line carries nothing (blank lines between items are skipped).
+pub(super) fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
 }
 
-fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, EnvelopeError> {
+/// The error for a body with nothing in it.
+pub(super) fn empty() -> EnvelopeError {
+    err("the body is empty; an envelope starts with a JSON header line")
+}
+
+/// Parses a header line (without its newline; a trailing `\r` is ignored) as a JSON object.
+pub(super) fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, EnvelopeError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
@@ -52,62 +67,46 @@ fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, EnvelopeE
     }
 }
 
-/// Parses an envelope body.
-pub fn parse(body: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(err(
-            "the body is empty; an envelope starts with a JSON header line",
-        ));
-    }
-    let (first, mut pos) = line(body, 0);
-    let header = json_object(first, "the envelope header (first line)")?;
-    let mut items = Vec::new();
-    while pos < body.len() {
-        let (raw, next) = line(body, pos);
-        // Blank lines between items (and the trailing newline) carry nothing.
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            pos = next;
-            continue;
-        }
-        let n = items.len() + 1;
-        let item_header = json_object(raw, &format!("the header of item {n}"))?;
-        let ty = match item_header.get("type") {
+/// What an item header says about its payload.
+pub(super) struct ItemHeader {
+    /// The item's `type`.
+    pub ty: String,
+    /// Its `length`: the payload is exactly that many bytes; without one, it runs to the
+    /// next newline (or the end).
+    pub length: Option<usize>,
+}
+
+impl ItemHeader {
+    /// Parses the header line of item `n`.
+    pub fn parse(line: &[u8], n: usize) -> Result<ItemHeader, EnvelopeError> {
+        let header = json_object(line, &format!("the header of item {n}"))?;
+        let ty = match header.get("type") {
             Some(Value::String(t)) if !t.is_empty() => t.clone(),
             Some(_) => return Err(err(format!("item {n}: 'type' must be a non-empty string"))),
             None => return Err(err(format!("item {n}: the item header has no 'type'"))),
         };
-        let (payload, after) = match item_header.get("length") {
-            None | Some(Value::Null) => line(body, next),
-            Some(Value::Number(len)) => {
-                let len = len
-                    .as_u64()
-                    .ok_or_else(|| err(format!("item {n}: 'length' must be a whole number ≥ 0")))?
-                    as usize;
-                let available = body.len() - next;
-                if len > available {
-                    return Err(err(format!(
-                        "item {n} ({ty}): 'length' is {len} but only {available} bytes follow"
-                    )));
-                }
-                let end = next + len;
-                // After a sized payload comes a newline or the end of the body.
-                match body.get(end) {
-                    None => (&body[next..end], end),
-                    Some(b'\n') => (&body[next..end], end + 1),
-                    Some(b'\r') if body.get(end + 1) == Some(&b'\n') => (&body[next..end], end + 2),
-                    Some(_) => {
-                        return Err(err(format!(
-                            "item {n} ({ty}): the payload is longer than its 'length' of {len}"
-                        )));
-                    }
-                }
-            }
+        let length = match header.get("length") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(len)) => Some(
+                len.as_u64()
+                    .and_then(|l| usize::try_from(l).ok())
+                    .ok_or_else(|| err(format!("item {n}: 'length' must be a whole number ≥ 0")))?,
+            ),
             Some(_) => return Err(err(format!("item {n}: 'length' must be a number"))),
         };
-        items.push(Item { ty, payload });
-        pos = after;
+        Ok(ItemHeader { ty, length })
     }
-    Ok(Envelope { header, items })
+}
+
+/// Parses a whole envelope body, keeping every item: the [`Scanner`] fed in one piece.
+pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let mut scanner = Scanner::new(Limits::NONE, |_| true);
+    let scanned = scanner.feed(body).and_then(|()| scanner.finish());
+    scanned.map_err(|e| match e {
+        ScanError::Malformed(e) => e,
+        // Without limits nothing is too large.
+        ScanError::TooLarge(msg) => err(msg),
+    })
 }
 
 #[cfg(test)]
@@ -120,7 +119,7 @@ mod tests {
             .map(|i| {
                 (
                     i.ty.clone(),
-                    String::from_utf8_lossy(i.payload).into_owned(),
+                    String::from_utf8_lossy(&i.payload).into_owned(),
                 )
             })
             .collect()
@@ -141,9 +140,9 @@ mod tests {
         assert_eq!(e.header["event_id"], "9ec79c33ec9942ab8353589fcb2e04dc");
         assert_eq!(e.items.len(), 2);
         assert_eq!(e.items[0].ty, "attachment");
-        assert_eq!(e.items[0].payload, b"\xef\xbb\xbfHello\r\n");
+        assert_eq!(e.items[0].payload[..], b"\xef\xbb\xbfHello\r\n"[..]);
         assert_eq!(e.items[1].ty, "event");
-        assert_eq!(e.items[1].payload, b"{\"message\":\"hi\"}");
+        assert_eq!(e.items[1].payload[..], b"{\"message\":\"hi\"}"[..]);
     }
 
     #[test]
@@ -164,7 +163,7 @@ mod tests {
     #[test]
     fn a_sized_payload_may_hold_newlines() {
         let e = parse(b"{}\n{\"type\":\"event\",\"length\":5}\n{\n}\n\n").unwrap();
-        assert_eq!(e.items[0].payload, b"{\n}\n\n"[..5].as_ref());
+        assert_eq!(e.items[0].payload[..], b"{\n}\n\n"[..5]);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod envelope;
 pub mod event;
+pub mod scan;
 
 pub use envelope::{Envelope, EnvelopeError, Item};
 pub use event::to_new_event;
+pub use scan::{Limits, ScanError, Scanner};
 
 /// Envelope item types that carry an error event; every other type is accepted and ignored
 /// (transaction, session, sessions, client_report, attachment, check_in, profile, ...).

@@ -1,0 +1,187 @@
+//! The envelope route's body (SPEC §2.2): up to 100 MiB after decompression, read as it
+//! streams in, frame by frame, decompressed and scanned, so that only the header lines and
+//! the event items (1 MiB each, 1 MiB together) are ever held; attachments and every other
+//! item stream by.
+
+use crate::error::ApiError;
+use crate::ingest::decode::{MAX_BODY, encodings};
+use crate::ingest::inflate::{InflateError, StreamDecoder};
+use crate::sentry::scan::{Limits, ScanError, Scanner, size};
+use crate::sentry::{EVENT_ITEM, Envelope, EnvelopeError};
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use futures_util::StreamExt;
+use std::io::{self, Write};
+use std::time::Duration;
+
+/// The largest envelope, after decompression, and the largest body off the wire.
+pub const MAX_ENVELOPE: usize = 100 << 20;
+
+/// What an envelope may hold: in at most 100 MiB, events of at most 1 MiB each (as a
+/// `/store/` body) and together (as an envelope was before it was streamed, so that one
+/// request holds at most that), header lines of at most 1 MiB.
+const LIMITS: Limits = Limits {
+    envelope: MAX_ENVELOPE,
+    item: MAX_BODY,
+    line: MAX_BODY,
+    kept: MAX_BODY,
+};
+
+/// Why an envelope body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The envelope breaks the format: said only to a client with credentials.
+    Malformed(EnvelopeError),
+    /// Too large, too slow, badly encoded or cut off.
+    Refused(ApiError),
+}
+
+impl From<ApiError> for BodyError {
+    fn from(e: ApiError) -> Self {
+        BodyError::Refused(e)
+    }
+}
+
+impl From<ScanError> for BodyError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Malformed(e) => BodyError::Malformed(e),
+            ScanError::TooLarge(msg) => BodyError::Refused(ApiError::PayloadTooLarge(msg)),
+        }
+    }
+}
+
+impl From<InflateError> for BodyError {
+    fn from(e: InflateError) -> Self {
+        match e {
+            InflateError::Decode(e) => ApiError::from(e).into(),
+            // The writer is the scanner's `Feed`: its error is a `ScanError`.
+            InflateError::Sink(e) => match e.downcast::<ScanError>() {
+                Ok(e) => e.into(),
+                Err(e) => ApiError::BadRequest(e.to_string()).into(),
+            },
+        }
+    }
+}
+
+/// The scanner as the decompressor's writer.
+struct Feed(Scanner);
+
+impl Write for Feed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.feed(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `body` (already limited to [`MAX_ENVELOPE`] by the route's `DefaultBodyLimit`)
+/// within `timeout`, keeping the event items.
+pub async fn read_envelope(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+) -> Result<Envelope, BodyError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest("Content-Encoding is not valid text".into()))?;
+    let encodings = encodings(encoding).map_err(ApiError::from)?;
+    let scanner = Scanner::new(LIMITS, |ty| ty == EVENT_ITEM);
+    let mut decoder = StreamDecoder::new(&encodings, Feed(scanner));
+    let read = async {
+        let mut frames = body.into_data_stream();
+        while let Some(frame) = frames.next().await {
+            decoder.write(&frame.map_err(frame_error)?)?;
+        }
+        Ok::<_, BodyError>(())
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} ms",
+            timeout.as_millis()
+        ))
+    })??;
+    let Feed(scanner) = decoder.finish()?;
+    Ok(scanner.finish()?)
+}
+
+/// A body that could not be read: over the route's limit (413), or broken off (400).
+fn frame_error(e: axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge(format!(
+                "request body is larger than {}",
+                size(MAX_ENVELOPE)
+            ));
+        }
+        source = s.source();
+    }
+    ApiError::BadRequest(format!("could not read the request body: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(r: Result<Envelope, BodyError>) -> ApiError {
+        match r {
+            Err(BodyError::Refused(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn over_the_routes_limit_is_413() {
+        // As the route's `DefaultBodyLimit` wraps the body.
+        let body = Body::new(http_body_util::Limited::new(Body::from(vec![b'x'; 11]), 10));
+        let e = refused(read_envelope(&HeaderMap::new(), body, Duration::from_secs(5)).await);
+        assert!(matches!(e, ApiError::PayloadTooLarge(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "request body is larger than 100 MiB (104857600 bytes)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_is_408() {
+        let stalled = futures_util::stream::pending::<Result<bytes::Bytes, io::Error>>();
+        let body = Body::from_stream(stalled);
+        let e = refused(read_envelope(&HeaderMap::new(), body, Duration::from_millis(250)).await);
+        assert!(matches!(e, ApiError::RequestTimeout(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the request body did not arrive within 250 ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn encodings_are_undone_and_only_events_kept() {
+        let body = b"{}\n{\"type\":\"attachment\",\"length\":3}\nabc\n{\"type\":\"event\"}\n{}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let envelope = read_envelope(
+            &headers,
+            Body::from(gz.finish().unwrap()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let items: Vec<_> = envelope
+            .items
+            .iter()
+            .map(|i| (i.n, i.ty.as_str()))
+            .collect();
+        assert_eq!(items, [(2, "event")]);
+        headers.insert(header::CONTENT_ENCODING, "zstd".parse().unwrap());
+        let e = refused(read_envelope(&headers, Body::empty(), Duration::from_secs(5)).await);
+        assert!(matches!(e, ApiError::UnsupportedMediaType(_)), "{e:?}");
+    }
+}
