@@ -722,9 +722,13 @@ const ACTIONS = {
 };
 
 /// The action buttons for an issue's status; `current()` gives the issue when clicked.
-function actionButtons(issue, current) {
+/// The issue view (`withDiscard`) also offers Discard, which asks to be clicked twice: its
+/// future events are dropped.
+function actionButtons(issue, current, { withDiscard = false } = {}) {
   const kind = issue.status === "unresolved" ? "unresolved" : "other";
-  const buttons = ACTIONS[kind].map(([action, label]) =>
+  const list = [...ACTIONS[kind]];
+  if (withDiscard && issue.status !== "discarded") list.push(["discard", "Discard…"]);
+  const buttons = list.map(([action, label]) =>
     h("button", {
       type: "button",
       class: `action action-${action}`,
@@ -734,8 +738,21 @@ function actionButtons(issue, current) {
       text: label,
     }),
   );
-  for (const b of buttons) b.addEventListener("click", () => act(current(), b.dataset.action, buttons));
-  return { kind, buttons };
+  for (const b of buttons) {
+    b.addEventListener("click", () => {
+      if (b.dataset.action === "discard" && b.dataset.armed !== "true") {
+        b.dataset.armed = "true";
+        b.textContent = "Confirm discard";
+        setTimeout(() => {
+          b.dataset.armed = "false";
+          b.textContent = "Discard…";
+        }, 5_000);
+        return;
+      }
+      act(current(), b.dataset.action, buttons);
+    });
+  }
+  return { kind: withDiscard ? `${kind}:${issue.status}` : kind, buttons };
 }
 
 /// The fragment of a view of this project (`issue`, `event` optional).
@@ -989,10 +1006,10 @@ function renderIssueHead() {
   ui.issueLast.textContent = shortTime(issue.last_seen);
   ui.issueLast.dateTime = issue.last_seen ?? "";
   document.title = `${issue.title || "Issue"} · Mesher`;
-  const kind = issue.status === "unresolved" ? "unresolved" : "other";
+  const kind = `${issue.status === "unresolved" ? "unresolved" : "other"}:${issue.status}`;
   if (view.headKind !== kind) {
     const hadFocus = ui.issueActions.contains(document.activeElement);
-    const made = actionButtons(issue, () => state.view?.issue ?? issue);
+    const made = actionButtons(issue, () => state.view?.issue ?? issue, { withDiscard: true });
     view.headKind = made.kind;
     ui.issueActions.replaceChildren(...made.buttons);
     if (hadFocus) made.buttons[0].focus({ preventScroll: true });

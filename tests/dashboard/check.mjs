@@ -403,6 +403,10 @@ async function issueView(browser, summary) {
   await until(page, "the issue counts its 2 events", (sel) => document.querySelector(sel)?.textContent === "2", tid("issue-event-count"));
   check((await page.getByTestId("issue-view-status").textContent()) === "unresolved", "the issue's status is not shown");
   check((await page.locator(`${tid("issue-actions")} ${tid("resolve-button")}`).count()) === 1, "the issue view has no Resolve action");
+  // Discard asks twice: one click only arms it.
+  await page.locator(`${tid("issue-actions")} ${tid("discard-button")}`).click();
+  await until(page, "Discard asks for confirmation", (sel) => document.querySelector(sel)?.textContent === "Confirm discard", `${tid("issue-actions")} ${tid("discard-button")}`);
+  check((await issueStatus(issueId)) === "unresolved", "one click on Discard discarded the issue");
 
   // The chain, outermost first, each with its in-app frames and their source.
   const types = await page.locator(tid("exception-type")).allTextContents();
