@@ -54,7 +54,15 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
     let mut last_purge = Instant::now() - Duration::from_secs(7200);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                // Deliveries in flight stop here; their webhooks are free at once for the
+                // next start (or another node) rather than when the lease runs out.
+                in_flight.abort_all();
+                for id in busy {
+                    let _ = store.release_webhook(id, &node).await;
+                }
+                return;
+            }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                 match done {
                     Ok(id) => { busy.remove(&id); }

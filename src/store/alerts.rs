@@ -12,8 +12,9 @@ use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat, parse_triggers};
 use std::time::Duration;
 
-/// How long a claim holds a webhook: longer than one attempt (10 s) and its bookkeeping.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim holds a webhook: longer than one attempt (10 s) and its bookkeeping,
+/// and renewed before each delivery; what a dead node's webhooks wait for another node.
+pub const LEASE: Duration = Duration::from_secs(15);
 
 /// A delivery: up to 100 alerts of one webhook, with the exact body every attempt sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,17 +88,20 @@ pub(super) const REMOVE: [&str; 3] = [
     "DELETE FROM deliveries WHERE webhook_id = ?",
     "DELETE FROM webhooks WHERE id = ?",
 ];
-/// Claims every webhook with work due (a pending delivery whose time has come, or waiting
-/// alerts and no pending delivery) whose lease is free. Binds: node, until, now, now.
-pub(super) const CLAIM: &str = "UPDATE webhooks SET lease_owner = ?, lease_until = ? \
+/// The webhooks with work due (a pending delivery whose time has come, or waiting alerts
+/// and no pending delivery) whose lease is free: read first, so that an idle poll writes
+/// nothing (on SQLite a write would queue behind the group commit). Binds: now, now.
+pub(super) const DUE: &str = "SELECT id FROM webhooks \
      WHERE lease_until < ? AND ( \
        EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = webhooks.id \
                AND d.state = 'pending' AND d.next_attempt <= ?) \
        OR (NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = webhooks.id \
                        AND d.state = 'pending') \
            AND EXISTS (SELECT 1 FROM alerts a WHERE a.webhook_id = webhooks.id \
-                       AND a.delivery_id IS NULL))) \
-     RETURNING id, project_id, url, triggers, format, secret";
+                       AND a.delivery_id IS NULL)))";
+/// Claims one of them unless another node was quicker. Binds: node, until, id, now.
+pub(super) const CLAIM: &str = "UPDATE webhooks SET lease_owner = ?, lease_until = ? \
+     WHERE id = ? AND lease_until < ? RETURNING id, project_id, url, triggers, format, secret";
 pub(super) const RENEW: &str =
     "UPDATE webhooks SET lease_until = ? WHERE id = ? AND lease_owner = ?";
 pub(super) const RELEASE: &str =
@@ -215,15 +219,27 @@ macro_rules! alert_methods {
             node: &str,
             now: crate::model::Millis,
         ) -> Result<Vec<crate::model::webhook::Webhook>, super::StoreError> {
-            let until = now.0 + super::alerts::LEASE.as_millis() as i64;
-            let rows: Vec<super::alerts::WebhookRow> = sqlx::query_as(&$sql(super::alerts::CLAIM))
-                .bind(node)
-                .bind(until)
+            let due: Vec<i64> = sqlx::query_scalar(&$sql(super::alerts::DUE))
                 .bind(now.0)
                 .bind(now.0)
                 .fetch_all(&self.pool)
                 .await?;
-            rows.into_iter().map(super::alerts::webhook).collect()
+            let until = now.0 + super::alerts::LEASE.as_millis() as i64;
+            let mut claimed = Vec::with_capacity(due.len());
+            for id in due {
+                let row: Option<super::alerts::WebhookRow> =
+                    sqlx::query_as(&$sql(super::alerts::CLAIM))
+                        .bind(node)
+                        .bind(until)
+                        .bind(id)
+                        .bind(now.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if let Some(row) = row {
+                    claimed.push(super::alerts::webhook(row)?);
+                }
+            }
+            Ok(claimed)
         }
 
         async fn webhook_release(&self, id: i64, node: &str) -> Result<(), super::StoreError> {
@@ -411,6 +427,7 @@ mod tests {
             "a = $1 AND b IN ($2, $3)"
         );
         assert_eq!(numbered(CLAIM).matches('$').count(), 4);
+        assert_eq!(numbered(DUE).matches('$').count(), 2);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod process;
+pub mod receiver;
 pub mod redis;
 pub mod ws;
 
