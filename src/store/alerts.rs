@@ -1,6 +1,6 @@
 //! Webhooks and the alert outbox in the database (SPEC §7), written once for both stores:
 //! the SQL below (with `?` placeholders, which PostgreSQL's store numbers) and the method
-//! bodies in [`alert_methods!`], which each store expands inside its own `impl` (the code
+//! bodies in [`alert_methods!`], which each store expands once (the code
 //! is the same; only the pool's and connection's types differ).
 //!
 //! Who delivers: a node claims a webhook that has work due by setting its lease (a
@@ -143,255 +143,262 @@ pub(super) fn fan_out<'a>(
     out
 }
 
-/// The methods of the alert outbox, for a store with `self.pool`, `Self::begin`,
-/// `Self::finish` and a `$sql` function that turns the `?` SQL above into its dialect.
-/// Expanded in an inherent `impl` of each store; its `Store` methods call them.
+/// [`AlertOutbox`](super::AlertOutbox) for a store with `self.pool`, `Self::begin`,
+/// `Self::finish` and a `$sql` function that turns the `?` SQL above into its dialect, and
+/// its `raise_alerts`, for its write transactions. Expanded once per store: the code is
+/// the same, only the pool's and connection's types differ.
 macro_rules! alert_methods {
-    ($conn:ty, $sql:path) => {
-        /// See [`Store::create_webhook`](super::Store::create_webhook).
-        async fn webhook_create(
-            &self,
-            project: i64,
-            url: &str,
-            on: &[crate::model::IssueAction],
-            format: crate::model::webhook::WebhookFormat,
-            secret: &str,
-        ) -> Result<Option<crate::model::webhook::Webhook>, super::StoreError> {
-            let on_list = on.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",");
-            let id: Option<i64> = sqlx::query_scalar(&$sql(super::alerts::CREATE))
-                .bind(url)
-                .bind(&on_list)
-                .bind(format.as_str())
-                .bind(secret)
-                .bind(crate::model::Millis::now().0)
-                .bind(project)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(id.map(|id| crate::model::webhook::Webhook {
-                id,
-                project_id: project,
-                url: url.to_owned(),
-                on: on.to_vec(),
-                format,
-                secret: secret.to_owned(),
-            }))
-        }
-
-        async fn webhook_list(
-            &self,
-            project: Option<i64>,
-        ) -> Result<Vec<crate::model::webhook::Webhook>, super::StoreError> {
-            let rows: Vec<super::alerts::WebhookRow> = match project {
-                Some(p) => {
-                    sqlx::query_as(&$sql(super::alerts::LIST_PROJECT))
-                        .bind(p)
-                        .fetch_all(&self.pool)
-                        .await?
-                }
-                None => {
-                    sqlx::query_as(&$sql(super::alerts::LIST_ALL))
-                        .fetch_all(&self.pool)
-                        .await?
-                }
-            };
-            rows.into_iter().map(super::alerts::webhook).collect()
-        }
-
-        async fn webhook_remove(&self, id: i64) -> Result<bool, super::StoreError> {
-            let mut tx = self.begin().await?;
-            let work = async {
-                let mut removed = 0;
-                for sql in super::alerts::REMOVE {
-                    removed = sqlx::query(&$sql(sql))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                Ok::<_, super::StoreError>(removed == 1)
-            }
-            .await;
-            Self::finish(tx, work).await
-        }
-
-        async fn webhook_claim(
-            &self,
-            node: &str,
-            now: crate::model::Millis,
-        ) -> Result<Vec<crate::model::webhook::Webhook>, super::StoreError> {
-            let due: Vec<i64> = sqlx::query_scalar(&$sql(super::alerts::DUE))
-                .bind(now.0)
-                .bind(now.0)
-                .fetch_all(&self.pool)
-                .await?;
-            let until = now.0 + super::alerts::LEASE.as_millis() as i64;
-            let mut claimed = Vec::with_capacity(due.len());
-            for id in due {
-                let row: Option<super::alerts::WebhookRow> =
-                    sqlx::query_as(&$sql(super::alerts::CLAIM))
-                        .bind(node)
-                        .bind(until)
-                        .bind(id)
-                        .bind(now.0)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                if let Some(row) = row {
-                    claimed.push(super::alerts::webhook(row)?);
-                }
-            }
-            Ok(claimed)
-        }
-
-        async fn webhook_release(&self, id: i64, node: &str) -> Result<(), super::StoreError> {
-            sqlx::query(&$sql(super::alerts::RELEASE))
-                .bind(id)
-                .bind(node)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        }
-
-        async fn delivery_next(
-            &self,
-            webhook: &crate::model::webhook::Webhook,
-            node: &str,
-            now: crate::model::Millis,
-            body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
-        ) -> Result<Option<super::alerts::Delivery>, super::StoreError> {
-            let until = now.0 + super::alerts::LEASE.as_millis() as i64;
-            let held = sqlx::query(&$sql(super::alerts::RENEW))
-                .bind(until)
-                .bind(webhook.id)
-                .bind(node)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            if held == 0 {
-                return Ok(None); // removed, or taken over after this node's lease ran out
-            }
-            let pending: Option<super::alerts::DeliveryRow> =
-                sqlx::query_as(&$sql(super::alerts::PENDING))
-                    .bind(webhook.id)
+    ($store:ty, $conn:ty, $sql:path) => {
+        #[async_trait::async_trait]
+        impl super::AlertOutbox for $store {
+            async fn create_webhook(
+                &self,
+                project: i64,
+                url: &str,
+                on: &[crate::model::IssueAction],
+                format: crate::model::webhook::WebhookFormat,
+                secret: &str,
+            ) -> Result<Option<crate::model::webhook::Webhook>, super::StoreError> {
+                let on_list = on.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",");
+                let id: Option<i64> = sqlx::query_scalar(&$sql(super::alerts::CREATE))
+                    .bind(url)
+                    .bind(&on_list)
+                    .bind(format.as_str())
+                    .bind(secret)
+                    .bind(crate::model::Millis::now().0)
+                    .bind(project)
                     .fetch_optional(&self.pool)
                     .await?;
-            if let Some(row) = pending {
-                let (d, next_attempt) = super::alerts::delivery(row);
-                return Ok((next_attempt <= now).then_some(d));
+                Ok(id.map(|id| crate::model::webhook::Webhook {
+                    id,
+                    project_id: project,
+                    url: url.to_owned(),
+                    on: on.to_vec(),
+                    format,
+                    secret: secret.to_owned(),
+                }))
             }
-            let waiting: Vec<(i64, String, i64)> = sqlx::query_as(&$sql(super::alerts::WAITING))
-                .bind(webhook.id)
-                .bind(crate::alerts::payload::MAX_ALERTS as i64)
-                .fetch_all(&self.pool)
-                .await?;
-            if waiting.is_empty() {
-                return Ok(None);
+
+            async fn list_webhooks(
+                &self,
+                project: Option<i64>,
+            ) -> Result<Vec<crate::model::webhook::Webhook>, super::StoreError> {
+                let rows: Vec<super::alerts::WebhookRow> = match project {
+                    Some(p) => {
+                        sqlx::query_as(&$sql(super::alerts::LIST_PROJECT))
+                            .bind(p)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query_as(&$sql(super::alerts::LIST_ALL))
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                rows.into_iter().map(super::alerts::webhook).collect()
             }
-            let alerts: Vec<String> = waiting.iter().map(|(_, a, _)| a.clone()).collect();
-            let d = super::alerts::Delivery {
-                id: super::new_event_id(),
-                webhook_id: webhook.id,
-                body: body(&alerts),
-                alerts: waiting.len() as i64,
-                attempts: 0,
-                created: now,
-                oldest_alert: crate::model::Millis(
-                    waiting.iter().map(|(_, _, c)| *c).min().unwrap_or(now.0),
-                ),
-            };
-            let mut tx = self.begin().await?;
-            let work = async {
-                sqlx::query(&$sql(super::alerts::OPEN))
-                    .bind(&d.id)
-                    .bind(d.webhook_id)
-                    .bind(&d.body)
-                    .bind(d.alerts)
-                    .bind(d.oldest_alert.0)
-                    .bind(d.created.0)
-                    .bind(d.created.0)
-                    .execute(&mut *tx)
+
+            async fn remove_webhook(&self, id: i64) -> Result<bool, super::StoreError> {
+                let mut tx = self.begin().await?;
+                let work = async {
+                    let mut removed = 0;
+                    for sql in super::alerts::REMOVE {
+                        removed = sqlx::query(&$sql(sql))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok::<_, super::StoreError>(removed == 1)
+                }
+                .await;
+                Self::finish(tx, work).await
+            }
+
+            async fn claim_webhooks(
+                &self,
+                node: &str,
+                now: crate::model::Millis,
+            ) -> Result<Vec<crate::model::webhook::Webhook>, super::StoreError> {
+                let due: Vec<i64> = sqlx::query_scalar(&$sql(super::alerts::DUE))
+                    .bind(now.0)
+                    .bind(now.0)
+                    .fetch_all(&self.pool)
                     .await?;
-                let mut q = sqlx::QueryBuilder::new("UPDATE alerts SET delivery_id = ");
-                q.push_bind(&d.id).push(" WHERE id IN (");
-                let mut ids = q.separated(", ");
-                for (id, _, _) in &waiting {
-                    ids.push_bind(*id);
+                let until = now.0 + super::alerts::LEASE.as_millis() as i64;
+                let mut claimed = Vec::with_capacity(due.len());
+                for id in due {
+                    let row: Option<super::alerts::WebhookRow> =
+                        sqlx::query_as(&$sql(super::alerts::CLAIM))
+                            .bind(node)
+                            .bind(until)
+                            .bind(id)
+                            .bind(now.0)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some(row) = row {
+                        claimed.push(super::alerts::webhook(row)?);
+                    }
                 }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
-                Ok::<_, super::StoreError>(())
+                Ok(claimed)
             }
-            .await;
-            Self::finish(tx, work).await?;
-            Ok(Some(d))
-        }
 
-        async fn delivery_finish(
-            &self,
-            id: &str,
-            outcome: super::alerts::DeliveryOutcome,
-            now: crate::model::Millis,
-        ) -> Result<(), super::StoreError> {
-            let (sql, at) = match outcome {
-                super::alerts::DeliveryOutcome::Delivered => (super::alerts::DELIVERED, now),
-                super::alerts::DeliveryOutcome::Retry(next) => (super::alerts::RETRY, next),
-                super::alerts::DeliveryOutcome::GivenUp => (super::alerts::GIVEN_UP, now),
-            };
-            sqlx::query(&$sql(sql))
-                .bind(at.0)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        }
+            async fn release_webhook(&self, id: i64, node: &str) -> Result<(), super::StoreError> {
+                sqlx::query(&$sql(super::alerts::RELEASE))
+                    .bind(id)
+                    .bind(node)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
 
-        async fn alerts_waiting_count(&self) -> Result<i64, super::StoreError> {
-            Ok(sqlx::query_scalar(&$sql(super::alerts::WAITING_COUNT))
-                .fetch_one(&self.pool)
-                .await?)
-        }
-
-        async fn deliveries_purge(
-            &self,
-            cutoff: crate::model::Millis,
-        ) -> Result<u64, super::StoreError> {
-            let mut tx = self.begin().await?;
-            let work = async {
-                let mut deleted = 0;
-                for sql in super::alerts::PURGE {
-                    deleted = sqlx::query(&$sql(sql))
-                        .bind(cutoff.0)
+            async fn next_delivery(
+                &self,
+                webhook: &crate::model::webhook::Webhook,
+                node: &str,
+                now: crate::model::Millis,
+                body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
+            ) -> Result<Option<super::alerts::Delivery>, super::StoreError> {
+                let until = now.0 + super::alerts::LEASE.as_millis() as i64;
+                let held = sqlx::query(&$sql(super::alerts::RENEW))
+                    .bind(until)
+                    .bind(webhook.id)
+                    .bind(node)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if held == 0 {
+                    return Ok(None); // removed, or taken over after this node's lease ran out
+                }
+                let pending: Option<super::alerts::DeliveryRow> =
+                    sqlx::query_as(&$sql(super::alerts::PENDING))
+                        .bind(webhook.id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if let Some(row) = pending {
+                    let (d, next_attempt) = super::alerts::delivery(row);
+                    return Ok((next_attempt <= now).then_some(d));
+                }
+                let waiting: Vec<(i64, String, i64)> =
+                    sqlx::query_as(&$sql(super::alerts::WAITING))
+                        .bind(webhook.id)
+                        .bind(crate::alerts::payload::MAX_ALERTS as i64)
+                        .fetch_all(&self.pool)
+                        .await?;
+                if waiting.is_empty() {
+                    return Ok(None);
+                }
+                let alerts: Vec<String> = waiting.iter().map(|(_, a, _)| a.clone()).collect();
+                let d = super::alerts::Delivery {
+                    id: super::new_event_id(),
+                    webhook_id: webhook.id,
+                    body: body(&alerts),
+                    alerts: waiting.len() as i64,
+                    attempts: 0,
+                    created: now,
+                    oldest_alert: crate::model::Millis(
+                        waiting.iter().map(|(_, _, c)| *c).min().unwrap_or(now.0),
+                    ),
+                };
+                let mut tx = self.begin().await?;
+                let work = async {
+                    sqlx::query(&$sql(super::alerts::OPEN))
+                        .bind(&d.id)
+                        .bind(d.webhook_id)
+                        .bind(&d.body)
+                        .bind(d.alerts)
+                        .bind(d.oldest_alert.0)
+                        .bind(d.created.0)
+                        .bind(d.created.0)
                         .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                        .await?;
+                    let mut q = sqlx::QueryBuilder::new("UPDATE alerts SET delivery_id = ");
+                    q.push_bind(&d.id).push(" WHERE id IN (");
+                    let mut ids = q.separated(", ");
+                    for (id, _, _) in &waiting {
+                        ids.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                    Ok::<_, super::StoreError>(())
                 }
-                Ok::<_, super::StoreError>(deleted)
+                .await;
+                Self::finish(tx, work).await?;
+                Ok(Some(d))
             }
-            .await;
-            Self::finish(tx, work).await
+
+            async fn finish_delivery(
+                &self,
+                id: &str,
+                outcome: super::alerts::DeliveryOutcome,
+                now: crate::model::Millis,
+            ) -> Result<(), super::StoreError> {
+                let (sql, at) = match outcome {
+                    super::alerts::DeliveryOutcome::Delivered => (super::alerts::DELIVERED, now),
+                    super::alerts::DeliveryOutcome::Retry(next) => (super::alerts::RETRY, next),
+                    super::alerts::DeliveryOutcome::GivenUp => (super::alerts::GIVEN_UP, now),
+                };
+                sqlx::query(&$sql(sql))
+                    .bind(at.0)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn alerts_waiting(&self) -> Result<i64, super::StoreError> {
+                Ok(sqlx::query_scalar(&$sql(super::alerts::WAITING_COUNT))
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn purge_deliveries(
+                &self,
+                cutoff: crate::model::Millis,
+            ) -> Result<u64, super::StoreError> {
+                let mut tx = self.begin().await?;
+                let work = async {
+                    let mut deleted = 0;
+                    for sql in super::alerts::PURGE {
+                        deleted = sqlx::query(&$sql(sql))
+                            .bind(cutoff.0)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
+                    Ok::<_, super::StoreError>(deleted)
+                }
+                .await;
+                Self::finish(tx, work).await
+            }
         }
 
-        /// Writes the alerts a transaction's changes raise, in that transaction.
-        async fn raise_alerts(
-            conn: &mut $conn,
-            raised: &[crate::alerts::payload::Raised],
-            now: crate::model::Millis,
-        ) -> Result<(), super::StoreError> {
-            if raised.is_empty() {
-                return Ok(());
+        impl $store {
+            /// Writes the alerts a transaction's changes raise, in that transaction.
+            async fn raise_alerts(
+                conn: &mut $conn,
+                raised: &[crate::alerts::payload::Raised],
+                now: crate::model::Millis,
+            ) -> Result<(), super::StoreError> {
+                if raised.is_empty() {
+                    return Ok(());
+                }
+                let hooks: Vec<(i64, i64, String)> =
+                    sqlx::query_as(&$sql(super::alerts::HOOKS_OF_ALL))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let rows = super::alerts::fan_out(raised, &hooks);
+                for chunk in rows.chunks(1_000) {
+                    let mut q =
+                        sqlx::QueryBuilder::new("INSERT INTO alerts (webhook_id, created, alert) ");
+                    q.push_values(chunk, |mut b, (hook, alert)| {
+                        b.push_bind(*hook).push_bind(now.0).push_bind(*alert);
+                    });
+                    q.build().execute(&mut *conn).await?;
+                }
+                Ok(())
             }
-            let hooks: Vec<(i64, i64, String)> = sqlx::query_as(&$sql(super::alerts::HOOKS_OF_ALL))
-                .fetch_all(&mut *conn)
-                .await?;
-            let rows = super::alerts::fan_out(raised, &hooks);
-            for chunk in rows.chunks(1_000) {
-                let mut q =
-                    sqlx::QueryBuilder::new("INSERT INTO alerts (webhook_id, created, alert) ");
-                q.push_values(chunk, |mut b, (hook, alert)| {
-                    b.push_bind(*hook).push_bind(now.0).push_bind(*alert);
-                });
-                q.build().execute(&mut *conn).await?;
-            }
-            Ok(())
         }
     };
 }

@@ -273,9 +273,60 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Webhooks and the alert outbox (SPEC §7), part of every [`Store`]; both stores implement
+/// it with the one body in `store::alerts`.
+#[async_trait]
+pub trait AlertOutbox: Send + Sync {
+    /// Adds a webhook; `None` when the project does not exist.
+    async fn create_webhook(
+        &self,
+        project: ProjectId,
+        url: &str,
+        on: &[crate::model::IssueAction],
+        format: crate::model::webhook::WebhookFormat,
+        secret: &str,
+    ) -> Result<Option<crate::model::webhook::Webhook>, StoreError>;
+    /// Every webhook (of one project), by id.
+    async fn list_webhooks(
+        &self,
+        project: Option<ProjectId>,
+    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError>;
+    /// Removes a webhook with its alerts and deliveries; false when there was none.
+    async fn remove_webhook(&self, id: i64) -> Result<bool, StoreError>;
+    /// Claims, for `node`, every webhook with a delivery due whose lease is free.
+    async fn claim_webhooks(
+        &self,
+        node: &str,
+        now: Millis,
+    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError>;
+    /// Gives a claimed webhook's lease back.
+    async fn release_webhook(&self, id: i64, node: &str) -> Result<(), StoreError>;
+    /// The webhook's next delivery: its pending one when due, else a new one of up to 100
+    /// waiting alerts (`body` makes its body from their JSON); `None` when nothing is due or
+    /// the lease was lost. Renews the lease.
+    async fn next_delivery(
+        &self,
+        webhook: &crate::model::webhook::Webhook,
+        node: &str,
+        now: Millis,
+        body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
+    ) -> Result<Option<alerts::Delivery>, StoreError>;
+    /// Records how an attempt ended.
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        outcome: alerts::DeliveryOutcome,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// Alerts not yet delivered (waiting, or in a pending delivery).
+    async fn alerts_waiting(&self) -> Result<i64, StoreError>;
+    /// Deletes deliveries finished before `cutoff`, with their alerts.
+    async fn purge_deliveries(&self, cutoff: Millis) -> Result<u64, StoreError>;
+}
+
 /// Everything the server needs from a database.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AlertOutbox + Send + Sync + 'static {
     /// Creates a project with a fresh ingest key and token.
     async fn create_project(&self, name: &str) -> Result<CreatedProject, StoreError>;
     /// Every project, by id.
@@ -354,54 +405,6 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_before(&self, cutoff: Millis) -> Result<PurgeResult, StoreError>;
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
-
-    // ---- Webhooks and the alert outbox (SPEC §7; `store::alerts`) ----
-
-    /// Adds a webhook; `None` when the project does not exist.
-    async fn create_webhook(
-        &self,
-        project: ProjectId,
-        url: &str,
-        on: &[crate::model::IssueAction],
-        format: crate::model::webhook::WebhookFormat,
-        secret: &str,
-    ) -> Result<Option<crate::model::webhook::Webhook>, StoreError>;
-    /// Every webhook (of one project), by id.
-    async fn list_webhooks(
-        &self,
-        project: Option<ProjectId>,
-    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError>;
-    /// Removes a webhook with its alerts and deliveries; false when there was none.
-    async fn remove_webhook(&self, id: i64) -> Result<bool, StoreError>;
-    /// Claims, for `node`, every webhook with a delivery due whose lease is free.
-    async fn claim_webhooks(
-        &self,
-        node: &str,
-        now: Millis,
-    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError>;
-    /// Gives a claimed webhook's lease back.
-    async fn release_webhook(&self, id: i64, node: &str) -> Result<(), StoreError>;
-    /// The webhook's next delivery: its pending one when due, else a new one of up to 100
-    /// waiting alerts (`body` makes its body from their JSON); `None` when nothing is due or
-    /// the lease was lost. Renews the lease.
-    async fn next_delivery(
-        &self,
-        webhook: &crate::model::webhook::Webhook,
-        node: &str,
-        now: Millis,
-        body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
-    ) -> Result<Option<alerts::Delivery>, StoreError>;
-    /// Records how an attempt ended.
-    async fn finish_delivery(
-        &self,
-        id: &str,
-        outcome: alerts::DeliveryOutcome,
-        now: Millis,
-    ) -> Result<(), StoreError>;
-    /// Alerts not yet delivered (waiting, or in a pending delivery).
-    async fn alerts_waiting(&self) -> Result<i64, StoreError>;
-    /// Deletes deliveries finished before `cutoff`, with their alerts.
-    async fn purge_deliveries(&self, cutoff: Millis) -> Result<u64, StoreError>;
 }
 
 /// Opens (creating if needed) and migrates the database at `url`.

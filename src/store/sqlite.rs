@@ -394,9 +394,7 @@ async fn change_status_tx(
     }))
 }
 
-impl SqliteStore {
-    super::alerts::alert_methods!(SqliteConnection, sqlite_sql);
-}
+super::alerts::alert_methods!(SqliteStore, SqliteConnection, sqlite_sql);
 
 /// SQLite takes the `?` placeholders as written.
 fn sqlite_sql(sql: &str) -> &str {
@@ -700,66 +698,5 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn create_webhook(
-        &self,
-        project: ProjectId,
-        url: &str,
-        on: &[crate::model::IssueAction],
-        format: crate::model::webhook::WebhookFormat,
-        secret: &str,
-    ) -> Result<Option<crate::model::webhook::Webhook>, StoreError> {
-        self.webhook_create(project, url, on, format, secret).await
-    }
-
-    async fn list_webhooks(
-        &self,
-        project: Option<ProjectId>,
-    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError> {
-        self.webhook_list(project).await
-    }
-
-    async fn remove_webhook(&self, id: i64) -> Result<bool, StoreError> {
-        self.webhook_remove(id).await
-    }
-
-    async fn claim_webhooks(
-        &self,
-        node: &str,
-        now: Millis,
-    ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError> {
-        self.webhook_claim(node, now).await
-    }
-
-    async fn release_webhook(&self, id: i64, node: &str) -> Result<(), StoreError> {
-        self.webhook_release(id, node).await
-    }
-
-    async fn next_delivery(
-        &self,
-        webhook: &crate::model::webhook::Webhook,
-        node: &str,
-        now: Millis,
-        body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
-    ) -> Result<Option<super::alerts::Delivery>, StoreError> {
-        self.delivery_next(webhook, node, now, body).await
-    }
-
-    async fn finish_delivery(
-        &self,
-        id: &str,
-        outcome: super::alerts::DeliveryOutcome,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        self.delivery_finish(id, outcome, now).await
-    }
-
-    async fn alerts_waiting(&self) -> Result<i64, StoreError> {
-        self.alerts_waiting_count().await
-    }
-
-    async fn purge_deliveries(&self, cutoff: Millis) -> Result<u64, StoreError> {
-        self.deliveries_purge(cutoff).await
     }
 }
