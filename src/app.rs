@@ -25,8 +25,6 @@ const HTTP_DRAIN: Duration = Duration::from_secs(5);
 const SOCKET_GRACE: Duration = Duration::from_secs(2);
 /// …and the background tasks end, the writer after committing what is queued.
 const TASK_GRACE: Duration = Duration::from_secs(2);
-/// The longest a WebSocket's closing frame may take to write at shutdown.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Domain messages waiting for the stream dispatcher; when full, the writer waits.
 const BUS_CAPACITY: usize = 8192;

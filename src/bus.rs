@@ -6,45 +6,9 @@
 //! reaches the storage writer and, through its bounded queue, ingestion's 503 — nothing is
 //! dropped silently between the database and the streams.
 
-use crate::model::{Issue, IssueAction};
-use crate::store::StoredEvent;
+pub use crate::model::message::DomainMessage;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// Something that happened in a project, after it was committed.
-#[derive(Clone, Debug)]
-pub enum DomainMessage {
-    /// An event was stored (it has its `seq`).
-    EventStored(Arc<StoredEvent>),
-    /// An issue was created, regressed, or changed status.
-    IssueChanged {
-        /// What happened.
-        action: IssueAction,
-        /// The issue after the change.
-        issue: Issue,
-        /// The stream connection that asked for the change (`X-Mesher-Origin`), which is
-        /// not told about its own change.
-        origin: Option<String>,
-    },
-    /// The number of unresolved issues of a project changed.
-    CountChanged {
-        /// The project.
-        project_id: i64,
-        /// Unresolved issues at commit time.
-        count: i64,
-    },
-}
-
-impl DomainMessage {
-    /// The project the message belongs to.
-    pub fn project_id(&self) -> i64 {
-        match self {
-            DomainMessage::EventStored(e) => e.project_id,
-            DomainMessage::IssueChanged { issue, .. } => issue.project_id,
-            DomainMessage::CountChanged { project_id, .. } => *project_id,
-        }
-    }
-}
 
 /// A cheap-to-clone handle to the bus.
 #[derive(Clone, Default)]

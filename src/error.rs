@@ -4,6 +4,7 @@
 use crate::ingest::IngestError;
 use crate::ingest::decode::DecodeError;
 use crate::ingest::rate_limit::retry_after_secs;
+use crate::log_limit::Emit;
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -88,7 +89,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(%status, error = %self, "request failed");
+            // One line with the cause, then a count every 10 s (`log_limit`).
+            match crate::log_limit::check(server_error_kind(status)) {
+                Emit::First => tracing::warn!(%status, error = %self, "request failed"),
+                Emit::Summary(n) => tracing::warn!(
+                    %status,
+                    failures = n,
+                    error = %self,
+                    "requests still failing with {status}: {n} in the last {:?}",
+                    crate::log_limit::WINDOW
+                ),
+                Emit::Quiet => {}
+            }
         } else {
             tracing::debug!(%status, error = %self, "request refused");
         }
@@ -116,9 +128,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The `log_limit` kind of a 5xx answer.
+fn server_error_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        503 => "answered 503",
+        500 => "answered 500",
+        _ => "answered 5xx",
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error");
+        match crate::log_limit::check("storage error") {
+            Emit::First => tracing::error!(error = %e, "storage error"),
+            Emit::Summary(n) => tracing::error!(
+                failures = n,
+                error = %e,
+                "storage errors: {n} in the last {:?}",
+                crate::log_limit::WINDOW
+            ),
+            Emit::Quiet => {}
+        }
         ApiError::Unavailable {
             reason: "storage unavailable; retry shortly".into(),
             retry_after: 1,

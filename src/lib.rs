@@ -25,6 +25,7 @@ pub mod error;
 pub mod grouping;
 pub mod http;
 pub mod ingest;
+pub mod log_limit;
 pub mod model;
 pub mod retention;
 pub mod sentry;

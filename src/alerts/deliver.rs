@@ -2,6 +2,7 @@
 //! time on its own task, so a slow, hung or refusing receiver delays only itself (SPEC §7).
 
 use super::payload::{self, retry_delay};
+use crate::log_limit::Emit;
 use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat};
 use crate::store::Store;
@@ -79,7 +80,11 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot read the webhooks' work; will retry"),
+                    Err(e) => match crate::log_limit::check("alert poll") {
+                        Emit::First => tracing::warn!(error = %e, "cannot read the webhooks' work; will retry"),
+                        Emit::Summary(n) => tracing::warn!(error = %e, failures = n, "still cannot read the webhooks' work"),
+                        Emit::Quiet => {}
+                    },
                 }
                 if last_gauge.elapsed() >= Duration::from_secs(2) {
                     last_gauge = Instant::now();

@@ -1,9 +1,7 @@
 //! What a webhook is sent, without I/O: the alerts an issue change raises, the delivery
 //! bodies (`json` and `slack`), the signature, and the retry schedule.
 
-use crate::bus::DomainMessage;
-use crate::model::{Issue, IssueAction};
-use crate::store::StoredEvent;
+use crate::model::{DomainMessage, Issue, IssueAction, StoredEvent};
 use backon::BackoffBuilder;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};

@@ -70,7 +70,7 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
             m = socket.recv() => m,
             _ = shutdown.cancelled() => {
                 let bye = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }));
-                let _ = tokio::time::timeout(crate::app::CLOSE_WAIT, socket.send(bye)).await;
+                let _ = tokio::time::timeout(crate::ws::CLOSE_WAIT, socket.send(bye)).await;
                 return;
             }
         };

@@ -99,6 +99,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_RAW_BODY))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers are logged once per kind and then counted (`log_limit`, in
+        // `ApiError`), not again here for every request.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(state)
 }

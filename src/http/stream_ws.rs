@@ -8,12 +8,12 @@
 //! timeout ends the connection, which leaves every room on the way out.
 
 use super::auth::{authorize_project, query_param};
-use crate::app::CLOSE_WAIT;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stream::messages::event_frame;
 use crate::stream::{EventFields, Filters, Flushed, StreamConn, Wire};
 use crate::telemetry;
+use crate::ws::CLOSE_WAIT;
 use crate::ws::codec::{self, ClientMessage, Decoder};
 use crate::ws::handshake;
 use axum::body::Body;

@@ -9,6 +9,7 @@
 
 use super::IngestError;
 use crate::bus::Bus;
+use crate::log_limit::Emit;
 use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -118,7 +119,18 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, events = events.len(), "group commit failed");
+                match crate::log_limit::check("group commit") {
+                    Emit::First => {
+                        tracing::error!(error = %e, events = events.len(), "group commit failed")
+                    }
+                    Emit::Summary(n) => tracing::error!(
+                        failures = n,
+                        error = %e,
+                        "group commits still failing: {n} in the last {:?}",
+                        crate::log_limit::WINDOW
+                    ),
+                    Emit::Quiet => {}
+                }
                 let reason = store_reason(&e);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(IngestError::Storage(reason.clone())));

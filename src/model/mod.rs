@@ -3,12 +3,16 @@
 pub mod event;
 pub mod issue;
 pub mod level;
+pub mod message;
 pub mod search;
+pub mod stored;
 pub mod time;
 pub mod webhook;
 
 pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent};
 pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};
 pub use level::Level;
+pub use message::DomainMessage;
 pub use search::{IssueSort, Term};
+pub use stored::StoredEvent;
 pub use time::Millis;

@@ -11,18 +11,17 @@ mod rows;
 mod search;
 mod sqlite;
 
+pub use crate::model::message::DomainMessage;
+pub use crate::model::stored::{EventSummary, ListedEvent, StoredEvent};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::bus::DomainMessage;
 use crate::config::DatabaseUrl;
-use crate::model::{Issue, IssueCommand, IssueStatus, Level, Millis, NewEvent};
+use crate::model::{Issue, IssueCommand, IssueStatus, Millis, NewEvent};
 use async_trait::async_trait;
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A project's id (positive; Sentry SDKs need a number).
@@ -111,91 +110,6 @@ pub struct BatchResult {
     pub outcomes: Vec<EventOutcome>,
     /// What to publish once the transaction is committed, in commit order.
     pub messages: Vec<DomainMessage>,
-}
-
-/// A stored event as read back.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredEvent {
-    /// Owning project.
-    pub project_id: ProjectId,
-    /// Per-project sequence number.
-    pub seq: i64,
-    /// Its issue.
-    pub issue_id: i64,
-    /// Event id.
-    pub id: String,
-    /// Level.
-    pub level: Level,
-    /// Message, if any.
-    pub message: Option<String>,
-    /// Environment.
-    pub environment: String,
-    /// Release, if any.
-    pub release: Option<String>,
-    /// Event time (the client's, or when received).
-    pub timestamp: Millis,
-    /// When the server received it (for retention and the ingest-to-delivery latency).
-    pub received: Millis,
-    /// Title (as an issue title would be).
-    pub title: String,
-    /// Culprit.
-    pub culprit: String,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Exception, stack trace, breadcrumbs, user, sdk, extra, fingerprint (a JSON object).
-    pub detail: Map<String, Value>,
-}
-
-/// The stream's `event` object (SPEC §4).
-#[derive(Serialize)]
-pub struct EventSummary<'a> {
-    id: &'a str,
-    level: Level,
-    message: Option<&'a str>,
-    environment: &'a str,
-    release: Option<&'a str>,
-    timestamp: Millis,
-    title: &'a str,
-    culprit: &'a str,
-    tags: &'a BTreeMap<String, String>,
-}
-
-/// A listed event: the stream's object plus `seq`, `issue_id` and the stored detail.
-#[derive(Serialize)]
-pub struct ListedEvent<'a> {
-    seq: i64,
-    issue_id: i64,
-    #[serde(flatten)]
-    summary: EventSummary<'a>,
-    #[serde(flatten)]
-    detail: &'a Map<String, Value>,
-}
-
-impl StoredEvent {
-    /// The stream's `event` object.
-    pub fn summary(&self) -> EventSummary<'_> {
-        EventSummary {
-            id: &self.id,
-            level: self.level,
-            message: self.message.as_deref(),
-            environment: &self.environment,
-            release: self.release.as_deref(),
-            timestamp: self.timestamp,
-            title: &self.title,
-            culprit: &self.culprit,
-            tags: &self.tags,
-        }
-    }
-
-    /// The object the events APIs list.
-    pub fn listed(&self) -> ListedEvent<'_> {
-        ListedEvent {
-            seq: self.seq,
-            issue_id: self.issue_id,
-            summary: self.summary(),
-            detail: &self.detail,
-        }
-    }
 }
 
 /// How an issue's events spread over one tag's values (SPEC §3.2).

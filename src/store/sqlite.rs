@@ -7,7 +7,7 @@ use super::{
     PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
     new_ingest_key, new_token, rows,
 };
-use crate::bus::DomainMessage;
+use crate::model::DomainMessage;
 use crate::model::issue::{EventDisposition, on_new_event};
 use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;

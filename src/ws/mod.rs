@@ -4,3 +4,6 @@
 
 pub mod codec;
 pub mod handshake;
+
+/// The longest a WebSocket's closing frame may take to write at shutdown.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

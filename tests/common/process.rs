@@ -51,6 +51,16 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(db_url: &str, port: u16, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_logging(db_url, port, extra, Stdio::inherit()).await
+    }
+
+    /// As [`start`](Self::start), its log (stderr, `RUST_LOG=warn`) going to `log`.
+    pub async fn start_logging(
+        db_url: &str,
+        port: u16,
+        extra: &[&str],
+        log: impl Into<Stdio>,
+    ) -> ServerProcess {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(bin())
             .args(["serve", "--listen", &listen, "--database-url", db_url])
@@ -58,7 +68,7 @@ impl ServerProcess {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log.into())
             .kill_on_drop(true)
             .spawn()
             .expect("server starts");
