@@ -443,3 +443,83 @@ async fn a_storm_is_batched_and_a_hung_receiver_slows_nothing() {
     drop(hung);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn webhooks_over_http_with_the_project_token() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let other = s.project("other").await;
+    let mut rx = Receiver::start().await;
+    let path = format!("/api/v1/projects/{}/webhooks", p.id);
+    let (status, v) = s
+        .post(
+            &path,
+            &p.token,
+            &json!({"url": rx.url, "on": ["new", "resolved"], "secret": "k"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let hook = v["webhook"].clone();
+    assert_eq!(hook["on"], json!(["new", "resolved"]));
+    assert_eq!(hook["format"], "json");
+    assert_eq!(hook["secret"], "k");
+    let (status, v) = s.get(&path, &p.token).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["webhooks"].as_array().unwrap().len(), 1);
+    assert!(v["webhooks"][0].get("secret").is_none());
+    // It works like one added by the command.
+    let (_, e) = s.send_event(&p, &json!({"message": "over http"})).await;
+    let got = rx.next().await;
+    verify(&got, "k");
+    assert_eq!(got.json()["alerts"][0]["issue"]["id"], e["issue_id"]);
+
+    for (body, want) in [
+        (
+            json!({"url": "ftp://x"}),
+            "'ftp://x' is not an http:// or https:// URL",
+        ),
+        (json!({}), "field 'url' is required"),
+        (
+            json!({"url": "http://x/", "on": "new,boom"}),
+            "unknown trigger 'boom': expected new, regressed, resolved, archived, unresolved, discarded",
+        ),
+        (
+            json!({"url": "http://x/", "format": "xml"}),
+            "unknown format 'xml': expected json or slack",
+        ),
+        (
+            json!({"url": "http://x/", "on": 7}),
+            "field 'on' must be a list of triggers or a comma list",
+        ),
+        (
+            json!({"url": "http://x/", "secret": ""}),
+            "field 'secret' must not be empty",
+        ),
+    ] {
+        let (status, v) = s.post(&path, &p.token, &body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["error"], want, "{body}");
+    }
+    // Another project's token: 403, and nothing removed.
+    let (status, _) = s
+        .post(&path, &other.token, &json!({"url": "http://x/"}))
+        .await;
+    assert_eq!(status, 403);
+    let delete = |token: String| {
+        let req = s
+            .http
+            .delete(s.url(&format!("/api/v1/webhooks/{}", hook["id"])));
+        async move {
+            let r = req.bearer_auth(token).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(delete(other.token.clone()).await.0, 403);
+    let (status, v) = delete(p.token.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(v, json!({"id": hook["id"], "removed": true}));
+    assert_eq!(delete(p.token.clone()).await.0, 404);
+    let (_, v) = s.get(&path, &p.token).await;
+    assert_eq!(v["webhooks"], json!([]));
+    s.stop().await;
+}

@@ -10,6 +10,7 @@ pub mod issues;
 pub mod ops;
 pub mod sentry;
 pub mod stream_ws;
+pub mod webhooks;
 
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::state::AppState;
@@ -86,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/issues/{id}/stats", get(issues::issue_stats))
         .route("/api/v1/projects/{id}/stats", get(issues::project_stats))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
+        .route(
+            "/api/v1/projects/{id}/webhooks",
+            get(webhooks::list).post(webhooks::add),
+        )
+        .route("/api/v1/webhooks/{id}", axum::routing::delete(webhooks::remove))
         // Live stream (project token).
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.

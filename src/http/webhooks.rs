@@ -1,0 +1,117 @@
+//! Webhooks over HTTP with the project token: the same as `mesher webhook add|list|remove`
+//! (SPEC §7), for a project's owner without shell access to the server.
+
+use super::auth::{authorize_project, require_project, token_project};
+use super::body::{ApiPath as Path, DecodedBody, parse_json};
+use crate::error::ApiError;
+use crate::model::webhook::{self, DEFAULT_TRIGGERS, WebhookFormat};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+/// `GET /api/v1/projects/<id>/webhooks` → `{"webhooks": [...]}`, without secrets.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_project(&state, &headers, query.as_deref(), project).await?;
+    let hooks = state.store().list_webhooks(Some(project)).await?;
+    let listed: Vec<Value> = hooks.iter().map(|h| h.to_json(false)).collect();
+    Ok(Json(json!({ "webhooks": listed })))
+}
+
+fn string_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "field '{name}' must be a string"
+        ))),
+    }
+}
+
+/// `POST /api/v1/projects/<id>/webhooks` with `{"url", "on"?, "format"?, "secret"?}` →
+/// `201 {"webhook": {... with its secret}}`.
+pub async fn add(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    DecodedBody(body): DecodedBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authorize_project(&state, &headers, query.as_deref(), project).await?;
+    let body = parse_json(&body)?;
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let url = string_field(&body, "url")?
+        .ok_or_else(|| ApiError::BadRequest("field 'url' is required".into()))?;
+    webhook::validate_url(url).map_err(ApiError::BadRequest)?;
+    let on = match body.get("on") {
+        None | Some(Value::Null) => DEFAULT_TRIGGERS.to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::BadRequest("field 'on' must be a list of strings".into())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "field 'on' must be a list of triggers or a comma list".into(),
+            ));
+        }
+    };
+    let on = webhook::parse_triggers(&on).map_err(ApiError::BadRequest)?;
+    let format = match string_field(&body, "format")? {
+        None => WebhookFormat::Json,
+        Some(f) => WebhookFormat::parse(f).map_err(ApiError::BadRequest)?,
+    };
+    let secret = match string_field(&body, "secret")? {
+        Some("") => {
+            return Err(ApiError::BadRequest(
+                "field 'secret' must not be empty".into(),
+            ));
+        }
+        Some(s) => s.to_owned(),
+        None => crate::store::new_token(),
+    };
+    let hook = state
+        .store()
+        .create_webhook(project, url, &on, format, &secret)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {project} not found")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "webhook": hook.to_json(true) })),
+    ))
+}
+
+/// `DELETE /api/v1/webhooks/<id>` → `{"id": ID, "removed": true}`.
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let owner = token_project(&state, &headers, query.as_deref()).await?;
+    let hook = state
+        .store()
+        .list_webhooks(None)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {id} not found")))?;
+    require_project(owner, hook.project_id)?;
+    state.store().remove_webhook(id).await?;
+    Ok(Json(json!({ "id": id, "removed": true })))
+}
