@@ -892,9 +892,13 @@ function openIssue(id, eventId, { fromList = false } = {}) {
     };
     ui.listView.hidden = true;
     ui.issueView.hidden = false;
-    ui.tags.replaceChildren();
+        ui.tags.replaceChildren();
     ui.tagsEmpty.hidden = true;
     ui.eventContent.replaceChildren();
+    ui.newEvents.hidden = true;
+    ui.eventError.hidden = true;
+    state.dirty.chart = true;
+    schedule();
     renderIssueHead();
     scrollTo(0, 0);
     ui.issueTitle.focus({ preventScroll: true });
@@ -986,7 +990,15 @@ function renderIssueHead() {
   const view = state.view;
   const issue = view?.issue;
   if (!issue) {
+    // Nothing of another issue may stay on screen (its buttons would act on it).
     ui.issueTitle.textContent = view ? `Issue ${view.id}` : "";
+    for (const el of [ui.issueLevel, ui.issueStatus, ui.issueCulprit, ui.issueFirst, ui.issueLast]) el.textContent = "";
+    ui.issueLevel.className = "badge";
+    ui.issueCount.textContent = "–";
+    ui.issueCount.dataset.count = "";
+    ui.issueActions.replaceChildren();
+    ui.issueView.dataset.issueId = view ? String(view.id) : "";
+    if (view) view.headKind = "";
     return;
   }
   const lvl = levelOf(issue.level);
@@ -1009,7 +1021,9 @@ function renderIssueHead() {
   const kind = `${issue.status === "unresolved" ? "unresolved" : "other"}:${issue.status}`;
   if (view.headKind !== kind) {
     const hadFocus = ui.issueActions.contains(document.activeElement);
-    const made = actionButtons(issue, () => state.view?.issue ?? issue, { withDiscard: true });
+    const made = actionButtons(issue, () => (state.view?.id === issue.id ? state.view.issue : null) ?? issue, {
+      withDiscard: true,
+    });
     view.headKind = made.kind;
     ui.issueActions.replaceChildren(...made.buttons);
     if (hadFocus) made.buttons[0].focus({ preventScroll: true });
@@ -1053,8 +1067,9 @@ async function showEvent(view, eventId) {
     view.arrived = 0;
     ui.newEvents.hidden = true;
     const [older, newer] = await Promise.all([
-      api(`/api/v1/issues/${view.id}/events?before=${event.seq}&limit=1`),
-      api(`/api/v1/issues/${view.id}/events?after=${event.seq}&limit=1`),
+            // A failed lookup only leaves that button off; the event still shows.
+      api(`/api/v1/issues/${view.id}/events?before=${event.seq}&limit=1`).catch(() => null),
+      api(`/api/v1/issues/${view.id}/events?after=${event.seq}&limit=1`).catch(() => null),
     ]);
     if (!current()) return;
     view.older = older?.events?.[0] ?? null;
@@ -1063,9 +1078,12 @@ async function showEvent(view, eventId) {
     ui.eventContent.dataset.seq = String(event.seq);
     ui.eventContent.replaceChildren(renderEvent(event.data, event));
     renderStepping();
-  } catch (err) {
+    } catch (err) {
     if (!current()) return;
     ui.eventContent.replaceChildren();
+    ui.older.disabled = !view.older;
+    ui.newer.disabled = !view.newer;
+    ui.newest.disabled = false;
     showViewError(
       err.status === 404 ? `Event ${eventId} was not found in this project.` : `Could not load the event: ${err.message}`,
     );
@@ -1480,11 +1498,18 @@ function route() {
       ui.connectError.hidden = false;
       return true;
     }
+        const searchChanged = f.query !== state.query || f.sort !== state.sort;
     state.query = f.query;
     state.sort = f.sort;
     ui.search.value = f.query;
     ui.sort.value = f.sort;
     if (f.project !== state.project || token !== state.token || !state.ws) start(f.project, token);
+    else if (searchChanged) {
+      state.issues.clear();
+      state.dirty.issues = true;
+      schedule();
+      if (state.live) loadIssues();
+    }
   } else if (f.query !== state.query || f.sort !== state.sort) {
     state.query = f.query;
     state.sort = f.sort;
@@ -1506,6 +1531,8 @@ function route() {
 // A row's link was followed: Back from that issue is the browser's Back.
 let navigatedFromList = false;
 ui.issues.addEventListener("click", (e) => {
+  // A click that opens a new tab or window navigates nothing here.
+  if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
   if (e.target instanceof Element && e.target.closest("a.issue-title")) navigatedFromList = true;
 });
 

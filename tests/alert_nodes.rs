@@ -60,9 +60,9 @@ async fn two_nodes_deliver_each_alert_once_and_survive_a_killed_one() {
     let b = ServerProcess::start(&db, free_port(), &[]).await;
     a.kill().await;
     issues.push(post(&b, &p, "second").await);
-    // Node B takes it over once A's lease has run out (15 s): the same delivery again.
+    // Node B takes it over once A's lease has run out (30 s): the same delivery again.
     let again = rx
-        .within(Duration::from_secs(30))
+        .within(Duration::from_secs(45))
         .await
         .expect("another node retries the dead node's delivery");
     assert_eq!(again.header("x-mesher-delivery"), hung_id);

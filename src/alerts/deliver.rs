@@ -8,7 +8,7 @@ use crate::model::webhook::{Webhook, WebhookFormat};
 use crate::store::Store;
 use crate::store::alerts::{Delivery, DeliveryOutcome};
 use crate::telemetry::{ALERT_DELIVERIES, ALERT_LATENCY, ALERTS_WAITING};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -37,6 +37,9 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
     let client = match reqwest::Client::builder()
         .connect_timeout(ATTEMPT_TIMEOUT)
         .timeout(ATTEMPT_TIMEOUT)
+        // A redirect is a failure (retried, and logged with its status): followed, a 301
+        // would turn the POST into a bodyless GET whose 2xx would count as delivered.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("Mesher/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -49,6 +52,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
     let node = crate::store::new_event_id();
     let mut in_flight: JoinSet<i64> = JoinSet::new();
     let mut busy: HashSet<i64> = HashSet::new();
+    let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_gauge = Instant::now() - Duration::from_secs(60);
@@ -64,10 +68,19 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
                 }
                 return;
             }
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                 match done {
-                    Ok(id) => { busy.remove(&id); }
-                    Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+                    Ok((task, id)) => {
+                        tasks.remove(&task);
+                        busy.remove(&id);
+                    }
+                    Err(e) => {
+                        // Its webhook is free again here, and its lease runs out.
+                        if let Some(id) = tasks.remove(&e.id()) {
+                            busy.remove(&id);
+                        }
+                        tracing::error!(error = %e, "a webhook delivery task failed");
+                    }
                 }
             }
             _ = poll.tick() => {
@@ -75,8 +88,12 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
                     Ok(claimed) => {
                         for hook in claimed {
                             if busy.insert(hook.id) {
+                                let id = hook.id;
                                 let work = deliver_due(store.clone(), client.clone(), hook, node.clone(), settings.clone());
-                                in_flight.spawn(work);
+                                tasks.insert(in_flight.spawn(work).id(), id);
+                            } else {
+                                // Its task is finishing; it takes the next claim.
+                                let _ = store.release_webhook(hook.id, &node).await;
                             }
                         }
                     }
@@ -135,6 +152,16 @@ async fn deliver_due(
                 break;
             }
         };
+        // The lease covers this attempt from here (reading and opening the delivery may
+        // have waited for the database).
+        match store.renew_lease(hook.id, &node, Millis::now()).await {
+            Ok(true) => {}
+            Ok(false) => break, // another node has it now
+            Err(e) => {
+                tracing::warn!(webhook = hook.id, error = %e, "cannot renew a webhook's lease");
+                break;
+            }
+        }
         let failed = attempt(&client, &hook, &delivery).await;
         let now = Millis::now();
         let outcome = match &failed {

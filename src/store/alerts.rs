@@ -12,9 +12,10 @@ use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat, parse_triggers};
 use std::time::Duration;
 
-/// How long a claim holds a webhook: longer than one attempt (10 s) and its bookkeeping,
-/// and renewed before each delivery; what a dead node's webhooks wait for another node.
-pub const LEASE: Duration = Duration::from_secs(15);
+/// How long a claim holds a webhook: three attempts' time (10 s each), renewed right
+/// before each attempt; what a dead node's webhooks wait for another node. (Nodes' clocks
+/// are assumed to agree within a few seconds, as NTP keeps them.)
+pub const LEASE: Duration = Duration::from_secs(30);
 
 /// A delivery: up to 100 alerts of one webhook, with the exact body every attempt sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,11 +114,11 @@ pub(super) const WAITING: &str = "SELECT id, alert, created FROM alerts \
 pub(super) const OPEN: &str = "INSERT INTO deliveries (id, webhook_id, body, alerts, \
      oldest_alert, attempts, created, next_attempt, state) VALUES (?, ?, ?, ?, ?, 0, ?, ?, 'pending')";
 pub(super) const DELIVERED: &str = "UPDATE deliveries SET state = 'delivered', \
-     attempts = attempts + 1, finished = ? WHERE id = ?";
-pub(super) const RETRY: &str =
-    "UPDATE deliveries SET attempts = attempts + 1, next_attempt = ? WHERE id = ?";
+     attempts = attempts + 1, finished = ? WHERE id = ? AND state = 'pending'";
+pub(super) const RETRY: &str = "UPDATE deliveries SET attempts = attempts + 1, \
+     next_attempt = ? WHERE id = ? AND state = 'pending'";
 pub(super) const GIVEN_UP: &str = "UPDATE deliveries SET state = 'given_up', \
-     attempts = attempts + 1, finished = ? WHERE id = ?";
+     attempts = attempts + 1, finished = ? WHERE id = ? AND state = 'pending'";
 pub(super) const WAITING_COUNT: &str = "SELECT count(*) FROM alerts WHERE delivery_id IS NULL \
      OR delivery_id IN (SELECT id FROM deliveries WHERE state = 'pending')";
 pub(super) const PURGE: [&str; 2] = [
@@ -125,6 +126,9 @@ pub(super) const PURGE: [&str; 2] = [
      (SELECT id FROM deliveries WHERE state <> 'pending' AND finished < ?)",
     "DELETE FROM deliveries WHERE state <> 'pending' AND finished < ?",
 ];
+/// Alerts of a webhook removed while a batch that had read it was committing.
+pub(super) const ORPHANS: &str =
+    "DELETE FROM alerts WHERE webhook_id NOT IN (SELECT id FROM webhooks)";
 pub(super) const HOOKS_OF_ALL: &str = "SELECT id, project_id, triggers FROM webhooks";
 
 /// Which webhooks each raised alert goes to: `(webhook id, alert json)` in raise order.
@@ -167,7 +171,7 @@ macro_rules! alert_methods {
                     .bind(secret)
                     .bind(crate::model::Millis::now().0)
                     .bind(project)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.write_pool())
                     .await?;
                 Ok(id.map(|id| crate::model::webhook::Webhook {
                     id,
@@ -235,7 +239,7 @@ macro_rules! alert_methods {
                             .bind(until)
                             .bind(id)
                             .bind(now.0)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(self.write_pool())
                             .await?;
                     if let Some(row) = row {
                         claimed.push(super::alerts::webhook(row)?);
@@ -248,9 +252,26 @@ macro_rules! alert_methods {
                 sqlx::query(&$sql(super::alerts::RELEASE))
                     .bind(id)
                     .bind(node)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
+            }
+
+            async fn renew_lease(
+                &self,
+                id: i64,
+                node: &str,
+                now: crate::model::Millis,
+            ) -> Result<bool, super::StoreError> {
+                let until = now.0 + super::alerts::LEASE.as_millis() as i64;
+                let held = sqlx::query(&$sql(super::alerts::RENEW))
+                    .bind(until)
+                    .bind(id)
+                    .bind(node)
+                    .execute(self.write_pool())
+                    .await?
+                    .rows_affected();
+                Ok(held == 1)
             }
 
             async fn next_delivery(
@@ -260,15 +281,7 @@ macro_rules! alert_methods {
                 now: crate::model::Millis,
                 body: &(dyn for<'b> Fn(&'b [String]) -> String + Send + Sync),
             ) -> Result<Option<super::alerts::Delivery>, super::StoreError> {
-                let until = now.0 + super::alerts::LEASE.as_millis() as i64;
-                let held = sqlx::query(&$sql(super::alerts::RENEW))
-                    .bind(until)
-                    .bind(webhook.id)
-                    .bind(node)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                if held == 0 {
+                if !self.renew_lease(webhook.id, node, now).await? {
                     return Ok(None); // removed, or taken over after this node's lease ran out
                 }
                 let pending: Option<super::alerts::DeliveryRow> =
@@ -314,13 +327,21 @@ macro_rules! alert_methods {
                         .execute(&mut *tx)
                         .await?;
                     let mut q = sqlx::QueryBuilder::new("UPDATE alerts SET delivery_id = ");
-                    q.push_bind(&d.id).push(" WHERE id IN (");
+                    q.push_bind(&d.id)
+                        .push(" WHERE delivery_id IS NULL AND id IN (");
                     let mut ids = q.separated(", ");
                     for (id, _, _) in &waiting {
                         ids.push_bind(*id);
                     }
                     q.push(")");
-                    q.build().execute(&mut *tx).await?;
+                    let taken = q.build().execute(&mut *tx).await?.rows_affected();
+                    if taken != waiting.len() as u64 {
+                        // Another node's delivery took some of them meanwhile (its lease ran
+                        // out under this one): leave them to it.
+                        return Err(super::StoreError::Corrupt(
+                            "alerts were taken by another delivery".into(),
+                        ));
+                    }
                     Ok::<_, super::StoreError>(())
                 }
                 .await;
@@ -342,7 +363,7 @@ macro_rules! alert_methods {
                 sqlx::query(&$sql(sql))
                     .bind(at.0)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }
@@ -367,6 +388,9 @@ macro_rules! alert_methods {
                             .await?
                             .rows_affected();
                     }
+                    sqlx::query(super::alerts::ORPHANS)
+                        .execute(&mut *tx)
+                        .await?;
                     Ok::<_, super::StoreError>(deleted)
                 }
                 .await;

@@ -213,6 +213,8 @@ pub trait AlertOutbox: Send + Sync {
         node: &str,
         now: Millis,
     ) -> Result<Vec<crate::model::webhook::Webhook>, StoreError>;
+    /// Extends a claimed webhook's lease; false when it is no longer this node's.
+    async fn renew_lease(&self, id: i64, node: &str, now: Millis) -> Result<bool, StoreError>;
     /// Gives a claimed webhook's lease back.
     async fn release_webhook(&self, id: i64, node: &str) -> Result<(), StoreError>;
     /// The webhook's next delivery: its pending one when due, else a new one of up to 100

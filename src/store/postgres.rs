@@ -72,6 +72,11 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Where single write statements go (one pool serves everything here).
+    fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Commits on success, rolls back on failure (a connection that fails even that is
     /// closed by the pool when it is returned).
     async fn finish<T>(
@@ -349,9 +354,30 @@ async fn write_batch_tx(
         rows.push(row);
     }
 
+    // Counted as stored: `TEXT` cannot hold U+0000 (see `pg_text`), and retention
+    // subtracts what it reads back.
+    let tags: Vec<Vec<(Cow<'_, str>, Cow<'_, str>)>> = rows
+        .iter()
+        .map(|r| {
+            r.p.event
+                .tags
+                .iter()
+                .map(|(k, v)| (pg_text(k), pg_text(v)))
+                .collect()
+        })
+        .collect();
     let mut rollups = super::rollups::Rollups::default();
-    for r in &rows {
-        rollups.add(r.p.project_id, r.issue_id, r.p.received, &r.p.event);
+    for (r, tags) in rows.iter().zip(&tags) {
+        rollups.add_parts(
+            r.p.project_id,
+            r.issue_id,
+            r.p.received,
+            r.p.event.level.as_str(),
+            tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+            &r.environment,
+            r.release.as_deref(),
+            1,
+        );
     }
     for mut q in rollups.statements::<Postgres>() {
         q.build().execute(&mut *conn).await?;
@@ -793,7 +819,15 @@ impl Store for PgStore {
                 .bind(PURGE_CHUNK)
                 .fetch_all(&mut *tx)
                 .await?;
-                let tags = rollups::deleted_tags(&deleted);
+                let tags: Vec<std::collections::BTreeMap<String, String>> =
+                    rollups::deleted_tags(&deleted)
+                        .into_iter()
+                        .map(|t| {
+                            t.into_iter()
+                                .map(|(k, v)| (pg_text(&k).into_owned(), pg_text(&v).into_owned()))
+                                .collect()
+                        })
+                        .collect();
                 for mut q in Rollups::removed(&deleted, &tags).statements::<Postgres>() {
                     q.build().execute(&mut *tx).await?;
                 }

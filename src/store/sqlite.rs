@@ -12,11 +12,10 @@ use crate::model::issue::{EventDisposition, on_new_event};
 use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Executor, Sqlite, SqliteConnection};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -71,35 +70,35 @@ impl SqliteStore {
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
-    /// so that a read-then-write transaction never fails with SQLITE_BUSY halfway.
-    async fn begin(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        conn.execute("BEGIN IMMEDIATE").await?;
-        Ok(conn)
+    /// so that a read-then-write transaction never fails with SQLITE_BUSY halfway. A
+    /// transaction dropped unfinished (its task cancelled) is rolled back, so the one
+    /// writer connection never goes back to the pool holding the write lock.
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Commits on success, rolls back on failure (closing the connection if even that fails).
+    /// Commits on success, rolls back on failure.
     async fn finish<T>(
-        mut conn: PoolConnection<Sqlite>,
+        tx: Transaction<'static, Sqlite>,
         result: Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match result {
-            Ok(v) => match conn.execute("COMMIT").await {
-                Ok(_) => Ok(v),
-                Err(e) => {
-                    if conn.execute("ROLLBACK").await.is_err() {
-                        conn.close_on_drop();
-                    }
-                    Err(e.into())
-                }
-            },
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
             Err(e) => {
-                if conn.execute("ROLLBACK").await.is_err() {
-                    conn.close_on_drop();
-                }
+                let _ = tx.rollback().await;
                 Err(e)
             }
         }
+    }
+
+    /// Where single write statements go: the writer connection, like transactions, so
+    /// that they neither wait for the write lock on another connection nor make the
+    /// writer's page cache stale.
+    fn write_pool(&self) -> &SqlitePool {
+        &self.writer
     }
 }
 
