@@ -3,6 +3,9 @@
 //! `cargo run --release --example bench -- ingest --url http://127.0.0.1:8080 --key KEY \
 //!      --clients 32 --batch 1 --seconds 10`
 //!
+//! `... -- envelope --url … --key KEY --project ID --clients 32 --seconds 10` posts Sentry
+//! envelopes of a 15 KB Python SDK event instead.
+//!
 //! `scripts/bench.sh` starts a server pinned to CPU 0 and runs this pinned to CPU 1.
 
 use serde_json::{Value, json};
@@ -128,6 +131,127 @@ async fn ingest(args: &Args) -> Value {
         "events": events,
         "events_per_sec": (events as f64 / elapsed).round(),
         "requests_per_sec": (lat.len() as f64 / elapsed).round(),
+        "errors": errors,
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
+    })
+}
+
+/// A Python SDK error event as `sentry-sdk` 2.x sends it with `include_local_variables` and
+/// source context (≈ 16 KB of JSON): a two-exception chain of 6 frames each with 5 lines
+/// of context around the crash line and their locals, 20 breadcrumbs, contexts, modules.
+fn sdk_event(client: usize) -> Value {
+    let frame = |n: usize| {
+        json!({
+            "filename": format!("app/handlers/module_{n}.py"),
+            "abs_path": format!("/srv/app/app/handlers/module_{n}.py"),
+            "function": format!("handle_step_{n}"),
+            "module": format!("app.handlers.module_{n}"),
+            "lineno": 40 + n,
+            "in_app": !n.is_multiple_of(3),
+            "pre_context": (0..5).map(|k| format!("        value_{k} = compute_{k}(request.user.id, payload)")).collect::<Vec<_>>(),
+            "context_line": format!("        return handle_step_{}(payload, value_4)", n + 1),
+            "post_context": (0..5).map(|k| format!("    log.debug(\"step {n}.{k} done for %s\", request.path)")).collect::<Vec<_>>(),
+            "vars": {
+                "payload": format!("{{'order_id': {n}4123, 'items': [1, 2, 3], 'currency': 'EUR'}}"),
+                "request": "<WSGIRequest: POST '/api/checkout'>",
+                "self": format!("<app.handlers.Handler object at 0x7f3a2c{n:04x}>"),
+                "value_4": "None",
+            },
+        })
+    };
+    let chain = |ty: &str, value: &str, id: usize| {
+        json!({
+            "type": ty, "value": value, "module": "builtins",
+            "mechanism": {"type": "chained", "handled": false, "exception_id": id},
+            "stacktrace": {"frames": (0..6).map(frame).collect::<Vec<_>>()},
+        })
+    };
+    json!({
+        "level": "error",
+        "platform": "python",
+        "environment": "production",
+        "release": "shop@2.4.1",
+        "server_name": format!("web-{client}"),
+        "timestamp": 1_764_590_400.123,
+        "exception": {"values": [
+            chain("KeyError", "'price'", 1),
+            chain("RuntimeError", "checkout failed: unknown product", 0),
+        ]},
+        "breadcrumbs": {"values": (0..20).map(|k| json!({
+            "timestamp": 1_764_590_399.0 + k as f64 / 100.0, "category": "query", "level": "info",
+            "message": format!("SELECT * FROM products WHERE id = {k} LIMIT 1"), "type": "default",
+        })).collect::<Vec<_>>()},
+        "user": {"id": "42", "email": "ada@example.com", "ip_address": "10.0.0.7"},
+        "tags": {"region": "eu-west", "client": client.to_string()},
+        "contexts": {
+            "runtime": {"name": "CPython", "version": "3.11.7", "build": "3.11.7 (main, Dec  8 2023, 14:22:46) [GCC 12.2.0]"},
+            "os": {"name": "Linux", "version": "6.1.0-17-amd64"},
+            "trace": {"trace_id": "de55f07a38e34590a473fc19c265a46b", "span_id": "a88d189acf1e8695", "op": "http.server"},
+        },
+        "modules": (0..40).map(|k| (format!("package-{k}"), json!(format!("1.{k}.0")))).collect::<serde_json::Map<_, _>>(),
+        "sdk": {"name": "sentry.python", "version": "2.75.0"},
+    })
+}
+
+/// C keep-alive clients posting Sentry envelopes of one SDK event each (`sdk_event`), as
+/// an SDK does, closed loop; every event has its own id, chosen by the client.
+async fn envelope(args: &Args) -> Value {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let event_bytes = sdk_event(0).to_string().len();
+    for c in 0..args.clients {
+        let (url, key, project) = (args.url.clone(), args.key.clone(), args.project);
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let template = sdk_event(c);
+            let (mut lat, mut events, mut errors) = (Vec::new(), 0usize, 0usize);
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let id = format!("{:016x}{:08x}{:08x}", now_us(), c, i);
+                let mut event = template.clone();
+                event["event_id"] = json!(id);
+                let payload = event.to_string();
+                let body = format!(
+                    "{{\"event_id\":\"{id}\",\"sent_at\":\"2026-12-01T12:00:00.000Z\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n",
+                    payload.len()
+                );
+                let t = Instant::now();
+                let sent = http
+                    .post(format!("{url}/api/{project}/envelope/"))
+                    .header("x-sentry-auth", format!("Sentry sentry_key={key}, sentry_version=7"))
+                    .header("content-type", "application/x-sentry-envelope")
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => {
+                        lat.push(t.elapsed());
+                        events += 1;
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, events, errors)
+        }));
+    }
+    let (mut lat, mut events, mut errors) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (l, e, x) = t.await.unwrap();
+        lat.extend(l);
+        events += e;
+        errors += x;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort();
+    json!({
+        "scenario": "envelope",
+        "clients": args.clients,
+        "event_bytes": event_bytes,
+        "seconds": elapsed,
+        "events": events,
+        "events_per_sec": (events as f64 / elapsed).round(),
         "errors": errors,
         "latency_ms": {"p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
     })
@@ -448,12 +572,13 @@ async fn main() {
     let args = parse_args();
     let result = match args.scenario.as_str() {
         "ingest" => ingest(&args).await,
+        "envelope" => envelope(&args).await,
         "fanout" => fanout(&args).await,
         "connections" => connections(&args).await,
         "slow-consumer" => slow_consumer(&args).await,
         other => {
             eprintln!(
-                "unknown scenario '{other}': expected ingest, fanout, slow-consumer or connections"
+                "unknown scenario '{other}': expected ingest, envelope, fanout, slow-consumer or connections"
             );
             std::process::exit(2);
         }

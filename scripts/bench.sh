@@ -17,6 +17,7 @@ db="sqlite://$dbdir/bench-$$.db"
 created=$("$dir/mesher" project create bench --database-url "$db")
 key=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ingest_key"])')
 token=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+project=$(echo "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 SUBS=${BENCH_SUBSCRIBERS:-1000}; EVENTS=${BENCH_EVENTS:-20000}
 CONNS=${BENCH_CONNECTIONS:-10000}
 if [ "${1:-}" = "--smoke" ]; then SUBS=20; EVENTS=500; CONNS=50; fi
@@ -40,3 +41,5 @@ pin 1 "$dir/examples/bench" connections --url "http://127.0.0.1:$port" --token "
 for batch in 1 100; do
   pin 1 "$dir/examples/bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$SECONDS_PER"
 done
+# Sentry envelopes of a 15 KB Python SDK event (chain, locals, source context), 32 clients.
+pin 1 "$dir/examples/bench" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$SECONDS_PER"
