@@ -5,6 +5,11 @@ use clap::{Parser, Subcommand};
 use mesher::config::{DEFAULT_LISTEN, DatabaseArgs, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees per event
+/// (JSON values, strings), and `malloc`/`free` were ≈ 8% of the server's samples.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mesher: a self-hosted error-event server with live dashboards.
 #[derive(Parser)]
 #[command(name = "mesher", version, about)]
