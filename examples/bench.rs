@@ -82,6 +82,21 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// Each client's (latencies, events, errors), summed; the latencies sorted.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize, usize)>>,
+) -> (Vec<Duration>, usize, usize) {
+    let (mut lat, mut events, mut errors) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (l, e, x) = t.await.unwrap();
+        lat.extend(l);
+        events += e;
+        errors += x;
+    }
+    lat.sort();
+    (lat, events, errors)
+}
+
 /// C keep-alive clients posting single events (batch 1) or bulk batches, closed loop.
 async fn ingest(args: &Args) -> Value {
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
@@ -114,15 +129,8 @@ async fn ingest(args: &Args) -> Value {
             (lat, events, errors)
         }));
     }
-    let (mut lat, mut events, mut errors) = (Vec::new(), 0, 0);
-    for t in tasks {
-        let (l, e, x) = t.await.unwrap();
-        lat.extend(l);
-        events += e;
-        errors += x;
-    }
+    let (lat, events, errors) = gather(tasks).await;
     let elapsed = start.elapsed().as_secs_f64();
-    lat.sort();
     json!({
         "scenario": "ingest",
         "clients": args.clients,
@@ -236,15 +244,8 @@ async fn envelope(args: &Args) -> Value {
             (lat, events, errors)
         }));
     }
-    let (mut lat, mut events, mut errors) = (Vec::new(), 0, 0);
-    for t in tasks {
-        let (l, e, x) = t.await.unwrap();
-        lat.extend(l);
-        events += e;
-        errors += x;
-    }
+    let (lat, events, errors) = gather(tasks).await;
     let elapsed = start.elapsed().as_secs_f64();
-    lat.sort();
     json!({
         "scenario": "envelope",
         "clients": args.clients,
