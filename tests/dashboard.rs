@@ -11,19 +11,6 @@ use std::time::Duration;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The Python with `sentry-sdk` that scripts/test.sh installs (the issue view's events come
-/// from the real SDK).
-fn python() -> String {
-    std::env::var("MESHER_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = format!("{ROOT}/target/test-venv/bin/python");
-        if Path::new(&venv).exists() {
-            venv
-        } else {
-            "python3".to_owned()
-        }
-    })
-}
-
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let s = TestServer::start().await;
@@ -111,7 +98,7 @@ async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
         .arg(&p.token)
         .arg(&p.key)
         .arg(&shot)
-        .env("MESHER_TEST_PYTHON", python())
+        .env("MESHER_TEST_PYTHON", common::sdk::python())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run)

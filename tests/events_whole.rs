@@ -230,23 +230,10 @@ async fn the_python_sdk_chain_locals_and_context_survive() {
     };
     let s = TestServer::start().await;
     let p = s.project("svc").await;
-    let app = format!("{}/tests/sentry/chained.py", env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::time::timeout(
-        WAIT * 3,
-        tokio::process::Command::new(python)
-            .arg(&app)
-            .arg(&p.dsn)
-            .output(),
-    )
-    .await
-    .expect("the app finishes")
-    .expect("the app runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let id = common::sdk::run_app(&python, "chained.py", &p.dsn)
+        .await
+        .trim()
+        .to_owned();
     let data = whole(&s, &p, &id).await["data"].clone();
     let chain = data["exception"]["values"].as_array().expect("a chain");
     let types: Vec<&str> = chain.iter().map(|e| e["type"].as_str().unwrap()).collect();

@@ -2,23 +2,12 @@
 
 mod common;
 
+use common::sdk::{python, run_app};
 use common::ws::{Ws, next_of};
-use common::{Creds, TestServer, WAIT};
+use common::{Creds, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::Write;
-
-/// The Python that has `sentry_sdk` (scripts/test.sh sets it up).
-fn python() -> String {
-    std::env::var("MESHER_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv/bin/python");
-        if std::path::Path::new(venv).exists() {
-            venv.to_owned()
-        } else {
-            "python3".to_owned()
-        }
-    })
-}
 
 async fn subscribe(s: &TestServer, p: &Creds) -> Ws {
     let url = s.ws_url(&format!("/stream/projects/{}?token={}", p.id, p.token));
@@ -38,22 +27,7 @@ async fn an_sdk_reports(program: &str, app: &str, title: &str, culprit: &str) {
     let p = s.project("shop").await;
     let mut ws = subscribe(&s, &p).await;
 
-    let app = format!("{}/tests/sentry/{app}", env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::time::timeout(
-        WAIT * 3,
-        tokio::process::Command::new(program)
-            .arg(&app)
-            .arg(&p.dsn)
-            .output(),
-    )
-    .await
-    .expect("the app finishes")
-    .expect("the app runs");
-    assert!(
-        out.status.success(),
-        "{app} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_app(program, app, &p.dsn).await;
 
     // Live: the three captures arrive on the stream (in the order the SDK sent them, which
     // for the JavaScript SDK's parallel requests is not the order of the calls).

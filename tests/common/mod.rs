@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+pub mod sdk;
 pub mod ws;
 
 /// Upper bound for any single wait in a test.
