@@ -216,7 +216,7 @@ async fn batches_seqs_and_grouping(s: &dyn Store) {
         event(p, None, "A"),
         event(p, None, "B"),
     ];
-    let r = s.write_batch(&batch).await.unwrap();
+    let r = s.write_batch(batch.to_vec()).await.unwrap();
     assert_eq!(r.outcomes.len(), 3);
     assert_eq!(
         r.outcomes.iter().map(stored_seq).collect::<Vec<_>>(),
@@ -256,10 +256,10 @@ async fn batches_seqs_and_grouping(s: &dyn Store) {
     assert_eq!(s.unresolved_count(p).await.unwrap(), 2);
 
     // Another project's seqs start at 1; an existing issue gets no "new" message.
-    let r = s.write_batch(&[event(2, None, "A")]).await.unwrap();
+    let r = s.write_batch(vec![event(2, None, "A")]).await.unwrap();
     assert_eq!(stored_seq(&r.outcomes[0]), 1);
     assert_ne!(r.outcomes[0].issue_id(), a, "issues belong to one project");
-    let r = s.write_batch(&[event(2, None, "A")]).await.unwrap();
+    let r = s.write_batch(vec![event(2, None, "A")]).await.unwrap();
     assert_eq!(stored_seq(&r.outcomes[0]), 2);
     assert_eq!(message_kinds(&r.messages), ["event 2"]);
     assert_eq!(s.latest_seq(2).await.unwrap(), 2);
@@ -267,7 +267,7 @@ async fn batches_seqs_and_grouping(s: &dyn Store) {
     assert_eq!(s.latest_seq(9_999).await.unwrap(), 0);
 
     // An empty batch is fine and writes nothing.
-    let r = s.write_batch(&[]).await.unwrap();
+    let r = s.write_batch(vec![]).await.unwrap();
     assert!(r.outcomes.is_empty() && r.messages.is_empty());
 }
 
@@ -281,7 +281,7 @@ async fn duplicates(s: &dyn Store) {
     let issue_a = a.iter().find(|i| i.title == "Error: A").unwrap().id;
     let issue_b = a.iter().find(|i| i.title == "Error: B").unwrap().id;
 
-    let r = s.write_batch(&[event(p, Some(ID1), "A")]).await.unwrap();
+    let r = s.write_batch(vec![event(p, Some(ID1), "A")]).await.unwrap();
     assert_eq!(
         r.outcomes,
         [EventOutcome::Stored {
@@ -293,7 +293,7 @@ async fn duplicates(s: &dyn Store) {
     // In a later batch, the same client id is a duplicate of the earlier event, whatever it
     // groups into now; within one batch, the second copy is one too. No seq is consumed.
     let r = s
-        .write_batch(&[
+        .write_batch(vec![
             event(p, Some(ID1), "B"),
             event(p, Some(ID2), "B"),
             event(p, Some(ID2), "A"),
@@ -317,7 +317,7 @@ async fn duplicates(s: &dyn Store) {
     assert_eq!(s.get_issue(issue_b).await.unwrap().unwrap().event_count, 2);
 
     // The same id in another project is another event.
-    let r = s.write_batch(&[event(2, Some(ID1), "A")]).await.unwrap();
+    let r = s.write_batch(vec![event(2, Some(ID1), "A")]).await.unwrap();
     assert_eq!(stored_seq(&r.outcomes[0]), 3);
 }
 
@@ -325,7 +325,7 @@ async fn duplicates(s: &dyn Store) {
 async fn issue_states(s: &dyn Store) {
     let p = 1;
     let r = s
-        .write_batch(&[event(p, None, "C"), event(p, None, "D")])
+        .write_batch(vec![event(p, None, "C"), event(p, None, "D")])
         .await
         .unwrap();
     let (c, d) = (r.outcomes[0].issue_id(), r.outcomes[1].issue_id());
@@ -356,7 +356,7 @@ async fn issue_states(s: &dyn Store) {
     );
 
     // A new event reopens it: a regression.
-    let r = s.write_batch(&[event(p, None, "C")]).await.unwrap();
+    let r = s.write_batch(vec![event(p, None, "C")]).await.unwrap();
     assert_eq!(
         r.outcomes,
         [EventOutcome::Stored {
@@ -384,7 +384,7 @@ async fn issue_states(s: &dyn Store) {
         .unwrap();
     assert_eq!(change.action, Some(IssueAction::Archived));
     assert_eq!(change.count, Some(3));
-    let r = s.write_batch(&[event(p, None, "D")]).await.unwrap();
+    let r = s.write_batch(vec![event(p, None, "D")]).await.unwrap();
     assert_eq!(
         r.outcomes,
         [EventOutcome::Stored {
@@ -407,7 +407,7 @@ async fn issue_states(s: &dyn Store) {
     assert_eq!(change.action, Some(IssueAction::Discarded));
     assert_eq!(change.count, None, "archived to discarded: count unchanged");
     let r = s
-        .write_batch(&[event(p, None, "D"), event(p, None, "C")])
+        .write_batch(vec![event(p, None, "D"), event(p, None, "C")])
         .await
         .unwrap();
     assert_eq!(
@@ -466,7 +466,7 @@ async fn reading_back(s: &dyn Store) {
         extra: Some(json!({"n": 1, "nested": {"ok": true}})),
         ..EventDetail::default()
     };
-    let r = s.write_batch(&[rich]).await.unwrap();
+    let r = s.write_batch(vec![rich]).await.unwrap();
     assert_eq!(stored_seq(&r.outcomes[0]), 11);
     let published = r
         .messages
@@ -537,7 +537,7 @@ async fn whole_events(s: &dyn Store) {
     e.event.raw = Some(bytes::Bytes::from_static(raw));
     e.raw_zstd = Some(zstd::bulk::compress(raw, 3).unwrap());
     let plain = event(1, Some("0000000000000000000000000000beef"), "W");
-    let r = s.write_batch(&[e, plain]).await.unwrap();
+    let r = s.write_batch(vec![e, plain]).await.unwrap();
     let seq = stored_seq(&r.outcomes[0]);
     let (stored, got) = s
         .event_by_id(1, "0000000000000000000000000000feed")
@@ -619,7 +619,7 @@ async fn searching(s: &dyn Store) {
             4_000,
         ),
     ];
-    s.write_batch(&batch).await.unwrap();
+    s.write_batch(batch).await.unwrap();
     let titles = |terms: &str, sort: IssueSort| {
         let terms = parse(terms).unwrap();
         async move {
@@ -724,7 +724,7 @@ async fn tag_breakdown(s: &dyn Store) {
         e.event.release = (i % 2 == 0).then(|| "1.0".into());
         batch.push(e);
     }
-    let r = s.write_batch(&batch).await.unwrap();
+    let r = s.write_batch(batch.to_vec()).await.unwrap();
     let issue = r.outcomes[0].issue_id();
     let tags = s.issue_tags(issue).await.unwrap();
     let summary: Vec<Breakdown> = tags
@@ -766,13 +766,13 @@ async fn purge(s: &dyn Store) {
     let mut seq = 0;
     for _ in 0..6 {
         let batch: Vec<PreparedEvent> = (0..1_001).map(|_| event_at(p, None, "old", old)).collect();
-        let r = s.write_batch(&batch).await.unwrap();
+        let r = s.write_batch(batch.to_vec()).await.unwrap();
         seq = stored_seq(r.outcomes.last().unwrap());
     }
     assert_eq!(seq, 6_006);
     // A discarded issue is kept as a tombstone even when its events go.
     let r = s
-        .write_batch(&[event_at(p, None, "tomb", old)])
+        .write_batch(vec![event_at(p, None, "tomb", old)])
         .await
         .unwrap();
     let tomb = r.outcomes[0].issue_id();
@@ -781,7 +781,7 @@ async fn purge(s: &dyn Store) {
         .unwrap();
     // An issue with old and new events keeps its new ones.
     let r = s
-        .write_batch(&[
+        .write_batch(vec![
             event_at(p, None, "mixed", old),
             event(p, None, "mixed"),
             event(p, None, "new"),
@@ -896,7 +896,12 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
                             event(p, (i % 2 == 0).then_some(id.as_str()), "same")
                         })
                         .collect();
-                    outcomes.extend(node.write_batch(&batch).await.expect("batch").outcomes);
+                    outcomes.extend(
+                        node.write_batch(batch.to_vec())
+                            .await
+                            .expect("batch")
+                            .outcomes,
+                    );
                 }
                 outcomes
             }));
@@ -933,7 +938,10 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
         for i in 0..20u32 {
             let id = format!("ff{i:030x}");
             let batch = [event(p, Some(&id), "race")];
-            let (r0, r1) = tokio::join!(nodes[0].write_batch(&batch), nodes[1].write_batch(&batch));
+            let (r0, r1) = tokio::join!(
+                nodes[0].write_batch(batch.to_vec()),
+                nodes[1].write_batch(batch.to_vec())
+            );
             let mut outcomes = [r0.unwrap().outcomes[0], r1.unwrap().outcomes[0]];
             outcomes.sort_by_key(|o| matches!(o, EventOutcome::Duplicate { .. }));
             assert!(
@@ -957,7 +965,7 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
             .unwrap();
         assert_eq!(change.count, Some(1));
         let r = nodes[1]
-            .write_batch(&[event(p, None, "same")])
+            .write_batch(vec![event(p, None, "same")])
             .await
             .unwrap();
         assert!(
@@ -970,7 +978,7 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
         let old: Vec<PreparedEvent> = (0..3_000)
             .map(|_| event_at(p, None, "old", Millis(1)))
             .collect();
-        nodes[0].write_batch(&old).await.unwrap();
+        nodes[0].write_batch(old.to_vec()).await.unwrap();
         let (a, b) = tokio::join!(
             nodes[0].purge_before(Millis(10)),
             nodes[1].purge_before(Millis(10))
@@ -997,7 +1005,7 @@ async fn postgres_down_fails_fast_and_recovers() {
     pg = bounded(async move {
         let s = pg_store(&pg).await;
         let p = s.create_project("p").await.unwrap().project.id;
-        s.write_batch(&[event(p, None, "A")]).await.unwrap();
+        s.write_batch(vec![event(p, None, "A")]).await.unwrap();
 
         let mut pg = tokio::task::spawn_blocking(move || {
             pg.stop();
@@ -1006,7 +1014,7 @@ async fn postgres_down_fails_fast_and_recovers() {
         .await
         .unwrap();
         let started = Instant::now();
-        let err = s.write_batch(&[event(p, None, "A")]).await.unwrap_err();
+        let err = s.write_batch(vec![event(p, None, "A")]).await.unwrap_err();
         assert!(matches!(err, StoreError::Database(_)), "{err:?}");
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -1029,7 +1037,7 @@ async fn postgres_down_fails_fast_and_recovers() {
         .await
         .unwrap();
         s.ping().await.expect("reconnects");
-        let r = s.write_batch(&[event(p, None, "A")]).await.unwrap();
+        let r = s.write_batch(vec![event(p, None, "A")]).await.unwrap();
         assert_eq!(
             stored_seq(&r.outcomes[0]),
             2,
@@ -1119,7 +1127,7 @@ async fn an_older_sqlite_database_gets_its_counts_on_upgrade() {
         // And it goes on counting from there.
         let mut e = event(7, None, "f");
         e.event.tags.insert("browser".into(), "Chrome".into());
-        s.write_batch(&[e]).await.unwrap();
+        s.write_batch(vec![e]).await.unwrap();
         let tags = s.issue_tags(5).await.unwrap();
         assert_eq!(tags[0].values[0].count, 3);
     })

@@ -101,7 +101,8 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
             events.extend(next.events);
         }
         metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
-        match store.write_batch(&events).await {
+        let count = events.len();
+        match store.write_batch(events).await {
             Ok(result) => {
                 let stored = result
                     .outcomes
@@ -121,7 +122,7 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
             Err(e) => {
                 match crate::log_limit::check("group commit") {
                     Emit::First => {
-                        tracing::error!(error = %e, events = events.len(), "group commit failed")
+                        tracing::error!(error = %e, events = count, "group commit failed")
                     }
                     Emit::Summary(n) => tracing::error!(
                         failures = n,

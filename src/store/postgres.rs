@@ -14,22 +14,20 @@
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
 use super::rollups::{self, DELETED_COLUMNS, DeletedEvent, Rollups};
+use super::write_core::{self, BatchStatements, EventRow, NewIssue};
 use super::{
-    BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
-    PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
-    new_ingest_key, new_token, rows,
+    BatchResult, CreatedProject, EventPage, PreparedEvent, Project, ProjectId, PurgeResult,
+    StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
+    new_token, rows,
 };
+use crate::alerts::payload::Raised;
 use crate::model::DomainMessage;
-use crate::model::issue::{EventDisposition, on_new_event};
-use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Millis};
+use crate::model::{Issue, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -117,342 +115,175 @@ async fn count_unresolved(conn: &mut PgConnection, project: ProjectId) -> Result
 /// Rows per multi-row `INSERT INTO events` (15 parameters each; PostgreSQL allows 65535).
 const INSERT_CHUNK: usize = 1_000;
 
-/// An issue touched by the batch, kept in memory until the batch's end so that many events
-/// of one issue cost one update, not one each.
-struct TouchedIssue {
-    issue: Issue,
-    dirty: bool,
+/// PostgreSQL's statements for the shared group commit (`write_core`): each takes the
+/// whole batch in one statement (arrays through `UNNEST`), since every statement is a
+/// network round trip.
+struct PgBatch<'c> {
+    conn: &'c mut PgConnection,
 }
 
-/// One event row waiting for the batch's multi-row insert (text already fit for `TEXT`).
-struct EventRow<'a> {
-    p: &'a PreparedEvent,
-    seq: i64,
-    issue_id: i64,
-    timestamp: Millis,
-    message: Option<Cow<'a, str>>,
-    environment: Cow<'a, str>,
-    release: Option<Cow<'a, str>>,
-    title: Cow<'a, str>,
-    culprit: Cow<'a, str>,
-    tags: String,
-    detail: String,
-}
-
-/// The body of the group-commit transaction: the SQLite store's logic, with the batch's
-/// projects locked first, and the per-event look-ups (duplicates, issues) each done in one
-/// statement for the whole batch, since every statement is a network round trip.
-async fn write_batch_tx(
-    conn: &mut PgConnection,
-    events: &[PreparedEvent],
-) -> Result<BatchResult, StoreError> {
-    let mut result = BatchResult {
-        outcomes: Vec::with_capacity(events.len()),
-        messages: Vec::with_capacity(events.len() + 4),
-    };
-    if events.is_empty() {
-        return Ok(result);
+#[async_trait]
+impl BatchStatements for PgBatch<'_> {
+    fn fit_text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        pg_text(s)
     }
 
-    // Lock the batch's projects in id order; their seqs start from the locked values.
-    let project_ids: Vec<i64> = events
-        .iter()
-        .map(|p| p.project_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let locked: HashMap<ProjectId, i64> =
-        sqlx::query("SELECT id, last_seq FROM projects WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&project_ids)
-            .fetch_all(&mut *conn)
-            .await?
+    /// Locks the batch's projects in id order; their seqs start from the locked values.
+    async fn project_seqs(
+        &mut self,
+        projects: &[ProjectId],
+    ) -> Result<HashMap<ProjectId, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, last_seq FROM projects WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(projects)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(rows
             .iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("last_seq")?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
 
-    // Earlier copies of client-chosen ids (server-made ids are fresh random ones).
-    let mut stored_ids: HashMap<(ProjectId, String), i64> = HashMap::new();
-    let (dup_projects, dup_ids): (Vec<i64>, Vec<&str>) = events
-        .iter()
-        .filter(|p| p.id_from_client)
-        .map(|p| (p.project_id, p.event_id.as_str()))
-        .unzip();
-    if !dup_projects.is_empty() {
+    async fn stored_event_ids(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+        let (projects, ids): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
         let rows = sqlx::query(
             "SELECT project_id, event_id, issue_id FROM events WHERE (project_id, event_id) IN \
              (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))",
         )
-        .bind(&dup_projects)
-        .bind(&dup_ids)
-        .fetch_all(&mut *conn)
+        .bind(&projects)
+        .bind(&ids)
+        .fetch_all(&mut *self.conn)
         .await?;
-        for r in rows {
-            stored_ids.insert(
-                (r.try_get("project_id")?, r.try_get("event_id")?),
-                r.try_get("issue_id")?,
-            );
-        }
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    (r.try_get("project_id")?, r.try_get("event_id")?),
+                    r.try_get("issue_id")?,
+                ))
+            })
+            .collect()
     }
 
-    // The batch's existing issues, current since their projects are locked.
-    let mut existing: HashMap<(ProjectId, String), Issue> = HashMap::new();
-    {
-        let (projects, fingerprints): (Vec<i64>, Vec<&str>) = events
-            .iter()
-            .map(|p| (p.project_id, p.fingerprint.as_str()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .unzip();
+    /// Current: the projects are locked.
+    async fn issues_by_fingerprint(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        let (projects, fingerprints): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
         let rows = sqlx::query(&format!(
             "SELECT {ISSUE_COLUMNS}, fingerprint FROM issues WHERE (project_id, fingerprint) IN \
              (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))"
         ))
         .bind(&projects)
         .bind(&fingerprints)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *self.conn)
         .await?;
-        for r in rows {
-            let issue = rows::issue(&r)?;
-            existing.insert((issue.project_id, r.try_get("fingerprint")?), issue);
-        }
+        rows.iter()
+            .map(|r| Ok((r.try_get("fingerprint")?, rows::issue(r)?)))
+            .collect()
     }
 
-    let mut last_seq: HashMap<ProjectId, i64> = HashMap::new();
-    let mut count_changed: BTreeSet<ProjectId> = BTreeSet::new();
-    let mut touched: HashMap<(ProjectId, &str), TouchedIssue> = HashMap::new();
-    let mut seen_ids: HashMap<(ProjectId, &str), i64> = HashMap::new();
-    let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(events.len());
+    async fn insert_issues(
+        &mut self,
+        issues: &[NewIssue<'_>],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+             event_count, first_seen, last_seen) \
+             SELECT project_id, fingerprint, title, culprit, level, 'unresolved', 0, received, received \
+             FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
+             AS u(project_id, fingerprint, title, culprit, level, received) \
+             RETURNING {ISSUE_COLUMNS}, fingerprint"
+        ))
+        .bind(issues.iter().map(|i| i.project_id).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.fingerprint).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.title.as_ref()).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.culprit.as_ref()).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.level.as_str()).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.received.0).collect::<Vec<_>>())
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("fingerprint")?, rows::issue(r)?)))
+            .collect()
+    }
 
-    for p in events {
-        if let Some(&issue_id) = seen_ids.get(&(p.project_id, p.event_id.as_str())) {
-            result.outcomes.push(EventOutcome::Duplicate { issue_id });
-            continue;
-        }
-        if p.id_from_client
-            && let Some(&issue_id) = stored_ids.get(&(p.project_id, p.event_id.clone()))
-        {
-            result.outcomes.push(EventOutcome::Duplicate { issue_id });
-            continue;
-        }
-
-        let key = (p.project_id, p.fingerprint.as_str());
-        let level = p.event.level;
-        let mut action = None;
-        if let Entry::Vacant(slot) = touched.entry(key) {
-            let entry = match existing.remove(&(p.project_id, p.fingerprint.clone())) {
-                Some(issue) => TouchedIssue {
-                    issue,
-                    dirty: false,
-                },
-                None => {
-                    let row = sqlx::query(&format!(
-                        "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
-                         event_count, first_seen, last_seen) \
-                         VALUES ($1, $2, $3, $4, $5, 'unresolved', 0, $6, $7) \
-                         RETURNING {ISSUE_COLUMNS}"
-                    ))
-                    .bind(p.project_id)
-                    .bind(&p.fingerprint)
-                    .bind(pg_text(&p.title))
-                    .bind(pg_text(&p.culprit))
-                    .bind(level.as_str())
-                    .bind(p.received.0)
-                    .bind(p.received.0)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    count_changed.insert(p.project_id);
-                    action = Some(IssueAction::New);
-                    TouchedIssue {
-                        issue: rows::issue(&row)?,
-                        dirty: true,
-                    }
-                }
-            };
-            slot.insert(entry);
-        }
-        let entry = touched.get_mut(&key).expect("inserted above");
-        let issue = &mut entry.issue;
-        match on_new_event(issue.status) {
-            EventDisposition::Drop => {
-                result
-                    .outcomes
-                    .push(EventOutcome::Dropped { issue_id: issue.id });
-                continue;
-            }
-            EventDisposition::Store(status, regression) => {
-                if status != issue.status {
-                    count_changed.insert(p.project_id);
-                }
-                issue.status = status;
-                action = action.or(regression);
-            }
-        }
-        issue.event_count += 1;
-        issue.last_seen = issue.last_seen.max(p.received);
-        issue.level = level;
-        entry.dirty = true;
-        let issue_id = issue.id;
-
-        let seq = match last_seq.entry(p.project_id) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                // Unknown projects were refused above by the issues' foreign key; this
-                // is the SQLite store's "no such row" for them all the same.
-                let current = *locked.get(&p.project_id).ok_or(sqlx::Error::RowNotFound)?;
-                v.insert(current)
-            }
-        };
-        *seq += 1;
-        let seq = *seq;
-        seen_ids.insert((p.project_id, p.event_id.as_str()), issue_id);
-
-        let e = &p.event;
-        let timestamp = e.timestamp.unwrap_or(p.received);
-        let detail = match serde_json::to_value(&e.detail).map_err(rows::corrupt)? {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        let row = EventRow {
-            p,
-            seq,
-            issue_id,
-            timestamp,
-            message: e.message.as_deref().map(pg_text),
-            environment: pg_text(&e.environment),
-            release: e.release.as_deref().map(pg_text),
-            title: pg_text(&p.title),
-            culprit: pg_text(&p.culprit),
-            tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
-            detail: serde_json::to_string(&detail).map_err(rows::corrupt)?,
-        };
-        result.outcomes.push(EventOutcome::Stored { issue_id, seq });
-        if let Some(action) = action {
-            result.messages.push(DomainMessage::IssueChanged {
-                action,
-                issue: entry.issue.clone(),
-                origin: None,
+    async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<Postgres>::new(
+                "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+                 timestamp, received, message, title, culprit, tags, detail, raw) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.p.project_id)
+                    .push_bind(r.seq)
+                    .push_bind(&r.p.event_id)
+                    .push_bind(r.issue_id)
+                    .push_bind(r.p.event.level.as_str())
+                    .push_bind(r.environment.as_ref())
+                    .push_bind(r.release.as_deref())
+                    .push_bind(r.timestamp.0)
+                    .push_bind(r.p.received.0)
+                    .push_bind(r.message.as_deref())
+                    .push_bind(r.title.as_ref())
+                    .push_bind(r.culprit.as_ref())
+                    .push_bind(&r.tags)
+                    .push_bind(&r.detail)
+                    .push_bind(&r.p.raw_zstd);
             });
+            q.build().execute(&mut *self.conn).await?;
         }
-        result
-            .messages
-            .push(DomainMessage::EventStored(Arc::new(StoredEvent {
-                project_id: p.project_id,
-                seq,
-                issue_id,
-                id: p.event_id.clone(),
-                level: e.level,
-                message: row.message.as_deref().map(str::to_owned),
-                environment: row.environment.clone().into_owned(),
-                release: row.release.as_deref().map(str::to_owned),
-                timestamp,
-                received: p.received,
-                title: row.title.clone().into_owned(),
-                culprit: row.culprit.clone().into_owned(),
-                tags: e.tags.clone(),
-                detail,
-            })));
-        rows.push(row);
+        Ok(())
     }
 
-    // Counted as stored: `TEXT` cannot hold U+0000 (see `pg_text`), and retention
-    // subtracts what it reads back.
-    let tags: Vec<Vec<(Cow<'_, str>, Cow<'_, str>)>> = rows
-        .iter()
-        .map(|r| {
-            r.p.event
-                .tags
-                .iter()
-                .map(|(k, v)| (pg_text(k), pg_text(v)))
-                .collect()
-        })
-        .collect();
-    let mut rollups = super::rollups::Rollups::default();
-    for (r, tags) in rows.iter().zip(&tags) {
-        rollups.add_parts(
-            r.p.project_id,
-            r.issue_id,
-            r.p.received,
-            r.p.event.level.as_str(),
-            tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
-            &r.environment,
-            r.release.as_deref(),
-            1,
-        );
-    }
-    for mut q in rollups.statements::<Postgres>() {
-        q.build().execute(&mut *conn).await?;
-    }
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-             timestamp, received, message, title, culprit, tags, detail, raw) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.p.project_id)
-                .push_bind(r.seq)
-                .push_bind(&r.p.event_id)
-                .push_bind(r.issue_id)
-                .push_bind(r.p.event.level.as_str())
-                .push_bind(r.environment.as_ref())
-                .push_bind(r.release.as_deref())
-                .push_bind(r.timestamp.0)
-                .push_bind(r.p.received.0)
-                .push_bind(r.message.as_deref())
-                .push_bind(r.title.as_ref())
-                .push_bind(r.culprit.as_ref())
-                .push_bind(&r.tags)
-                .push_bind(&r.detail)
-                .push_bind(&r.p.raw_zstd);
-        });
-        q.build().execute(&mut *conn).await?;
+    async fn add_rollups(&mut self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
+        for mut q in rollups.statements::<Postgres>() {
+            q.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
     }
 
-    // Each touched issue written once, all in one statement.
-    let dirty: Vec<&Issue> = touched
-        .values()
-        .filter(|t| t.dirty)
-        .map(|t| &t.issue)
-        .collect();
-    if !dirty.is_empty() {
+    async fn update_issues(&mut self, issues: &[&Issue]) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE issues SET event_count = u.event_count, last_seen = u.last_seen, \
              level = u.level, status = u.status \
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[]) \
              AS u(id, event_count, last_seen, level, status) WHERE issues.id = u.id",
         )
-        .bind(dirty.iter().map(|i| i.id).collect::<Vec<_>>())
-        .bind(dirty.iter().map(|i| i.event_count).collect::<Vec<_>>())
-        .bind(dirty.iter().map(|i| i.last_seen.0).collect::<Vec<_>>())
-        .bind(dirty.iter().map(|i| i.level.as_str()).collect::<Vec<_>>())
-        .bind(dirty.iter().map(|i| i.status.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(issues.iter().map(|i| i.id).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.event_count).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.last_seen.0).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.level.as_str()).collect::<Vec<_>>())
+        .bind(issues.iter().map(|i| i.status.as_str()).collect::<Vec<_>>())
+        .execute(&mut *self.conn)
         .await?;
+        Ok(())
     }
-    if !last_seq.is_empty() {
-        let (projects, seqs): (Vec<i64>, Vec<i64>) = last_seq.iter().unzip();
+
+    async fn set_project_seqs(&mut self, seqs: &[(ProjectId, i64)]) -> Result<(), StoreError> {
+        let (projects, seqs): (Vec<i64>, Vec<i64>) = seqs.iter().copied().unzip();
         sqlx::query(
             "UPDATE projects SET last_seq = u.last_seq \
              FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u(id, last_seq) WHERE projects.id = u.id",
         )
         .bind(&projects)
         .bind(&seqs)
-        .execute(&mut *conn)
+        .execute(&mut *self.conn)
         .await?;
+        Ok(())
     }
-    for project in count_changed {
-        let count = count_unresolved(conn, project).await?;
-        result.messages.push(DomainMessage::CountChanged {
-            project_id: project,
-            count,
-        });
+
+    async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {
+        count_unresolved(self.conn, project).await
     }
-    PgStore::raise_alerts(
-        conn,
-        &crate::alerts::payload::raised(&result.messages),
-        Millis::now(),
-    )
-    .await?;
-    Ok(result)
+
+    async fn raise_alerts(&mut self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
+        PgStore::raise_alerts(self.conn, raised, now).await
+    }
 }
 
 async fn change_status_tx(
@@ -649,9 +480,9 @@ impl Store for PgStore {
         Ok(found.is_some())
     }
 
-    async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
+    async fn write_batch(&self, events: Vec<PreparedEvent>) -> Result<BatchResult, StoreError> {
         let mut tx = self.begin().await?;
-        let result = write_batch_tx(&mut tx, events).await;
+        let result = write_core::write_batch(&mut PgBatch { conn: &mut tx }, &events).await;
         let committed = Self::finish(tx, result).await?;
         Ok(committed)
     }

@@ -12,7 +12,7 @@
 //! The statements are written once for both databases (`QueryBuilder` with binds; the
 //! upsert syntax is the same in SQLite and PostgreSQL).
 
-use crate::model::{Millis, NewEvent};
+use crate::model::Millis;
 use sqlx::{Database, QueryBuilder};
 use std::collections::BTreeMap;
 
@@ -37,7 +37,14 @@ pub(crate) fn minute_of(at: Millis) -> i64 {
 impl<'a> Rollups<'a> {
     /// Counts one stored event: its tags, its environment and release under those keys,
     /// and its minute of receipt.
-    pub(crate) fn add(&mut self, project: i64, issue: i64, received: Millis, e: &'a NewEvent) {
+    #[cfg(test)]
+    pub(crate) fn add(
+        &mut self,
+        project: i64,
+        issue: i64,
+        received: Millis,
+        e: &'a crate::model::NewEvent,
+    ) {
         self.add_parts(
             project,
             issue,
@@ -82,6 +89,29 @@ impl<'a> Rollups<'a> {
             .project_minutes
             .entry((project, minute, level))
             .or_default() += n;
+    }
+
+    /// The nonzero `(issue, key, value) → count` entries, for a writer that upserts row by
+    /// row with one cached statement (SQLite's writer thread).
+    pub(crate) fn tag_counts(&self) -> impl Iterator<Item = ((i64, &'a str, &'a str), i64)> + '_ {
+        self.tags
+            .iter()
+            .filter(|(_, n)| **n != 0)
+            .map(|(k, n)| (*k, *n))
+    }
+
+    /// The nonzero `(owner, minute, level) → count` entries of `issue_minutes` (`issues`
+    /// true) or `project_minutes`.
+    pub(crate) fn minute_counts(
+        &self,
+        issues: bool,
+    ) -> impl Iterator<Item = ((i64, i64, &'a str), i64)> + '_ {
+        let rows = if issues {
+            &self.issue_minutes
+        } else {
+            &self.project_minutes
+        };
+        rows.iter().filter(|(_, n)| **n != 0).map(|(k, n)| (*k, *n))
     }
 
     /// The upserts that add these counts, then (when some went down) the deletes of rows
@@ -297,7 +327,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Level;
+    use crate::model::{Level, NewEvent};
 
     fn event(level: Level, env: &str, release: Option<&str>, tags: &[(&str, &str)]) -> NewEvent {
         let tags: serde_json::Map<String, serde_json::Value> = tags

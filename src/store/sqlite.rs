@@ -3,23 +3,18 @@
 
 use super::rollups::{self, DELETED_COLUMNS, DeletedEvent, Rollups};
 use super::{
-    BatchResult, CreatedProject, EventOutcome, EventPage, PreparedEvent, Project, ProjectId,
-    PurgeResult, StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token,
-    new_ingest_key, new_token, rows,
+    BatchResult, CreatedProject, EventPage, PreparedEvent, Project, ProjectId, PurgeResult,
+    StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
+    new_token, rows,
 };
 use crate::model::DomainMessage;
-use crate::model::issue::{EventDisposition, on_new_event};
-use crate::model::{Issue, IssueAction, IssueCommand, IssueStatus, Millis};
+use crate::model::{Issue, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,6 +31,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection write transactions use (see [`SqliteStore::open`]).
     writer: SqlitePool,
+    /// The group commits' own connection, on its thread.
+    batches: super::sqlite_writer::SqliteWriter,
 }
 
 impl SqliteStore {
@@ -56,17 +53,21 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        // Every write transaction goes through one connection, so its page cache stays
-        // valid between commits: SQLite drops a connection's cache whenever another
-        // connection has written, and group commits spread over the pool's connections
-        // each started cold (measured: `pcache1TruncateUnsafe` and `pread` in the profile).
+        // Group commits run on their own connection and thread (`sqlite_writer`); the other
+        // writes (status changes, retention, webhooks and deliveries) share one connection,
+        // so they queue for it here rather than for SQLite's write lock.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.pragma("cache_size", WRITER_CACHE_KIB.to_string()))
+            .connect_with(options.clone())
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let batches = super::sqlite_writer::SqliteWriter::open(options.get_filename(), MMAP_SIZE)?;
+        Ok(SqliteStore {
+            pool,
+            writer,
+            batches,
+        })
     }
 
     /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
@@ -117,256 +118,6 @@ async fn count_unresolved(
 /// Bytes of the database file each connection maps (reads go through the page cache
 /// without a copy).
 const MMAP_SIZE: u64 = 1 << 30;
-/// The writer connection's page cache, in KiB (negative: SQLite's unit for "KiB").
-const WRITER_CACHE_KIB: i64 = -65_536;
-
-/// Rows per multi-row `INSERT INTO events` (15 parameters each, far below SQLite's limit).
-const INSERT_CHUNK: usize = 200;
-
-/// An issue touched by the batch, kept in memory until the batch's end so that many events
-/// of one issue cost one `UPDATE`, not one each.
-struct TouchedIssue {
-    issue: Issue,
-    dirty: bool,
-}
-
-/// One event row waiting for the batch's multi-row insert.
-struct EventRow<'a> {
-    p: &'a PreparedEvent,
-    seq: i64,
-    issue_id: i64,
-    timestamp: Millis,
-    tags: String,
-    detail: String,
-}
-
-/// The body of the group-commit transaction.
-///
-/// Measured (docs/BENCHMARKS.md): sqlx's SQLite driver costs tens of microseconds per
-/// statement, so the first version's four statements per event capped a batch at ~10k
-/// events/s. Issues are therefore read once per batch and written back once, server-made
-/// event ids skip the duplicate check (they are fresh random ids), and events go in with
-/// multi-row inserts.
-async fn write_batch_tx(
-    conn: &mut SqliteConnection,
-    events: &[PreparedEvent],
-) -> Result<BatchResult, StoreError> {
-    let mut result = BatchResult {
-        outcomes: Vec::with_capacity(events.len()),
-        messages: Vec::with_capacity(events.len() + 4),
-    };
-    let mut last_seq: HashMap<ProjectId, i64> = HashMap::new();
-    let mut count_changed: BTreeSet<ProjectId> = BTreeSet::new();
-    let mut touched: HashMap<(ProjectId, &str), TouchedIssue> = HashMap::new();
-    let mut seen_ids: HashMap<(ProjectId, &str), i64> = HashMap::new();
-    let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(events.len());
-
-    for p in events {
-        if let Some(&issue_id) = seen_ids.get(&(p.project_id, p.event_id.as_str())) {
-            result.outcomes.push(EventOutcome::Duplicate { issue_id });
-            continue;
-        }
-        if p.id_from_client {
-            let duplicate: Option<i64> = sqlx::query_scalar(
-                "SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?",
-            )
-            .bind(p.project_id)
-            .bind(&p.event_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(issue_id) = duplicate {
-                result.outcomes.push(EventOutcome::Duplicate { issue_id });
-                continue;
-            }
-        }
-
-        let key = (p.project_id, p.fingerprint.as_str());
-        let level = p.event.level;
-        let mut action = None;
-        if let Entry::Vacant(slot) = touched.entry(key) {
-            let existing = sqlx::query(&format!(
-                "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
-            ))
-            .bind(p.project_id)
-            .bind(&p.fingerprint)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let entry = match existing {
-                Some(row) => TouchedIssue {
-                    issue: rows::issue(&row)?,
-                    dirty: false,
-                },
-                None => {
-                    let row = sqlx::query(&format!(
-                        "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
-                         event_count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'unresolved', 0, ?, ?) \
-                         RETURNING {ISSUE_COLUMNS}"
-                    ))
-                    .bind(p.project_id)
-                    .bind(&p.fingerprint)
-                    .bind(&p.title)
-                    .bind(&p.culprit)
-                    .bind(level.as_str())
-                    .bind(p.received.0)
-                    .bind(p.received.0)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    count_changed.insert(p.project_id);
-                    action = Some(IssueAction::New);
-                    TouchedIssue {
-                        issue: rows::issue(&row)?,
-                        dirty: true,
-                    }
-                }
-            };
-            slot.insert(entry);
-        }
-        let entry = touched.get_mut(&key).expect("inserted above");
-        let issue = &mut entry.issue;
-        match on_new_event(issue.status) {
-            EventDisposition::Drop => {
-                result
-                    .outcomes
-                    .push(EventOutcome::Dropped { issue_id: issue.id });
-                continue;
-            }
-            EventDisposition::Store(status, regression) => {
-                if status != issue.status {
-                    count_changed.insert(p.project_id);
-                }
-                issue.status = status;
-                action = action.or(regression);
-            }
-        }
-        issue.event_count += 1;
-        issue.last_seen = issue.last_seen.max(p.received);
-        issue.level = level;
-        entry.dirty = true;
-        let issue_id = issue.id;
-
-        let seq = match last_seq.get_mut(&p.project_id) {
-            Some(s) => s,
-            None => {
-                let current: i64 = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
-                    .bind(p.project_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                last_seq.entry(p.project_id).or_insert(current)
-            }
-        };
-        *seq += 1;
-        let seq = *seq;
-        seen_ids.insert((p.project_id, p.event_id.as_str()), issue_id);
-
-        let e = &p.event;
-        let timestamp = e.timestamp.unwrap_or(p.received);
-        let detail = match serde_json::to_value(&e.detail).map_err(rows::corrupt)? {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        rows.push(EventRow {
-            p,
-            seq,
-            issue_id,
-            timestamp,
-            tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
-            detail: serde_json::to_string(&detail).map_err(rows::corrupt)?,
-        });
-        result.outcomes.push(EventOutcome::Stored { issue_id, seq });
-        if let Some(action) = action {
-            result.messages.push(DomainMessage::IssueChanged {
-                action,
-                issue: entry.issue.clone(),
-                origin: None,
-            });
-        }
-        result
-            .messages
-            .push(DomainMessage::EventStored(Arc::new(StoredEvent {
-                project_id: p.project_id,
-                seq,
-                issue_id,
-                id: p.event_id.clone(),
-                level: e.level,
-                message: e.message.clone(),
-                environment: e.environment.clone(),
-                release: e.release.clone(),
-                timestamp,
-                received: p.received,
-                title: p.title.clone(),
-                culprit: p.culprit.clone(),
-                tags: e.tags.clone(),
-                detail,
-            })));
-    }
-
-    let mut rollups = super::rollups::Rollups::default();
-    for r in &rows {
-        rollups.add(r.p.project_id, r.issue_id, r.p.received, &r.p.event);
-    }
-    for mut q in rollups.statements::<Sqlite>() {
-        q.build().execute(&mut *conn).await?;
-    }
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-             timestamp, received, message, title, culprit, tags, detail, raw) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            let e = &r.p.event;
-            b.push_bind(r.p.project_id)
-                .push_bind(r.seq)
-                .push_bind(&r.p.event_id)
-                .push_bind(r.issue_id)
-                .push_bind(e.level.as_str())
-                .push_bind(&e.environment)
-                .push_bind(&e.release)
-                .push_bind(r.timestamp.0)
-                .push_bind(r.p.received.0)
-                .push_bind(&e.message)
-                .push_bind(&r.p.title)
-                .push_bind(&r.p.culprit)
-                .push_bind(&r.tags)
-                .push_bind(&r.detail)
-                .push_bind(&r.p.raw_zstd);
-        });
-        q.build().execute(&mut *conn).await?;
-    }
-    for t in touched.values().filter(|t| t.dirty) {
-        let i = &t.issue;
-        sqlx::query(
-            "UPDATE issues SET event_count = ?, last_seen = ?, level = ?, status = ? WHERE id = ?",
-        )
-        .bind(i.event_count)
-        .bind(i.last_seen.0)
-        .bind(i.level.as_str())
-        .bind(i.status.as_str())
-        .bind(i.id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (project, seq) in &last_seq {
-        sqlx::query("UPDATE projects SET last_seq = ? WHERE id = ?")
-            .bind(seq)
-            .bind(project)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for project in count_changed {
-        let count = count_unresolved(conn, project).await?;
-        result.messages.push(DomainMessage::CountChanged {
-            project_id: project,
-            count,
-        });
-    }
-    SqliteStore::raise_alerts(
-        conn,
-        &crate::alerts::payload::raised(&result.messages),
-        Millis::now(),
-    )
-    .await?;
-    Ok(result)
-}
 
 async fn change_status_tx(
     conn: &mut SqliteConnection,
@@ -499,11 +250,8 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn write_batch(&self, events: &[PreparedEvent]) -> Result<BatchResult, StoreError> {
-        let mut conn = self.begin().await?;
-        let result = write_batch_tx(&mut conn, events).await;
-        let committed = Self::finish(conn, result).await?;
-        Ok(committed)
+    async fn write_batch(&self, events: Vec<PreparedEvent>) -> Result<BatchResult, StoreError> {
+        self.batches.write_batch(events).await
     }
 
     async fn list_issues(

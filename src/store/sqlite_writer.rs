@@ -1,0 +1,353 @@
+//! SQLite's group commits on a thread of their own, over rusqlite.
+//!
+//! Why not sqlx here (measured, docs/BENCHMARKS.md): sqlx's SQLite driver hands every
+//! statement to its worker thread and back (two context switches each) and prepares a
+//! multi-row insert anew whenever a batch's size changes. This thread owns one connection
+//! and runs the shared group commit (`write_core`) with cached prepared statements, one row
+//! at a time (a cached insert costs a few microseconds), in one transaction per batch.
+//! Reads, and the rare other writes, stay on sqlx's pools.
+
+use super::rollups::Rollups;
+use super::write_core::{self, BatchStatements, EventRow, NewIssue};
+use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
+use crate::alerts::payload::Raised;
+use crate::model::{Issue, IssueStatus, Level, Millis};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+const ISSUE_COLUMNS: &str =
+    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+
+/// Prepared statements kept per connection (the group commit uses about fifteen).
+const STATEMENT_CACHE: usize = 64;
+
+type Reply = oneshot::Sender<Result<BatchResult, StoreError>>;
+
+/// The handle: sends batches to the writer thread. Dropping it ends the thread, which
+/// closes its connection.
+pub(super) struct SqliteWriter {
+    jobs: mpsc::UnboundedSender<(Vec<PreparedEvent>, Reply)>,
+}
+
+impl SqliteWriter {
+    /// Opens the (already migrated) database at `path` and starts the thread.
+    pub(super) fn open(path: &Path, mmap_size: u64) -> Result<SqliteWriter, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // WAL was set by the migrating pool and is a property of the file. The page cache
+        // stays at SQLite's default: pages are read through the map, and a large cache made
+        // every commit slower (measured: `pcache1TruncateUnsafe`, 5% of the server's time
+        // with 64 MiB, gone with the default).
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = {mmap_size};"
+        ))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let (jobs, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::Unsupported(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Stores `events` in one transaction and answers once it is committed.
+    pub(super) async fn write_batch(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> Result<BatchResult, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send((events, reply)).map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Corrupt("the SQLite writer thread has stopped".into())
+}
+
+/// The thread: one batch at a time, each in its own transaction. A panic inside a batch
+/// rolls it back and answers an error; the thread goes on with the next batch.
+fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<(Vec<PreparedEvent>, Reply)>) {
+    while let Some((events, reply)) = jobs.blocking_recv() {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_batch(&mut conn, &events)
+        }));
+        let result = match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("the SQLite writer panicked in a batch; rolled back");
+                Err(StoreError::Corrupt("the batch's write panicked".into()))
+            }
+        };
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        // A caller that went away (its request cancelled) still had its batch committed.
+        let _ = reply.send(result);
+    }
+}
+
+/// `BEGIN IMMEDIATE` takes the write lock at once, so the transaction never fails with
+/// SQLITE_BUSY halfway.
+fn commit_batch(
+    conn: &mut Connection,
+    events: &[PreparedEvent],
+) -> Result<BatchResult, StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    // Every statement below completes synchronously, so the future is ready when polled.
+    let result =
+        futures_executor::block_on(write_core::write_batch(&mut SqliteBatch { conn }, events))?;
+    conn.execute_batch("COMMIT")?;
+    Ok(result)
+}
+
+/// The writer's statements for the shared group commit.
+struct SqliteBatch<'c> {
+    conn: &'c mut Connection,
+}
+
+fn issue_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Issue, StoreError>> {
+    let level: String = r.get(4)?;
+    let status: String = r.get(5)?;
+    Ok((|| {
+        Ok(Issue {
+            id: r.get(0)?,
+            project_id: r.get(1)?,
+            title: r.get(2)?,
+            culprit: r.get(3)?,
+            level: level.parse::<Level>().map_err(rows::corrupt)?,
+            status: status.parse::<IssueStatus>().map_err(rows::corrupt)?,
+            event_count: r.get(6)?,
+            first_seen: Millis(r.get(7)?),
+            last_seen: Millis(r.get(8)?),
+        })
+    })())
+}
+
+impl SqliteBatch<'_> {
+    fn project_seqs(&self, projects: &[ProjectId]) -> Result<HashMap<ProjectId, i64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM projects WHERE id = ?")?;
+        let mut out = HashMap::with_capacity(projects.len());
+        for &p in projects {
+            if let Some(seq) = st.query_row([p], |r| r.get(0)).optional()? {
+                out.insert(p, seq);
+            }
+        }
+        Ok(out)
+    }
+
+    fn stored_event_ids(
+        &self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?")?;
+        let mut out = HashMap::new();
+        for &(p, id) in keys {
+            if let Some(issue) = st.query_row(params![p, id], |r| r.get(0)).optional()? {
+                out.insert((p, id.to_owned()), issue);
+            }
+        }
+        Ok(out)
+    }
+
+    fn issues_by_fingerprint(
+        &self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
+        ))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for &(p, fp) in keys {
+            if let Some(issue) = st.query_row(params![p, fp], issue_row).optional()? {
+                out.push((fp.to_owned(), issue?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_issues(&self, issues: &[NewIssue<'_>]) -> Result<Vec<(String, Issue)>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+             event_count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'unresolved', 0, ?, ?) \
+             RETURNING {ISSUE_COLUMNS}"
+        ))?;
+        let mut out = Vec::with_capacity(issues.len());
+        for i in issues {
+            let issue = st.query_row(
+                params![
+                    i.project_id,
+                    i.fingerprint,
+                    i.title.as_ref(),
+                    i.culprit.as_ref(),
+                    i.level.as_str(),
+                    i.received.0,
+                    i.received.0
+                ],
+                issue_row,
+            )??;
+            out.push((i.fingerprint.to_owned(), issue));
+        }
+        Ok(out)
+    }
+
+    fn insert_events(&self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+             timestamp, received, message, title, culprit, tags, detail, raw) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for r in rows {
+            st.execute(params![
+                r.p.project_id,
+                r.seq,
+                r.p.event_id,
+                r.issue_id,
+                r.p.event.level.as_str(),
+                r.environment.as_ref(),
+                r.release.as_deref(),
+                r.timestamp.0,
+                r.p.received.0,
+                r.message.as_deref(),
+                r.title.as_ref(),
+                r.culprit.as_ref(),
+                r.tags,
+                r.detail,
+                r.p.raw_zstd,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Only additions reach here (a batch adds events); retention's subtractions and the
+    /// deletes of rows left at zero are the other pool's.
+    fn add_rollups(&self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO issue_tag_values (issue_id, key, value, count) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (issue_id, key, value) DO UPDATE \
+             SET count = issue_tag_values.count + excluded.count",
+        )?;
+        for ((issue, key, value), n) in rollups.tag_counts() {
+            st.execute(params![issue, key, value, n])?;
+        }
+        for (issues, table, owner) in [
+            (true, "issue_minutes", "issue_id"),
+            (false, "project_minutes", "project_id"),
+        ] {
+            let mut st = self.conn.prepare_cached(&format!(
+                "INSERT INTO {table} ({owner}, minute, level, count) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT ({owner}, minute, level) DO UPDATE \
+                 SET count = {table}.count + excluded.count"
+            ))?;
+            for ((id, minute, level), n) in rollups.minute_counts(issues) {
+                st.execute(params![id, minute, level, n])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn update_issues(&self, issues: &[&Issue]) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE issues SET event_count = ?, last_seen = ?, level = ?, status = ? WHERE id = ?",
+        )?;
+        for i in issues {
+            st.execute(params![
+                i.event_count,
+                i.last_seen.0,
+                i.level.as_str(),
+                i.status.as_str(),
+                i.id
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn set_project_seqs(&self, seqs: &[(ProjectId, i64)]) -> Result<(), StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE projects SET last_seq = ? WHERE id = ?")?;
+        for &(p, seq) in seqs {
+            st.execute(params![seq, p])?;
+        }
+        Ok(())
+    }
+
+    fn count_unresolved(&self, project: ProjectId) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'",
+            )?
+            .query_row([project], |r| r.get(0))?)
+    }
+
+    fn raise_alerts(&self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
+        let hooks: Vec<(i64, i64, String)> = self
+            .conn
+            .prepare_cached(super::alerts::HOOKS_OF_ALL)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT INTO alerts (webhook_id, created, alert) VALUES (?, ?, ?)")?;
+        for (hook, alert) in super::alerts::fan_out(raised, &hooks) {
+            st.execute(params![hook, now.0, alert])?;
+        }
+        Ok(())
+    }
+}
+
+/// The async face `write_core` drives; every call completes at once (see [`commit_batch`]).
+#[async_trait]
+impl BatchStatements for SqliteBatch<'_> {
+    async fn project_seqs(
+        &mut self,
+        projects: &[ProjectId],
+    ) -> Result<HashMap<ProjectId, i64>, StoreError> {
+        SqliteBatch::project_seqs(self, projects)
+    }
+    async fn stored_event_ids(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+        SqliteBatch::stored_event_ids(self, keys)
+    }
+    async fn issues_by_fingerprint(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        SqliteBatch::issues_by_fingerprint(self, keys)
+    }
+    async fn insert_issues(
+        &mut self,
+        issues: &[NewIssue<'_>],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        SqliteBatch::insert_issues(self, issues)
+    }
+    async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
+        SqliteBatch::insert_events(self, rows)
+    }
+    async fn add_rollups(&mut self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
+        SqliteBatch::add_rollups(self, rollups)
+    }
+    async fn update_issues(&mut self, issues: &[&Issue]) -> Result<(), StoreError> {
+        SqliteBatch::update_issues(self, issues)
+    }
+    async fn set_project_seqs(&mut self, seqs: &[(ProjectId, i64)]) -> Result<(), StoreError> {
+        SqliteBatch::set_project_seqs(self, seqs)
+    }
+    async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {
+        SqliteBatch::count_unresolved(self, project)
+    }
+    async fn raise_alerts(&mut self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
+        SqliteBatch::raise_alerts(self, raised, now)
+    }
+}
