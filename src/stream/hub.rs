@@ -139,6 +139,15 @@ impl Hub {
         report
     }
 
+    /// Whether any connection watches `project`.
+    pub fn has_members(&self, project: i64) -> bool {
+        self.rooms
+            .read()
+            .expect("rooms poisoned")
+            .len(RoomId(project))
+            > 0
+    }
+
     /// Appends the connections of `project` to `out` (a snapshot to flush without
     /// holding the rooms' lock).
     pub fn members(&self, project: i64, out: &mut Vec<Arc<StreamConn>>) {

@@ -25,7 +25,12 @@ pub struct Frame {
 impl Frame {
     /// Encodes `v` once.
     pub fn json(v: &Value, seq: Option<i64>) -> Frame {
-        let text = v.to_string();
+        Frame::encode(v, seq)
+    }
+
+    /// Encodes any serializable message once, without building a `Value` tree first.
+    pub fn encode<T: serde::Serialize + ?Sized>(v: &T, seq: Option<i64>) -> Frame {
+        let text = serde_json::to_string(v).expect("stream messages serialize");
         Frame {
             header: codec::header_len(text.len()) as u8,
             wire: codec::text(&text),
@@ -55,10 +60,23 @@ pub struct EventFields {
 
 /// `{"type":"event",...}` for a stored event.
 pub fn event_frame(e: &StoredEvent) -> Frame {
+    /// `{"type":"event","seq":…,"issue_id":…,"event":{…}}`, in that order.
+    #[derive(serde::Serialize)]
+    struct EventMessage<'a> {
+        r#type: &'static str,
+        seq: i64,
+        issue_id: i64,
+        event: crate::store::EventSummary<'a>,
+    }
     Frame {
         received: Some(e.received),
-        ..Frame::json(
-            &json!({ "type": "event", "seq": e.seq, "issue_id": e.issue_id, "event": e.summary() }),
+        ..Frame::encode(
+            &EventMessage {
+                r#type: "event",
+                seq: e.seq,
+                issue_id: e.issue_id,
+                event: e.summary(),
+            },
             Some(e.seq),
         )
     }
