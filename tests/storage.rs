@@ -482,8 +482,8 @@ async fn reading_back(s: &dyn Store) {
     assert_eq!(read[0].level, Level::Fatal);
     assert_eq!(read[0].timestamp, Millis(1_700_000_000_123));
     assert_eq!(read[0].tags["browser"], "firefox");
-    assert_eq!(read[0].detail["exception"]["type"], "ValueError");
-    assert_eq!(read[0].detail["extra"]["nested"]["ok"], true);
+    assert_eq!(read[0].detail.to_map()["exception"]["type"], "ValueError");
+    assert_eq!(read[0].detail.to_map()["extra"]["nested"]["ok"], true);
     let issue_e = s.get_issue(read[0].issue_id).await.unwrap().unwrap();
     assert_eq!(issue_e.level, Level::Fatal);
 

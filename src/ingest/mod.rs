@@ -123,13 +123,18 @@ fn pack(raw: &[u8]) -> Vec<u8> {
     }
 }
 
-/// zstd's default level, with one compression context per thread: a fresh context per
-/// event (`zstd::bulk::compress`) allocates and initializes its tables each time, which
-/// cost a quarter of single-event ingest (measured, docs/BENCHMARKS.md).
+/// zstd's fastest regular level: an SDK event of 16.9 KB packs to the same order of size
+/// as at the default level 3, at about half the CPU (measured: level 3 was a tenth of
+/// ingesting a Sentry SDK event).
+const ZSTD_LEVEL: i32 = 1;
+
+/// One compression context per thread: a fresh context per event (`zstd::bulk::compress`)
+/// allocates and initializes its tables each time, which cost a quarter of single-event
+/// ingest (measured, docs/BENCHMARKS.md).
 fn compress(raw: &[u8]) -> Vec<u8> {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> = std::cell::RefCell::new(
-            zstd::bulk::Compressor::new(zstd::DEFAULT_COMPRESSION_LEVEL).expect("a zstd context"),
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context"),
         );
     }
     COMPRESSOR.with(|c| c.borrow_mut().compress(raw).expect("compressing to memory"))

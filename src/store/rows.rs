@@ -74,7 +74,7 @@ where
         title: row.try_get("title")?,
         culprit: row.try_get("culprit")?,
         tags: serde_json::from_str(&tags).map_err(corrupt)?,
-        detail: serde_json::from_str(&detail).map_err(corrupt)?,
+        detail: crate::model::stored::DetailJson::from_text(detail).map_err(corrupt)?,
     })
 }
 

@@ -8,7 +8,7 @@
 //! Reads, and the rare other writes, stay on sqlx's pools.
 
 use super::rollups::Rollups;
-use super::write_core::{self, BatchStatements, EventRow, NewIssue};
+use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
 use crate::alerts::payload::Raised;
 use crate::model::{Issue, IssueStatus, Level, Millis};
@@ -220,7 +220,7 @@ impl SqliteBatch<'_> {
                 r.title.as_ref(),
                 r.culprit.as_ref(),
                 r.tags,
-                r.detail,
+                r.detail(),
                 r.p.raw_zstd,
             ])?;
         }
@@ -332,17 +332,11 @@ impl BatchStatements for SqliteBatch<'_> {
     ) -> Result<Vec<(String, Issue)>, StoreError> {
         SqliteBatch::insert_issues(self, issues)
     }
-    async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
-        SqliteBatch::insert_events(self, rows)
-    }
-    async fn add_rollups(&mut self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
-        SqliteBatch::add_rollups(self, rollups)
-    }
-    async fn update_issues(&mut self, issues: &[&Issue]) -> Result<(), StoreError> {
-        SqliteBatch::update_issues(self, issues)
-    }
-    async fn set_project_seqs(&mut self, seqs: &[(ProjectId, i64)]) -> Result<(), StoreError> {
-        SqliteBatch::set_project_seqs(self, seqs)
+    async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
+        self.insert_events(batch.rows)?;
+        self.add_rollups(batch.rollups)?;
+        self.update_issues(batch.issues)?;
+        self.set_project_seqs(batch.seqs)
     }
     async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {
         SqliteBatch::count_unresolved(self, project)

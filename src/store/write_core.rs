@@ -10,9 +10,9 @@ use super::rollups::Rollups;
 use super::{BatchResult, EventOutcome, PreparedEvent, ProjectId, StoreError, StoredEvent, rows};
 use crate::alerts::payload::Raised;
 use crate::model::issue::{EventDisposition, on_new_event};
+use crate::model::stored::DetailJson;
 use crate::model::{DomainMessage, Issue, IssueAction, Level, Millis};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -42,8 +42,27 @@ pub(crate) struct EventRow<'a> {
     pub culprit: Cow<'a, str>,
     /// The tags as a JSON object.
     pub tags: String,
-    /// The detail as a JSON object.
-    pub detail: String,
+    /// The event as published; its detail is the row's.
+    pub stored: Arc<StoredEvent>,
+}
+
+impl EventRow<'_> {
+    /// The detail column: a JSON object.
+    pub fn detail(&self) -> &str {
+        self.stored.detail.as_str()
+    }
+}
+
+/// What a batch writes once its outcomes are known.
+pub(crate) struct BatchWrites<'a, 'e> {
+    /// New event rows, in seq order per project.
+    pub rows: &'a [EventRow<'e>],
+    /// The counts they add.
+    pub rollups: &'a Rollups<'a>,
+    /// Touched issues, as they are after the batch.
+    pub issues: &'a [&'a Issue],
+    /// `(project, last seq)` of every project that stored events.
+    pub seqs: &'a [(ProjectId, i64)],
 }
 
 /// The statements one database runs for [`write_batch`], all inside one transaction.
@@ -80,17 +99,10 @@ pub(crate) trait BatchStatements: Send {
         issues: &[NewIssue<'_>],
     ) -> Result<Vec<(String, Issue)>, StoreError>;
 
-    /// Inserts the event rows.
-    async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<(), StoreError>;
-
-    /// Adds the batch's counts to the rollups.
-    async fn add_rollups(&mut self, rollups: &Rollups<'_>) -> Result<(), StoreError>;
-
-    /// Writes back the counts, last seen, level and status of these issues.
-    async fn update_issues(&mut self, issues: &[&Issue]) -> Result<(), StoreError>;
-
-    /// Sets the projects' last seqs.
-    async fn set_project_seqs(&mut self, seqs: &[(ProjectId, i64)]) -> Result<(), StoreError>;
+    /// Writes the batch: inserts the event rows, adds the counts to the rollups, writes
+    /// back the touched issues (counts, last seen, level, status) and the projects' last
+    /// seqs. One call, so that a database may send it all as one statement.
+    async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError>;
 
     /// The project's unresolved issues, counted inside the transaction.
     async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError>;
@@ -276,22 +288,39 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
 
         let e = &p.event;
         let timestamp = e.timestamp.unwrap_or(p.received);
-        let detail = match serde_json::to_value(&e.detail).map_err(rows::corrupt)? {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        let message = e.message.as_deref().map(|m| db.fit_text(m));
+        let environment = db.fit_text(&e.environment);
+        let release = e.release.as_deref().map(|r| db.fit_text(r));
+        let title = db.fit_text(&p.title);
+        let culprit = db.fit_text(&p.culprit);
+        let stored = Arc::new(StoredEvent {
+            project_id: p.project_id,
+            seq,
+            issue_id,
+            id: p.event_id.clone(),
+            level: e.level,
+            message: message.as_deref().map(str::to_owned),
+            environment: environment.clone().into_owned(),
+            release: release.as_deref().map(str::to_owned),
+            timestamp,
+            received: p.received,
+            title: title.clone().into_owned(),
+            culprit: culprit.clone().into_owned(),
+            tags: e.tags.clone(),
+            detail: DetailJson::of(&e.detail).map_err(rows::corrupt)?,
+        });
         let row = EventRow {
             p,
             seq,
             issue_id,
             timestamp,
-            message: e.message.as_deref().map(|m| db.fit_text(m)),
-            environment: db.fit_text(&e.environment),
-            release: e.release.as_deref().map(|r| db.fit_text(r)),
-            title: db.fit_text(&p.title),
-            culprit: db.fit_text(&p.culprit),
+            message,
+            environment,
+            release,
+            title,
+            culprit,
             tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
-            detail: serde_json::to_string(&detail).map_err(rows::corrupt)?,
+            stored: Arc::clone(&stored),
         };
         result.outcomes.push(EventOutcome::Stored { issue_id, seq });
         if let Some(action) = action {
@@ -301,24 +330,7 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
                 origin: None,
             });
         }
-        result
-            .messages
-            .push(DomainMessage::EventStored(Arc::new(StoredEvent {
-                project_id: p.project_id,
-                seq,
-                issue_id,
-                id: p.event_id.clone(),
-                level: e.level,
-                message: row.message.as_deref().map(str::to_owned),
-                environment: row.environment.clone().into_owned(),
-                release: row.release.as_deref().map(str::to_owned),
-                timestamp,
-                received: p.received,
-                title: row.title.clone().into_owned(),
-                culprit: row.culprit.clone().into_owned(),
-                tags: e.tags.clone(),
-                detail,
-            })));
+        result.messages.push(DomainMessage::EventStored(stored));
         rows.push(row);
     }
 
@@ -346,21 +358,20 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
             1,
         );
     }
-    if !rows.is_empty() {
-        db.add_rollups(&rollups).await?;
-        db.insert_events(&rows).await?;
-    }
     let dirty: Vec<&Issue> = touched
         .values()
         .filter(|t| t.dirty)
         .map(|t| &t.issue)
         .collect();
-    if !dirty.is_empty() {
-        db.update_issues(&dirty).await?;
-    }
-    if !last_seq.is_empty() {
-        let seqs: Vec<(ProjectId, i64)> = last_seq.into_iter().collect();
-        db.set_project_seqs(&seqs).await?;
+    let seqs: Vec<(ProjectId, i64)> = last_seq.into_iter().collect();
+    if !rows.is_empty() || !dirty.is_empty() {
+        db.write(&BatchWrites {
+            rows: &rows,
+            rollups: &rollups,
+            issues: &dirty,
+            seqs: &seqs,
+        })
+        .await?;
     }
     for project in count_changed {
         let count = db.count_unresolved(project).await?;
