@@ -9,6 +9,7 @@
 //! `scripts/bench.sh` starts a server pinned to CPU 0 and runs this pinned to CPU 1.
 
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -97,13 +98,23 @@ async fn gather(
     (lat, events, errors)
 }
 
-/// C keep-alive clients posting single events (batch 1) or bulk batches, closed loop.
+/// C keep-alive clients posting single events (batch 1) or bulk batches, closed loop; with
+/// `--rate R` paced at R requests/s in all (each client R/C, on a fixed schedule), the
+/// latency then counted from each request's scheduled time, so a server that falls behind
+/// shows it (no coordinated omission).
 async fn ingest(args: &Args) -> Value {
-    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
-    let start = Instant::now();
+    // Every client sends one unmeasured request first (its connection opened), then all
+    // start together: the schedule must not count the clients' own start-up as latency.
+    let ready = Arc::new(tokio::sync::Barrier::new(args.clients));
+    let begun: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let (url, key, batch) = (args.url.clone(), args.key.clone(), args.batch);
+        let (ready, begun, seconds) = (ready.clone(), begun.clone(), args.seconds);
+        let every =
+            (args.rate > 0.0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate));
+        // Clients start spread over one period, so the load is even.
+        let offset = every.map(|e| e.mul_f64(c as f64 / args.clients as f64));
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let (path, mut lat, mut events, mut errors) = (
@@ -112,12 +123,24 @@ async fn ingest(args: &Args) -> Value {
                 0usize,
                 0usize,
             );
+            let one = |i: u64, j: usize| json!({"message": format!("bench client {c} request {i} item {j} timeout after {j}s"), "level": "error", "tags": {"client": c.to_string()}});
+            let warm = if batch == 1 { one(0, 0) } else { Value::Array((0..batch).map(|j| one(0, j)).collect()) };
+            let _ = http.post(format!("{url}{path}")).bearer_auth(&key).json(&warm).send().await;
+            ready.wait().await;
+            let start = *begun.get_or_init(Instant::now);
+            let deadline = start + Duration::from_secs_f64(seconds);
             let mut i = 0u64;
             while Instant::now() < deadline {
                 i += 1;
-                let one = |j: usize| json!({"message": format!("bench client {c} request {i} item {j} timeout after {j}s"), "level": "error", "tags": {"client": c.to_string()}});
-                let body = if batch == 1 { one(0) } else { Value::Array((0..batch).map(one).collect()) };
-                let t = Instant::now();
+                let body = if batch == 1 { one(i, 0) } else { Value::Array((0..batch).map(|j| one(i, j)).collect()) };
+                let t = match (every, offset) {
+                    (Some(e), Some(o)) => {
+                        let due = start + o + e * (i - 1) as u32;
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    _ => Instant::now(),
+                };
                 match http.post(format!("{url}{path}")).bearer_auth(&key).json(&body).send().await {
                     Ok(r) if r.status() == 202 => {
                         lat.push(t.elapsed());
@@ -130,11 +153,12 @@ async fn ingest(args: &Args) -> Value {
         }));
     }
     let (lat, events, errors) = gather(tasks).await;
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = begun.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
     json!({
         "scenario": "ingest",
         "clients": args.clients,
         "batch": args.batch,
+        "target_rate": args.rate,
         "seconds": elapsed,
         "events": events,
         "events_per_sec": (events as f64 / elapsed).round(),
