@@ -1133,3 +1133,51 @@ async fn an_older_sqlite_database_gets_its_counts_on_upgrade() {
     })
     .await;
 }
+
+/// The SQLite writer thread under continuous writes: a failed batch (an unknown project)
+/// is rolled back and the next one commits; and with ~60 MiB written, the WAL stays near
+/// its checkpoint bound instead of growing with the data (a checkpoint that never catches
+/// up with the writer would let it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_recovers_from_a_failed_batch_and_keeps_the_wal_bounded() {
+    bounded(async {
+        let (s, dir) = sqlite_store().await;
+        let p = s.create_project("wal").await.unwrap().project.id;
+        let err = s.write_batch(vec![event(p + 1000, None, "A")]).await;
+        assert!(err.is_err(), "{err:?}");
+        let r = s.write_batch(vec![event(p, None, "A")]).await.unwrap();
+        assert_eq!(stored_seq(&r.outcomes[0]), 1);
+
+        let wal = dir.path().join("t.db-wal");
+        let mut largest = 0;
+        let mut noise = 0x2545_f491_4f6c_dd1du64;
+        for batch in 0..300 {
+            let events = (0..100)
+                .map(|i| {
+                    let mut e = event(p, None, &format!("f{}", (batch * 100 + i) % 50));
+                    // 2 KiB that does not compress, as an SDK's event body would be stored.
+                    e.raw_zstd = Some(
+                        (0..2048)
+                            .map(|_| {
+                                noise ^= noise << 13;
+                                noise ^= noise >> 7;
+                                noise ^= noise << 17;
+                                noise as u8
+                            })
+                            .collect(),
+                    );
+                    e
+                })
+                .collect();
+            s.write_batch(events).await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        assert_eq!(s.latest_seq(p).await.unwrap(), 30_001);
+        assert!(
+            largest < 40 << 20,
+            "the WAL grew to {} MiB for ~60 MiB written",
+            largest >> 20
+        );
+    })
+    .await;
+}
