@@ -181,6 +181,10 @@ pub enum StoreError {
     /// The SQLite writer's connection failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The SQLite writer thread could not take the batch (it stopped, or the batch's
+    /// write panicked and was rolled back).
+    #[error("SQLite writer: {0}")]
+    Writer(&'static str),
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -53,11 +53,12 @@ impl SqliteWriter {
         // every commit slower (measured: `pcache1TruncateUnsafe`, 5% of the server's time
         // with 64 MiB, gone with the default).
         // SQLite checkpoints in the commit that crosses 1,000 WAL pages: copying them into
-        // the database and syncing it stalled that batch and every request queued behind
-        // it (measured: p99 62 ms at a paced 10,000 events/s). The checkpoint thread does
-        // the copying beside the writer; the writer's own checkpoint, rarer, only finishes
-        // it (a passive checkpoint from another thread never catches up with a busy
-        // writer, so alone it would let the WAL grow without bound).
+        // the database and syncing it holds up that batch and every request queued behind
+        // it. The checkpoint thread does the copying beside the writer (measured: envelopes
+        // 1,871 / 2,764 → 2,678 / 3,661/s, their max latency 81 / 85 → 34 / 57 ms); the
+        // writer's own checkpoint, rarer, only finishes it (a passive checkpoint from
+        // another thread never catches up with a busy writer, so alone it would let the
+        // WAL grow without bound: tests/storage.rs).
         conn.execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = {mmap_size}; \
              PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES};"
@@ -96,7 +97,7 @@ impl SqliteWriter {
 }
 
 fn writer_gone() -> StoreError {
-    StoreError::Corrupt("the SQLite writer thread has stopped".into())
+    StoreError::Writer("the writer thread has stopped")
 }
 
 /// The thread: one batch at a time, each in its own transaction. A panic inside a batch
@@ -110,7 +111,9 @@ fn run(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<(Vec<PreparedEven
             Ok(r) => r,
             Err(_) => {
                 tracing::error!("the SQLite writer panicked in a batch; rolled back");
-                Err(StoreError::Corrupt("the batch's write panicked".into()))
+                Err(StoreError::Writer(
+                    "the batch's write panicked; it was rolled back",
+                ))
             }
         };
         if result.is_err() && !conn.is_autocommit() {
