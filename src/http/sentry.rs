@@ -130,9 +130,12 @@ pub async fn envelope(
     // Only event items were kept; `n` is the item's place among all of them.
     for item in envelope.items {
         let n = item.n;
-        let value: Value = serde_json::from_slice(&item.payload).map_err(|e| {
-            ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
-        })?;
+        let value: Value = match sentry::picked_event(&item.payload) {
+            Some(v) => v,
+            None => serde_json::from_slice(&item.payload).map_err(|e| {
+                ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
+            })?,
+        };
         let mut event = sentry::to_new_event(&value)
             .map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
         // The SDK names the event in the envelope header when the payload does not.
@@ -172,8 +175,11 @@ pub async fn store(
         project,
     )
     .await?;
-    let mut event =
-        sentry::to_new_event(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    let value = match sentry::picked_event(&body) {
+        Some(v) => v,
+        None => parse_json(&body)?,
+    };
+    let mut event = sentry::to_new_event(&value).map_err(|e| ApiError::BadRequest(e.0))?;
     event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     Ok(answer(accepted.into_iter().next().map(|a| a.id)))
