@@ -14,7 +14,7 @@
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
 use super::rollups::{self, DELETED_COLUMNS, DeletedEvent, Rollups};
-use super::write_core::{self, BatchStatements, BatchWrites, NewIssue};
+use super::write_core::{self, BatchStatements, BatchWrites, NewIssue, StoredIds};
 use super::{
     BatchResult, CreatedProject, EventPage, PreparedEvent, Project, ProjectId, PurgeResult,
     StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
@@ -145,7 +145,7 @@ impl BatchStatements for PgBatch<'_> {
     async fn stored_event_ids(
         &mut self,
         keys: &[(ProjectId, &str)],
-    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+    ) -> Result<StoredIds, StoreError> {
         let (projects, ids): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
         let rows = sqlx::query(
             "SELECT project_id, event_id, issue_id FROM events WHERE (project_id, event_id) IN \
@@ -155,14 +155,13 @@ impl BatchStatements for PgBatch<'_> {
         .bind(&ids)
         .fetch_all(&mut *self.conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    (r.try_get("project_id")?, r.try_get("event_id")?),
-                    r.try_get("issue_id")?,
-                ))
-            })
-            .collect()
+        let mut out = StoredIds::new();
+        for r in rows {
+            out.entry(r.try_get("project_id")?)
+                .or_default()
+                .insert(r.try_get("event_id")?, r.try_get("issue_id")?);
+        }
+        Ok(out)
     }
 
     /// Current: the projects are locked.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const ISSUE_COLUMNS: &str =
+pub(super) const ISSUE_COLUMNS: &str =
     "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
 const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, environment, release, \
      timestamp, received, message, title, culprit, tags, detail";
@@ -103,16 +103,18 @@ impl SqliteStore {
     }
 }
 
+/// A project's unresolved issues (the sqlx connections and the writer thread both count).
+pub(super) const COUNT_UNRESOLVED: &str =
+    "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'";
+
 async fn count_unresolved(
     conn: &mut SqliteConnection,
     project: ProjectId,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'",
-    )
-    .bind(project)
-    .fetch_one(conn)
-    .await?)
+    Ok(sqlx::query_scalar(COUNT_UNRESOLVED)
+        .bind(project)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Bytes of the database file each connection maps (reads go through the page cache

@@ -8,7 +8,8 @@
 //! Reads, and the rare other writes, stay on sqlx's pools.
 
 use super::rollups::Rollups;
-use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue};
+use super::sqlite::{COUNT_UNRESOLVED, ISSUE_COLUMNS};
+use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
 use crate::alerts::payload::Raised;
 use crate::model::{Issue, IssueStatus, Level, Millis};
@@ -18,9 +19,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-const ISSUE_COLUMNS: &str =
-    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
 
 /// Prepared statements kept per connection (the group commit uses about fifteen).
 const STATEMENT_CACHE: usize = 64;
@@ -196,17 +194,14 @@ impl SqliteBatch<'_> {
         Ok(out)
     }
 
-    fn stored_event_ids(
-        &self,
-        keys: &[(ProjectId, &str)],
-    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+    fn stored_event_ids(&self, keys: &[(ProjectId, &str)]) -> Result<StoredIds, StoreError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?")?;
-        let mut out = HashMap::new();
+        let mut out = StoredIds::new();
         for &(p, id) in keys {
             if let Some(issue) = st.query_row(params![p, id], |r| r.get(0)).optional()? {
-                out.insert((p, id.to_owned()), issue);
+                out.entry(p).or_default().insert(id.to_owned(), issue);
             }
         }
         Ok(out)
@@ -337,9 +332,7 @@ impl SqliteBatch<'_> {
     fn count_unresolved(&self, project: ProjectId) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'",
-            )?
+            .prepare_cached(COUNT_UNRESOLVED)?
             .query_row([project], |r| r.get(0))?)
     }
 
@@ -371,7 +364,7 @@ impl BatchStatements for SqliteBatch<'_> {
     async fn stored_event_ids(
         &mut self,
         keys: &[(ProjectId, &str)],
-    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError> {
+    ) -> Result<StoredIds, StoreError> {
         SqliteBatch::stored_event_ids(self, keys)
     }
     async fn issues_by_fingerprint(

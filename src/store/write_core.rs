@@ -53,6 +53,9 @@ impl EventRow<'_> {
     }
 }
 
+/// Client-chosen ids already stored: project → event id → issue.
+pub(crate) type StoredIds = HashMap<ProjectId, HashMap<String, i64>>;
+
 /// What a batch writes once its outcomes are known.
 pub(crate) struct BatchWrites<'a, 'e> {
     /// New event rows, in seq order per project.
@@ -80,11 +83,12 @@ pub(crate) trait BatchStatements: Send {
         projects: &[ProjectId],
     ) -> Result<HashMap<ProjectId, i64>, StoreError>;
 
-    /// Which of these client-chosen ids are stored already, with their issue.
+    /// Which of these client-chosen ids are stored already, with their issue: project →
+    /// event id → issue (nested, so that an event's `&str` id looks it up as it is).
     async fn stored_event_ids(
         &mut self,
         keys: &[(ProjectId, &str)],
-    ) -> Result<HashMap<(ProjectId, String), i64>, StoreError>;
+    ) -> Result<StoredIds, StoreError>;
 
     /// The existing issues of these (project, fingerprint) keys.
     async fn issues_by_fingerprint(
@@ -153,7 +157,16 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
     } else {
         db.stored_event_ids(&client_ids).await?
     };
-    let stored_before = |p: &PreparedEvent| p.id_from_client && stored_ids.contains_key(&key_of(p));
+    let stored_issue = |p: &PreparedEvent| {
+        if !p.id_from_client {
+            return None;
+        }
+        stored_ids
+            .get(&p.project_id)?
+            .get(p.event_id.as_str())
+            .copied()
+    };
+    let stored_before = |p: &PreparedEvent| stored_issue(p).is_some();
 
     // The issues of every event not stored before, then the ones to create: keys with no
     // issue, made from their first event that will be stored. Only a discarded issue
@@ -234,9 +247,7 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
             result.outcomes.push(EventOutcome::Duplicate { issue_id });
             continue;
         }
-        if p.id_from_client
-            && let Some(&issue_id) = stored_ids.get(&key_of(p))
-        {
+        if let Some(issue_id) = stored_issue(p) {
             result.outcomes.push(EventOutcome::Duplicate { issue_id });
             continue;
         }
@@ -385,8 +396,4 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
         db.raise_alerts(&raised, Millis::now()).await?;
     }
     Ok(result)
-}
-
-fn key_of(p: &PreparedEvent) -> (ProjectId, String) {
-    (p.project_id, p.event_id.clone())
 }
