@@ -30,6 +30,9 @@ pub const WRITE_TIMEOUTS: &str = "mesher_stream_write_timeouts_total";
 pub const DELIVERY_LATENCY: &str = "mesher_ingest_to_delivery_seconds";
 /// Events per group commit (histogram).
 pub const COMMIT_BATCH: &str = "mesher_commit_batch_events";
+/// How long each group commit took, from the batch's hand-over to the store until its
+/// answer, seconds (histogram).
+pub const COMMIT_SECONDS: &str = "mesher_commit_seconds";
 /// Background task restarts, by `task` (counter).
 pub const TASK_RESTARTS: &str = "mesher_task_restarts_total";
 /// Webhook delivery attempts, by `outcome`: `delivered`, `retried`, `given_up` (counter).
@@ -80,6 +83,12 @@ pub fn install() -> &'static PrometheusHandle {
             .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &latency)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_BATCH.into()), &batch))
             .and_then(|b| {
+                let commit = [
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ];
+                b.set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), &commit)
+            })
+            .and_then(|b| {
                 let alert = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
                 b.set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &alert)
             })
@@ -117,6 +126,11 @@ fn describe() {
         "From an event's receipt to its write on a stream socket."
     );
     describe_histogram!(COMMIT_BATCH, "Events per group commit.");
+    describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "How long each group commit took."
+    );
     describe_counter!(TASK_RESTARTS, "Background task restarts, by task.");
     describe_counter!(
         ALERT_DELIVERIES,

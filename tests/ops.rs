@@ -168,6 +168,16 @@ async fn metrics_count_known_traffic() {
     );
     assert_eq!(get("mesher_stream_connections"), 1.0);
     assert_eq!(get("mesher_commit_batch_events_sum"), 2.0);
+    // Each commit is timed: as many samples as batches, each well under the 5 s bucket.
+    let commits = get("mesher_commit_seconds_count");
+    assert_eq!(commits, get("mesher_commit_batch_events_count"));
+    assert!(commits >= 1.0, "{commits}");
+    assert!(get("mesher_commit_seconds_sum") < 5.0);
+    assert_eq!(
+        get("mesher_commit_seconds_bucket{le=\"5\"}"),
+        commits,
+        "every commit within 5 s"
+    );
     // One sample per socket write: the two events went out in one or two writes.
     let samples = get("mesher_ingest_to_delivery_seconds_count");
     assert!((1.0..=2.0).contains(&samples), "{samples}");

@@ -102,7 +102,11 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
         }
         metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
         let count = events.len();
-        match store.write_batch(events).await {
+        let started = std::time::Instant::now();
+        let written = store.write_batch(events).await;
+        metrics::histogram!(crate::telemetry::COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        match written {
             Ok(result) => {
                 let stored = result
                     .outcomes
