@@ -1181,3 +1181,101 @@ async fn the_sqlite_writer_recovers_from_a_failed_batch_and_keeps_the_wal_bounde
     })
     .await;
 }
+
+/// A database made before migration 0006 (events WITHOUT ROWID) keeps its events, their
+/// raw bytes and its seqs when this version opens it and rebuilds the table with a rowid.
+#[tokio::test]
+async fn an_older_sqlite_database_keeps_its_events_through_the_rowid_rebuild() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}", path.display());
+        {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            let mut old = sqlx::migrate!("migrations/sqlite");
+            old.migrations = old
+                .migrations
+                .iter()
+                .filter(|m| m.version < 6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            old.run(&pool).await.unwrap();
+            let layout: String =
+                sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert!(layout.contains("WITHOUT ROWID"), "{layout}");
+            sqlx::query(
+                "INSERT INTO projects (id, name, ingest_key, token_hash, last_seq, created_at) \
+                 VALUES (1, 'old', 'key-1', 'hash-1', 2, 0)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO issues (id, project_id, fingerprint, title, culprit, level, status, \
+                 event_count, first_seen, last_seen) \
+                 VALUES (1, 1, 'fp', 'Error: old', 'app.py', 'error', 'unresolved', 2, 1000, 2000)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            for (seq, id) in [(1, "a1"), (2, "a2")] {
+                sqlx::query(
+                    "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, \
+                     release, timestamp, received, message, title, culprit, tags, detail, raw) \
+                     VALUES (1, ?, ?, 1, 'error', 'production', NULL, 1000, 1000, 'boom', \
+                     'Error: old', 'app.py', '{\"t\":\"v\"}', '{}', ?)",
+                )
+                .bind(seq)
+                .bind(id)
+                .bind(format!("{{\"event_id\":\"{id}\"}}").into_bytes())
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+
+        let s = store::open(&DatabaseUrl::Sqlite(url.clone()))
+            .await
+            .expect("the old database opens and migrates");
+        assert_eq!(all_events(&*s, 1, 10).await, vec![1, 2]);
+        let (kept, raw) = s.event_by_id(1, "a2").await.unwrap().expect("a2 kept");
+        assert_eq!(kept.seq, 2);
+        assert_eq!(kept.message.as_deref(), Some("boom"));
+        assert_eq!(kept.tags.get("t").map(String::as_str), Some("v"));
+        assert_eq!(raw.as_deref(), Some(&b"{\"event_id\":\"a2\"}"[..]));
+        // Seqs go on from the project's last one; a repeated client id is still a duplicate.
+        let r = s
+            .write_batch(vec![event_at(1, None, "fp", Millis(3000))])
+            .await
+            .unwrap();
+        assert_eq!(stored_seq(&r.outcomes[0]), 3);
+        let r = s
+            .write_batch(vec![event(1, Some("a1"), "fp")])
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.outcomes[0], EventOutcome::Duplicate { .. }),
+            "{:?}",
+            r.outcomes[0]
+        );
+        assert_eq!(all_events(&*s, 1, 10).await, vec![1, 2, 3]);
+        let layout: String = {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        assert!(!layout.contains("WITHOUT ROWID"), "{layout}");
+    })
+    .await;
+}
