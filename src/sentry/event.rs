@@ -259,8 +259,10 @@ struct Picked<'a> {
     message: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "raw")]
     logentry: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    exception: Option<&'a RawValue>,
+    /// Typed while scanning: only what [`exception`] reads is built (an SDK's frames carry
+    /// `vars` and context lines that are large and never read here).
+    #[serde(default)]
+    exception: Option<PickedException>,
     #[serde(default, borrow, deserialize_with = "raw")]
     environment: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "raw")]
@@ -303,7 +305,6 @@ pub fn picked_event(bytes: &[u8]) -> Option<Value> {
         ("level", p.level),
         ("message", p.message),
         ("logentry", p.logentry),
-        ("exception", p.exception),
         ("environment", p.environment),
         ("release", p.release),
         ("timestamp", p.timestamp),
@@ -318,7 +319,165 @@ pub fn picked_event(bytes: &[u8]) -> Option<Value> {
             map.insert(key.to_owned(), serde_json::from_str(raw.get()).ok()?);
         }
     }
+    if let Some(exception) = p.exception {
+        map.insert("exception".into(), exception.0);
+    }
     Some(Value::Object(map))
+}
+
+/// A struct read from a JSON object only (serde's derive would also read an array, as the
+/// fields in order, where the whole parse says "must be an object").
+struct ObjectOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The event's `exception` as [`exception`] reads it, built in the one scan of the event:
+/// a list, or an object's `values`; of each value its type, value, module and its frames'
+/// picked keys. Any other shape fails the picked parse, and the event is parsed whole.
+struct PickedException(Value);
+
+#[derive(serde::Deserialize)]
+struct PickedValues {
+    #[serde(default)]
+    values: Option<Vec<ObjectOnly<PickedExceptionValue>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PickedExceptionValue {
+    #[serde(default, rename = "type")]
+    ty: Option<Value>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    module: Option<Value>,
+    #[serde(default)]
+    stacktrace: Option<ObjectOnly<PickedStacktrace>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PickedStacktrace {
+    #[serde(default)]
+    frames: Option<Vec<ObjectOnly<PickedFrame>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PickedFrame {
+    #[serde(default)]
+    filename: Option<Value>,
+    #[serde(default)]
+    abs_path: Option<Value>,
+    #[serde(default)]
+    function: Option<Value>,
+    #[serde(default)]
+    module: Option<Value>,
+    #[serde(default)]
+    lineno: Option<Value>,
+    #[serde(default)]
+    colno: Option<Value>,
+    #[serde(default)]
+    context_line: Option<Value>,
+    #[serde(default)]
+    in_app: Option<Value>,
+}
+
+/// `fields` as an object, the absent and `null` ones left out (as [`exception`] skips them).
+fn object_of<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+        .collect()
+}
+
+impl PickedExceptionValue {
+    fn into_value(self) -> Value {
+        let mut map = object_of([
+            ("type", self.ty),
+            ("value", self.value),
+            ("module", self.module),
+        ]);
+        if let Some(ObjectOnly(st)) = self.stacktrace {
+            let mut stacktrace = Map::new();
+            if let Some(frames) = st.frames {
+                let frames = frames.into_iter().map(|ObjectOnly(f)| {
+                    Value::Object(object_of([
+                        ("filename", f.filename),
+                        ("abs_path", f.abs_path),
+                        ("function", f.function),
+                        ("module", f.module),
+                        ("lineno", f.lineno),
+                        ("colno", f.colno),
+                        ("context_line", f.context_line),
+                        ("in_app", f.in_app),
+                    ]))
+                });
+                stacktrace.insert("frames".into(), Value::Array(frames.collect()));
+            }
+            map.insert("stacktrace".into(), Value::Object(stacktrace));
+        }
+        Value::Object(map)
+    }
+}
+
+fn values_list(values: Vec<ObjectOnly<PickedExceptionValue>>) -> Value {
+    Value::Array(
+        values
+            .into_iter()
+            .map(|ObjectOnly(v)| v.into_value())
+            .collect(),
+    )
+}
+
+impl<'de> serde::Deserialize<'de> for PickedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PickedException;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an exception list or object")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut values = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    values.push(v);
+                }
+                Ok(PickedException(values_list(values)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let p = <PickedValues as serde::Deserialize>::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                let mut out = Map::new();
+                if let Some(values) = p.values {
+                    out.insert("values".into(), values_list(values));
+                }
+                Ok(PickedException(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event.
@@ -550,6 +709,18 @@ mod tests {
             rich,
             json!({"message": "x", "level": null, "release": null, "user": {"id": 1}}),
             json!({"logentry": {"message": "a %s", "params": ["b"]}}),
+            // The exception's other shapes: a bare list, a chain, frames with vars.
+            json!({"exception": [{"type": "A"}, {"type": "B", "value": "v"}]}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [
+                {"function": "f", "vars": {"x": [1, {"y": 2}]}, "pre_context": ["a"]},
+                {"filename": null, "lineno": 3, "in_app": true, "abs_path": "/a.py"}
+            ]}}, {"value": "only a value", "mechanism": {"type": "chained"},
+                "stacktrace": {"frames": []}}], "extra_key": 1}}),
+            json!({"message": "m", "exception": {"values": []}}),
+            json!({"message": "m", "exception": {"values": null}}),
+            json!({"message": "m", "exception": null}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": null}]}}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": null}}]}}),
         ] {
             let bytes = serde_json::to_vec(&v).unwrap();
             let picked = picked_event(&bytes).expect("picked");
@@ -557,6 +728,27 @@ mod tests {
             let b = to_new_event(&v).unwrap();
             assert_eq!(format!("{a:?}"), format!("{b:?}"));
         }
+        // Odd shapes inside the exception: either the picked parse gives the whole
+        // parse's error, or it falls back (None) to the whole parse.
+        for v in [
+            json!({"exception": "E"}),
+            json!({"exception": {"values": [1, "x"]}}),
+            json!({"exception": {"values": {"type": "A"}}}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": []}]}}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": {}}}]}}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [1]}}]}}),
+            json!({"exception": {"values": [{"type": 5}]}}),
+            json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [{"lineno": "7"}]}}]}}),
+        ] {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let b = to_new_event(&v).unwrap_err().to_string();
+            if let Some(picked) = picked_event(&bytes) {
+                assert_eq!(to_new_event(&picked).unwrap_err().to_string(), b, "{v}");
+            }
+        }
+        // A key twice inside a frame falls back to the whole parse (its last value).
+        let twice = br#"{"exception": {"values": [{"type": "A", "stacktrace": {"frames": [{"lineno": 1, "lineno": 2}]}}]}}"#;
+        assert!(picked_event(twice).is_none());
         assert!(picked_event(br#"{"message": "a", "message": "b"}"#).is_none());
         assert!(picked_event(b"[1]").is_none());
         assert!(picked_event(br#"{"message": "a", "modules": {"x": }}"#).is_none());
