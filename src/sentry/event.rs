@@ -11,7 +11,6 @@ use crate::model::event::{
 };
 use crate::model::{Exception, Frame, Level, NewEvent};
 use sentry_types::protocol::v7;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -247,44 +246,46 @@ fn object(obj: &Map<String, Value>, key: &str) -> Option<Value> {
     obj.get(key).filter(|v| v.is_object()).cloned()
 }
 
-/// The top-level keys [`to_new_event`] reads, each as its raw JSON (`null` included, as
-/// `Some("null")`); every other key is skipped while parsing, not built into a tree.
+/// The top-level keys [`to_new_event`] reads, each parsed as it is scanned (`null`
+/// included, as `Some(Null)`); every other key is skipped while parsing, not built into a
+/// tree.
 #[derive(serde::Deserialize)]
-struct Picked<'a> {
-    #[serde(default, borrow, deserialize_with = "raw")]
-    event_id: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    level: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    message: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    logentry: Option<&'a RawValue>,
+struct Picked {
+    #[serde(default, deserialize_with = "present")]
+    event_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    level: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    message: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    logentry: Option<Value>,
     /// Typed while scanning: only what [`exception`] reads is built (an SDK's frames carry
     /// `vars` and context lines that are large and never read here).
     #[serde(default)]
     exception: Option<PickedException>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    environment: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    release: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    timestamp: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    tags: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    breadcrumbs: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    extra: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    user: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    sdk: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
-    fingerprint: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    environment: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    release: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    timestamp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    tags: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    breadcrumbs: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    extra: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    user: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    sdk: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    fingerprint: Option<Value>,
 }
 
-fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+/// A key that is given, `null` too (`Option`'s own reading would make `null` absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// The event's JSON as a `Value` holding only the keys [`to_new_event`] reads, or `None`
@@ -298,9 +299,8 @@ pub fn picked_event(bytes: &[u8]) -> Option<Value> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
-    let p: Picked<'_> = serde_json::from_slice(bytes).ok()?;
-    let mut map = Map::new();
-    for (key, raw) in [
+    let p: Picked = serde_json::from_slice(bytes).ok()?;
+    let mut map = object_of([
         ("event_id", p.event_id),
         ("level", p.level),
         ("message", p.message),
@@ -314,11 +314,7 @@ pub fn picked_event(bytes: &[u8]) -> Option<Value> {
         ("user", p.user),
         ("sdk", p.sdk),
         ("fingerprint", p.fingerprint),
-    ] {
-        if let Some(raw) = raw {
-            map.insert(key.to_owned(), serde_json::from_str(raw.get()).ok()?);
-        }
-    }
+    ]);
     if let Some(exception) = p.exception {
         map.insert("exception".into(), exception.0);
     }
@@ -397,7 +393,8 @@ struct PickedFrame {
     in_app: Option<Value>,
 }
 
-/// `fields` as an object, the absent and `null` ones left out (as [`exception`] skips them).
+/// `fields` as an object, the `None` ones left out (the exception's fields read `null` as
+/// `None`, and [`exception`] skips a `null` too).
 fn object_of<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
     fields
         .into_iter()
