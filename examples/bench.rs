@@ -6,6 +6,10 @@
 //! `... -- envelope --url … --key KEY --project ID --clients 32 --seconds 10` posts Sentry
 //! envelopes of a 15 KB Python SDK event instead.
 //!
+//! `... -- parse --events 20000` needs no server: it maps the same SDK event's bytes to
+//! the event Mesher stores (the Sentry mapping and the detail's JSON), in this process,
+//! and reports the CPU time per event (the part of the envelope scenario that is not I/O).
+//!
 //! `scripts/bench.sh` starts a server pinned to CPU 0 and runs this pinned to CPU 1.
 
 use serde_json::{Value, json};
@@ -592,18 +596,48 @@ async fn connections(args: &Args) -> Value {
     })
 }
 
+/// The Sentry mapping of one SDK event (`sdk_event`), `--events` times per round, 7 rounds:
+/// the median round's time per event.
+fn parse(args: &Args) -> Value {
+    let mut event = sdk_event(0);
+    event["event_id"] = json!("c0ffee00c0ffee00c0ffee00c0ffee00");
+    let bytes = serde_json::to_vec(&event).expect("JSON");
+    let one = || {
+        let picked = mesher::sentry::picked_event(&bytes).expect("the SDK event is picked");
+        let event = picked.into_new_event().expect("a valid event");
+        mesher::model::stored::DetailJson::of(&event.detail).expect("detail JSON")
+    };
+    let mut rounds: Vec<f64> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..args.events {
+                std::hint::black_box(one());
+            }
+            start.elapsed().as_secs_f64() * 1e6 / args.events as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    json!({
+        "scenario": "parse",
+        "event_bytes": bytes.len(),
+        "events_per_round": args.events,
+        "us_per_event": {"median": rounds[3], "min": rounds[0], "max": rounds[6]},
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
     let result = match args.scenario.as_str() {
         "ingest" => ingest(&args).await,
         "envelope" => envelope(&args).await,
+        "parse" => parse(&args),
         "fanout" => fanout(&args).await,
         "connections" => connections(&args).await,
         "slow-consumer" => slow_consumer(&args).await,
         other => {
             eprintln!(
-                "unknown scenario '{other}': expected ingest, envelope, fanout, slow-consumer or connections"
+                "unknown scenario '{other}': expected ingest, envelope, parse, fanout, slow-consumer or connections"
             );
             std::process::exit(2);
         }

@@ -8,7 +8,7 @@ mod postgres;
 use mesher::DatabaseUrl;
 use mesher::bus::DomainMessage;
 use mesher::model::{EventDetail, Exception, IssueAction, IssueCommand, IssueStatus, Level};
-use mesher::model::{Millis, NewEvent};
+use mesher::model::{Millis, NewEvent, RawJson};
 use mesher::store::{
     self, EventOutcome, EventPage, PreparedEvent, ProjectId, Store, StoreError, hash_token,
     new_event_id,
@@ -463,7 +463,7 @@ async fn reading_back(s: &dyn Store) {
             value: Some("bad".into()),
             module: None,
         }),
-        extra: Some(json!({"n": 1, "nested": {"ok": true}})),
+        extra: Some(RawJson::of(&json!({"n": 1, "nested": {"ok": true}}))),
         ..EventDetail::default()
     };
     let r = s.write_batch(vec![rich]).await.unwrap();

@@ -130,14 +130,17 @@ pub async fn envelope(
     // Only event items were kept; `n` is the item's place among all of them.
     for item in envelope.items {
         let n = item.n;
-        let value: Value = match sentry::picked_event(&item.payload) {
-            Some(v) => v,
-            None => serde_json::from_slice(&item.payload).map_err(|e| {
-                ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
-            })?,
+        let event = match sentry::picked_event(&item.payload) {
+            Some(picked) => picked.into_new_event(),
+            None => {
+                let value: Value = serde_json::from_slice(&item.payload).map_err(|e| {
+                    ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
+                })?;
+                sentry::to_new_event(&value)
+            }
         };
-        let mut event = sentry::to_new_event(&value)
-            .map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
+        let mut event =
+            event.map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
         // The SDK names the event in the envelope header when the payload does not.
         if event.event_id.is_none() {
             event.event_id = header_id.clone();
@@ -175,11 +178,11 @@ pub async fn store(
         project,
     )
     .await?;
-    let value = match sentry::picked_event(&body) {
-        Some(v) => v,
-        None => parse_json(&body)?,
+    let event = match sentry::picked_event(&body) {
+        Some(picked) => picked.into_new_event(),
+        None => sentry::to_new_event(&parse_json(&body)?),
     };
-    let mut event = sentry::to_new_event(&value).map_err(|e| ApiError::BadRequest(e.0))?;
+    let mut event = event.map_err(|e| ApiError::BadRequest(e.0))?;
     event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     Ok(answer(accepted.into_iter().next().map(|a| a.id)))

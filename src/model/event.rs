@@ -6,8 +6,56 @@
 use super::level::Level;
 use super::time::Millis;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// A JSON value kept as its text: stored and served as sent, never built into a `Value`
+/// tree. Breadcrumbs, `extra`, `user` and `sdk` are only stored, so a Sentry event's are
+/// copied from its bytes while they are scanned (measured in docs/BENCHMARKS.md: building
+/// and dropping their trees was a large part of ingesting an SDK event).
+#[derive(Clone, Debug)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// The text of `value`.
+    pub fn of(value: &Value) -> RawJson {
+        RawJson(serde_json::value::to_raw_value(value).expect("a Value serializes"))
+    }
+
+    /// Text scanned from a JSON document (so known to be JSON).
+    pub fn from_raw(raw: Box<RawValue>) -> RawJson {
+        RawJson(raw)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.0.get().starts_with('{')
+    }
+
+    /// The value as a tree (for tests and the rare reader).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("RawJson holds JSON")
+    }
+}
+
+/// Same text, same value (both sides come from one serializer or one document).
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 
 /// The exception that caused an event.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -60,16 +108,16 @@ pub struct EventDetail {
     pub stacktrace: Vec<Frame>,
     /// Breadcrumb objects as sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub breadcrumbs: Vec<Value>,
-    /// Free-form extra data.
+    pub breadcrumbs: Vec<RawJson>,
+    /// Free-form extra data (an object).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra: Option<Value>,
-    /// The affected user.
+    pub extra: Option<RawJson>,
+    /// The affected user (an object).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<Value>,
-    /// The reporting SDK.
+    pub user: Option<RawJson>,
+    /// The reporting SDK (an object).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sdk: Option<Value>,
+    pub sdk: Option<RawJson>,
     /// The custom grouping key, if one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Vec<String>>,
@@ -147,10 +195,10 @@ fn opt_int(obj: &Map<String, Value>, path: &str, key: &str) -> Result<Option<i64
     }
 }
 
-fn opt_object(obj: &Map<String, Value>, key: &str) -> Result<Option<Value>, InvalidEvent> {
+fn opt_object(obj: &Map<String, Value>, key: &str) -> Result<Option<RawJson>, InvalidEvent> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(v @ Value::Object(_)) => Ok(Some(RawJson::of(v))),
         Some(other) => Err(invalid(format!(
             "field '{key}' must be an object, got {}",
             type_name(other)
@@ -315,7 +363,7 @@ fn parse_frames(v: Option<&Value>) -> Result<Vec<Frame>, InvalidEvent> {
         .collect()
 }
 
-fn parse_breadcrumbs(v: Option<&Value>) -> Result<Vec<Value>, InvalidEvent> {
+fn parse_breadcrumbs(v: Option<&Value>) -> Result<Vec<RawJson>, InvalidEvent> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => {
@@ -325,7 +373,7 @@ fn parse_breadcrumbs(v: Option<&Value>) -> Result<Vec<Value>, InvalidEvent> {
                     type_name(bad)
                 )));
             }
-            Ok(items.clone())
+            Ok(items.iter().map(RawJson::of).collect())
         }
         Some(other) => Err(invalid(format!(
             "field 'breadcrumbs' must be a list, got {}",

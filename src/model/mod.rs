@@ -9,7 +9,7 @@ pub mod stored;
 pub mod time;
 pub mod webhook;
 
-pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent};
+pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent, RawJson};
 pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};
 pub use level::Level;
 pub use message::DomainMessage;

@@ -9,8 +9,9 @@
 use crate::model::event::{
     EventDetail, InvalidEvent, normalize_event_id, parse_fingerprint, parse_timestamp,
 };
-use crate::model::{Exception, Frame, Level, NewEvent};
+use crate::model::{Exception, Frame, Level, NewEvent, RawJson};
 use sentry_types::protocol::v7;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -228,7 +229,7 @@ fn tags(v: Option<&Value>) -> Result<BTreeMap<String, String>, InvalidEvent> {
 }
 
 /// `breadcrumbs`: a list or `{"values": [...]}`; objects kept as sent.
-fn breadcrumbs(v: Option<&Value>) -> Result<Vec<Value>, InvalidEvent> {
+fn breadcrumbs(v: Option<&Value>) -> Result<Vec<RawJson>, InvalidEvent> {
     let list = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
@@ -239,11 +240,35 @@ fn breadcrumbs(v: Option<&Value>) -> Result<Vec<Value>, InvalidEvent> {
         },
         Some(_) => return Err(invalid("field 'breadcrumbs' must be a list or an object")),
     };
-    Ok(list.iter().filter(|b| b.is_object()).cloned().collect())
+    Ok(list
+        .iter()
+        .filter(|b| b.is_object())
+        .map(RawJson::of)
+        .collect())
 }
 
-fn object(obj: &Map<String, Value>, key: &str) -> Option<Value> {
-    obj.get(key).filter(|v| v.is_object()).cloned()
+fn object(obj: &Map<String, Value>, key: &str) -> Option<RawJson> {
+    obj.get(key).filter(|v| v.is_object()).map(RawJson::of)
+}
+
+/// The parts of an event that are only stored: breadcrumbs, `extra`, `user`, `sdk`.
+struct StoredParts {
+    breadcrumbs: Vec<RawJson>,
+    extra: Option<RawJson>,
+    user: Option<RawJson>,
+    sdk: Option<RawJson>,
+}
+
+impl StoredParts {
+    /// From the whole event's tree.
+    fn of(obj: &Map<String, Value>) -> Result<StoredParts, InvalidEvent> {
+        Ok(StoredParts {
+            breadcrumbs: breadcrumbs(obj.get("breadcrumbs"))?,
+            extra: object(obj, "extra"),
+            user: object(obj, "user"),
+            sdk: object(obj, "sdk"),
+        })
+    }
 }
 
 /// The top-level keys [`to_new_event`] reads, each parsed as it is scanned (`null`
@@ -271,14 +296,16 @@ struct Picked {
     timestamp: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     tags: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    breadcrumbs: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    extra: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    user: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    sdk: Option<Value>,
+    /// Stored only: copied as text while scanning (`null` reads as absent, as in
+    /// [`StoredParts::of`]).
+    #[serde(default)]
+    breadcrumbs: Option<PickedBreadcrumbs>,
+    #[serde(default)]
+    extra: Option<Box<RawValue>>,
+    #[serde(default)]
+    user: Option<Box<RawValue>>,
+    #[serde(default)]
+    sdk: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "present")]
     fingerprint: Option<Value>,
 }
@@ -288,18 +315,41 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
-/// The event's JSON as a `Value` holding only the keys [`to_new_event`] reads, or `None`
-/// when the bytes are not a JSON object with each of those keys once (the caller then
-/// parses them whole, for the same answer and error as before).
+/// An event scanned once for the keys [`to_new_event`] reads: those it interprets as a
+/// small `Value`, those it only stores as their text.
+pub struct PickedEvent {
+    value: Value,
+    stored: StoredParts,
+}
+
+impl PickedEvent {
+    /// The event, with the same answer or error [`to_new_event`] gives for the whole JSON.
+    pub fn into_new_event(self) -> Result<NewEvent, InvalidEvent> {
+        event_of(&self.value, Some(self.stored))
+    }
+}
+
+/// The event's keys that [`to_new_event`] reads, picked in one scan of `bytes`, or `None`
+/// when the bytes are not a JSON object with each of those keys once and in a shape the
+/// scan knows (the caller then parses them whole, for the same answer and error).
 ///
 /// Measured (docs/BENCHMARKS.md): an SDK event's modules, contexts and request, built into
-/// a `Value` tree and dropped unread, were a large part of parsing it.
-pub fn picked_event(bytes: &[u8]) -> Option<Value> {
+/// a `Value` tree and dropped unread, were a large part of parsing it; so were its
+/// breadcrumbs, built into a tree only to be written out again.
+pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
     // A derived struct also reads a JSON array (as its fields in order): objects only.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
     let p: Picked = serde_json::from_slice(bytes).ok()?;
+    let object_text =
+        |raw: Option<Box<RawValue>>| raw.map(RawJson::from_raw).filter(RawJson::is_object);
+    let stored = StoredParts {
+        breadcrumbs: p.breadcrumbs.map(|b| b.0).unwrap_or_default(),
+        extra: object_text(p.extra),
+        user: object_text(p.user),
+        sdk: object_text(p.sdk),
+    };
     let mut map = object_of([
         ("event_id", p.event_id),
         ("level", p.level),
@@ -309,16 +359,66 @@ pub fn picked_event(bytes: &[u8]) -> Option<Value> {
         ("release", p.release),
         ("timestamp", p.timestamp),
         ("tags", p.tags),
-        ("breadcrumbs", p.breadcrumbs),
-        ("extra", p.extra),
-        ("user", p.user),
-        ("sdk", p.sdk),
         ("fingerprint", p.fingerprint),
     ]);
     if let Some(exception) = p.exception {
         map.insert("exception".into(), exception.0);
     }
-    Some(Value::Object(map))
+    Some(PickedEvent {
+        value: Value::Object(map),
+        stored,
+    })
+}
+
+/// `breadcrumbs` as [`breadcrumbs`] reads them, each object's text copied while scanning:
+/// a list, or an object's `values`. Any other shape fails the picked parse.
+struct PickedBreadcrumbs(Vec<RawJson>);
+
+#[derive(serde::Deserialize)]
+struct PickedCrumbValues {
+    #[serde(default)]
+    values: Option<Vec<Box<RawValue>>>,
+}
+
+fn objects_only(list: Vec<Box<RawValue>>) -> Vec<RawJson> {
+    list.into_iter()
+        .map(RawJson::from_raw)
+        .filter(RawJson::is_object)
+        .collect()
+}
+
+impl<'de> serde::Deserialize<'de> for PickedBreadcrumbs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PickedBreadcrumbs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a breadcrumb list or object")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    list.push(b);
+                }
+                Ok(PickedBreadcrumbs(objects_only(list)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let p = <PickedCrumbValues as serde::Deserialize>::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(PickedBreadcrumbs(objects_only(
+                    p.values.unwrap_or_default(),
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A struct read from a JSON object only (serde's derive would also read an array, as the
@@ -479,6 +579,11 @@ impl<'de> serde::Deserialize<'de> for PickedException {
 
 /// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event.
 pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
+    event_of(value, None)
+}
+
+/// [`to_new_event`], with the stored-only parts read from `value` unless already `stored`.
+fn event_of(value: &Value, stored: Option<StoredParts>) -> Result<NewEvent, InvalidEvent> {
     let Value::Object(obj) = value else {
         return Err(invalid("an event must be a JSON object"));
     };
@@ -515,21 +620,30 @@ pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
         Some((e, frames)) => (Some(e), frames),
         None => (None, Vec::new()),
     };
+    // In the order the fields are checked, so an event's first error is the one named.
+    let environment = string_field(obj, "environment")?.unwrap_or_else(|| "production".into());
+    let release = string_field(obj, "release")?;
+    let timestamp = parse_timestamp(obj.get("timestamp").unwrap_or(&Value::Null))?;
+    let tags = tags(obj.get("tags"))?;
+    let stored = match stored {
+        Some(stored) => stored,
+        None => StoredParts::of(obj)?,
+    };
     Ok(NewEvent {
         event_id,
         message,
         level,
-        environment: string_field(obj, "environment")?.unwrap_or_else(|| "production".into()),
-        release: string_field(obj, "release")?,
-        timestamp: parse_timestamp(obj.get("timestamp").unwrap_or(&Value::Null))?,
-        tags: tags(obj.get("tags"))?,
+        environment,
+        release,
+        timestamp,
+        tags,
         detail: EventDetail {
             exception,
             stacktrace,
-            breadcrumbs: breadcrumbs(obj.get("breadcrumbs"))?,
-            extra: object(obj, "extra"),
-            user: object(obj, "user"),
-            sdk: object(obj, "sdk"),
+            breadcrumbs: stored.breadcrumbs,
+            extra: stored.extra,
+            user: stored.user,
+            sdk: stored.sdk,
             fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
         },
         raw: None,
@@ -586,7 +700,10 @@ mod tests {
         assert_eq!(e.detail.stacktrace.len(), 2);
         assert_eq!(e.detail.stacktrace[1].lineno, Some(5));
         assert_eq!(e.detail.breadcrumbs.len(), 1);
-        assert_eq!(e.detail.user, Some(json!({"id": "42"})));
+        assert_eq!(
+            e.detail.user.map(|u| u.to_value()),
+            Some(json!({"id": "42"}))
+        );
         assert!(e.timestamp.is_some());
     }
 
@@ -718,10 +835,16 @@ mod tests {
             json!({"message": "m", "exception": null}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": null}]}}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": null}}]}}),
+            // Stored-only parts: non-objects dropped, nulls absent, `values` or a list.
+            json!({"message": "m", "breadcrumbs": [1, {"a": 1}, "s", null], "extra": "x",
+                "user": null, "sdk": [1]}),
+            json!({"message": "m", "breadcrumbs": null, "extra": null}),
+            json!({"message": "m", "breadcrumbs": {"values": null, "other": 1}}),
+            json!({"message": "m", "breadcrumbs": {"values": [{"b": [1, 2]}, 3]}}),
         ] {
             let bytes = serde_json::to_vec(&v).unwrap();
             let picked = picked_event(&bytes).expect("picked");
-            let a = to_new_event(&picked).unwrap();
+            let a = picked.into_new_event().unwrap();
             let b = to_new_event(&v).unwrap();
             assert_eq!(format!("{a:?}"), format!("{b:?}"));
         }
@@ -736,11 +859,14 @@ mod tests {
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [1]}}]}}),
             json!({"exception": {"values": [{"type": 5}]}}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [{"lineno": "7"}]}}]}}),
+            json!({"message": "m", "breadcrumbs": "x"}),
+            json!({"message": "m", "breadcrumbs": {"values": 5}}),
+            json!({"message": "m", "breadcrumbs": {"values": {"a": 1}}}),
         ] {
             let bytes = serde_json::to_vec(&v).unwrap();
             let b = to_new_event(&v).unwrap_err().to_string();
             if let Some(picked) = picked_event(&bytes) {
-                assert_eq!(to_new_event(&picked).unwrap_err().to_string(), b, "{v}");
+                assert_eq!(picked.into_new_event().unwrap_err().to_string(), b, "{v}");
             }
         }
         // A key twice inside a frame falls back to the whole parse (its last value).
@@ -748,6 +874,12 @@ mod tests {
         assert!(picked_event(twice).is_none());
         assert!(picked_event(br#"{"message": "a", "message": "b"}"#).is_none());
         assert!(picked_event(b"[1]").is_none());
+        // Breadcrumbs and the other stored-only objects are kept as their text was sent.
+        let sent =
+            br#"{"message": "m", "breadcrumbs": [ {"a":  1, "b": "\u00e9"} ], "user": {"id" : 7}}"#;
+        let e = picked_event(sent).unwrap().into_new_event().unwrap();
+        assert_eq!(e.detail.breadcrumbs[0].get(), r#"{"a":  1, "b": "\u00e9"}"#);
+        assert_eq!(e.detail.user.unwrap().get(), r#"{"id" : 7}"#);
         assert!(picked_event(br#"{"message": "a", "modules": {"x": }}"#).is_none());
     }
 }
