@@ -532,11 +532,21 @@ impl PickedExceptionValue {
     }
 }
 
+/// The list [`exception`] reads: only its last value (the one raised) and its length (for
+/// the error's index), so the chain's earlier values stand as `null`s, not built.
 fn values_list(values: Vec<ObjectOnly<PickedExceptionValue>>) -> Value {
+    let n = values.len();
     Value::Array(
         values
             .into_iter()
-            .map(|ObjectOnly(v)| v.into_value())
+            .enumerate()
+            .map(|(i, ObjectOnly(v))| {
+                if i + 1 == n {
+                    v.into_value()
+                } else {
+                    Value::Null
+                }
+            })
             .collect(),
     )
 }
