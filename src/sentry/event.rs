@@ -319,15 +319,25 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 /// small `Value`, those it only stores as their text.
 pub struct PickedEvent {
     value: Value,
-    stored: StoredParts,
+    scanned: Scanned,
 }
 
 impl PickedEvent {
     /// The event, with the same answer or error [`to_new_event`] gives for the whole JSON.
     pub fn into_new_event(self) -> Result<NewEvent, InvalidEvent> {
-        event_of(&self.value, Some(self.stored))
+        event_of(&self.value, Some(self.scanned))
     }
 }
+
+/// What the scan built that [`to_new_event`] reads from the whole tree: the exception (or
+/// its error, named in the order the fields are checked) and the stored-only parts.
+struct Scanned {
+    exception: ExceptionResult,
+    stored: StoredParts,
+}
+
+/// The last exception value (the one raised) and its frames, oldest first; or the error.
+type ExceptionResult = Result<Option<(Exception, Vec<Frame>)>, InvalidEvent>;
 
 /// The event's keys that [`to_new_event`] reads, picked in one scan of `bytes`, or `None`
 /// when the bytes are not a JSON object with each of those keys once and in a shape the
@@ -350,7 +360,11 @@ pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
         user: object_text(p.user),
         sdk: object_text(p.sdk),
     };
-    let mut map = object_of([
+    let exception = match p.exception {
+        None | Some(PickedException(None)) => Ok(None),
+        Some(PickedException(Some((i, last)))) => last.into_exception(i),
+    };
+    let map = object_of([
         ("event_id", p.event_id),
         ("level", p.level),
         ("message", p.message),
@@ -361,12 +375,9 @@ pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
         ("tags", p.tags),
         ("fingerprint", p.fingerprint),
     ]);
-    if let Some(exception) = p.exception {
-        map.insert("exception".into(), exception.0);
-    }
     Some(PickedEvent {
         value: Value::Object(map),
-        stored,
+        scanned: Scanned { exception, stored },
     })
 }
 
@@ -444,10 +455,12 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> 
     }
 }
 
-/// The event's `exception` as [`exception`] reads it, built in the one scan of the event:
-/// a list, or an object's `values`; of each value its type, value, module and its frames'
-/// picked keys. Any other shape fails the picked parse, and the event is parsed whole.
-struct PickedException(Value);
+/// The event's `exception` as [`exception`] reads it, typed in the one scan of the event:
+/// a list, or an object's `values`; of its last value (its index kept, for the error) the
+/// type, value, module and each frame's picked keys, typed as `sentry-types` reads them.
+/// Any other shape or type fails the picked parse, and the event is parsed whole (for the
+/// same error).
+struct PickedException(Option<(usize, PickedExceptionValue)>);
 
 #[derive(serde::Deserialize)]
 struct PickedValues {
@@ -458,11 +471,11 @@ struct PickedValues {
 #[derive(serde::Deserialize)]
 struct PickedExceptionValue {
     #[serde(default, rename = "type")]
-    ty: Option<Value>,
+    ty: Option<String>,
     #[serde(default)]
-    value: Option<Value>,
+    value: Option<String>,
     #[serde(default)]
-    module: Option<Value>,
+    module: Option<String>,
     #[serde(default)]
     stacktrace: Option<ObjectOnly<PickedStacktrace>>,
 }
@@ -473,28 +486,28 @@ struct PickedStacktrace {
     frames: Option<Vec<ObjectOnly<PickedFrame>>>,
 }
 
+/// A frame's keys as `sentry_types::protocol::v7::Frame` types them.
 #[derive(serde::Deserialize)]
 struct PickedFrame {
     #[serde(default)]
-    filename: Option<Value>,
+    filename: Option<String>,
     #[serde(default)]
-    abs_path: Option<Value>,
+    abs_path: Option<String>,
     #[serde(default)]
-    function: Option<Value>,
+    function: Option<String>,
     #[serde(default)]
-    module: Option<Value>,
+    module: Option<String>,
     #[serde(default)]
-    lineno: Option<Value>,
+    lineno: Option<u64>,
     #[serde(default)]
-    colno: Option<Value>,
+    colno: Option<u64>,
     #[serde(default)]
-    context_line: Option<Value>,
+    context_line: Option<String>,
     #[serde(default)]
-    in_app: Option<Value>,
+    in_app: Option<bool>,
 }
 
-/// `fields` as an object, the `None` ones left out (the exception's fields read `null` as
-/// `None`, and [`exception`] skips a `null` too).
+/// `fields` as an object, the `None` ones left out.
 fn object_of<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
     fields
         .into_iter()
@@ -503,52 +516,43 @@ fn object_of<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, 
 }
 
 impl PickedExceptionValue {
-    fn into_value(self) -> Value {
-        let mut map = object_of([
-            ("type", self.ty),
-            ("value", self.value),
-            ("module", self.module),
-        ]);
-        if let Some(ObjectOnly(st)) = self.stacktrace {
-            let mut stacktrace = Map::new();
-            if let Some(frames) = st.frames {
-                let frames = frames.into_iter().map(|ObjectOnly(f)| {
-                    Value::Object(object_of([
-                        ("filename", f.filename),
-                        ("abs_path", f.abs_path),
-                        ("function", f.function),
-                        ("module", f.module),
-                        ("lineno", f.lineno),
-                        ("colno", f.colno),
-                        ("context_line", f.context_line),
-                        ("in_app", f.in_app),
-                    ]))
-                });
-                stacktrace.insert("frames".into(), Value::Array(frames.collect()));
-            }
-            map.insert("stacktrace".into(), Value::Object(stacktrace));
+    /// As [`exception`] maps `exception.values[i]`, the last value.
+    fn into_exception(self, i: usize) -> ExceptionResult {
+        let exception = Exception {
+            ty: self.ty.filter(|t| !t.is_empty()),
+            value: self.value.filter(|v| !v.is_empty()),
+            module: self.module,
+        };
+        if exception.ty.is_none() && exception.value.is_none() {
+            return Err(invalid(format!(
+                "field 'exception.values[{i}]' needs a 'type' or a 'value'"
+            )));
         }
-        Value::Object(map)
+        let frames = self
+            .stacktrace
+            .and_then(|ObjectOnly(st)| st.frames)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ObjectOnly(f)| Frame {
+                filename: f.filename.or(f.abs_path),
+                function: f.function,
+                module: f.module,
+                lineno: f.lineno.and_then(|n| i64::try_from(n).ok()),
+                colno: f.colno.and_then(|n| i64::try_from(n).ok()),
+                context_line: f.context_line,
+                in_app: f.in_app,
+            })
+            .collect();
+        Ok(Some((exception, frames)))
     }
 }
 
-/// The list [`exception`] reads: only its last value (the one raised) and its length (for
-/// the error's index), so the chain's earlier values stand as `null`s, not built.
-fn values_list(values: Vec<ObjectOnly<PickedExceptionValue>>) -> Value {
+/// The last of `values` with its index (`None` for an empty list).
+fn last_value(
+    values: Vec<ObjectOnly<PickedExceptionValue>>,
+) -> Option<(usize, PickedExceptionValue)> {
     let n = values.len();
-    Value::Array(
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(i, ObjectOnly(v))| {
-                if i + 1 == n {
-                    v.into_value()
-                } else {
-                    Value::Null
-                }
-            })
-            .collect(),
-    )
+    values.into_iter().last().map(|ObjectOnly(v)| (n - 1, v))
 }
 
 impl<'de> serde::Deserialize<'de> for PickedException {
@@ -567,7 +571,7 @@ impl<'de> serde::Deserialize<'de> for PickedException {
                 while let Some(v) = seq.next_element()? {
                     values.push(v);
                 }
-                Ok(PickedException(values_list(values)))
+                Ok(PickedException(last_value(values)))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
@@ -576,11 +580,7 @@ impl<'de> serde::Deserialize<'de> for PickedException {
                 let p = <PickedValues as serde::Deserialize>::deserialize(
                     serde::de::value::MapAccessDeserializer::new(map),
                 )?;
-                let mut out = Map::new();
-                if let Some(values) = p.values {
-                    out.insert("values".into(), values_list(values));
-                }
-                Ok(PickedException(Value::Object(out)))
+                Ok(PickedException(p.values.and_then(last_value)))
             }
         }
         d.deserialize_any(V)
@@ -592,8 +592,13 @@ pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
     event_of(value, None)
 }
 
-/// [`to_new_event`], with the stored-only parts read from `value` unless already `stored`.
-fn event_of(value: &Value, stored: Option<StoredParts>) -> Result<NewEvent, InvalidEvent> {
+/// [`to_new_event`], with the exception and the stored-only parts read from `value` unless
+/// the scan built them.
+fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, InvalidEvent> {
+    let (scanned_exception, stored) = match scanned {
+        Some(s) => (Some(s.exception), Some(s.stored)),
+        None => (None, None),
+    };
     let Value::Object(obj) = value else {
         return Err(invalid("an event must be a JSON object"));
     };
@@ -620,7 +625,10 @@ fn event_of(value: &Value, stored: Option<StoredParts>) -> Result<NewEvent, Inva
         }
     };
     let message = message(obj)?;
-    let exception = exception(obj)?;
+    let exception = match scanned_exception {
+        Some(scanned) => scanned?,
+        None => exception(obj)?,
+    };
     if message.is_none() && exception.is_none() {
         return Err(invalid(
             "the event has neither a message, a logentry nor an exception",
@@ -845,6 +853,9 @@ mod tests {
             json!({"message": "m", "exception": null}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": null}]}}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": null}}]}}),
+            json!({"exception": [{"type": "A", "stacktrace": {"frames": [
+                {"lineno": 18446744073709551615u64, "colno": 0, "module": "m", "context_line": ""}
+            ]}}]}),
             // Stored-only parts: non-objects dropped, nulls absent, `values` or a list.
             json!({"message": "m", "breadcrumbs": [1, {"a": 1}, "s", null], "extra": "x",
                 "user": null, "sdk": [1]}),
@@ -869,6 +880,8 @@ mod tests {
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [1]}}]}}),
             json!({"exception": {"values": [{"type": 5}]}}),
             json!({"exception": {"values": [{"type": "A", "stacktrace": {"frames": [{"lineno": "7"}]}}]}}),
+            json!({"exception": {"values": [{"type": "A"}, {"module": "m", "type": ""}]}}),
+            json!({"level": "loud", "exception": {"values": [{"module": "m"}]}}),
             json!({"message": "m", "breadcrumbs": "x"}),
             json!({"message": "m", "breadcrumbs": {"values": 5}}),
             json!({"message": "m", "breadcrumbs": {"values": {"a": 1}}}),
