@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks: a release server pinned to CPU 0, the load generator on CPU 1.
 # Usage: scripts/bench.sh [ingest] [--smoke]
-#   ingest:  only durable ingest (single events, paced single events, bulks, envelopes)
+#   ingest:  only durable ingest (single events, paced single events, bulks, envelopes,
+#            and the Sentry mapping of the envelopes' event, in-process)
 #   --smoke: a few seconds, small N, debug build, for CI
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +59,5 @@ pin 1 "$dir/examples/bench" ingest "${ingest[@]}" --batch 1 --rate "${BENCH_INGE
 pin 1 "$dir/examples/bench" ingest "${ingest[@]}" --batch 100
 # Sentry envelopes of a 15 KB Python SDK event (chain, locals, source context), 32 clients.
 pin 1 "$dir/examples/bench" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$SECONDS_PER"
+# The same SDK event's mapping alone, in the generator's process (no server, no I/O).
+pin 1 "$dir/examples/bench" parse --events "$([ -n "$SMOKE" ] && echo 200 || echo 5000)"
