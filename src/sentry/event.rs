@@ -299,7 +299,7 @@ struct Picked {
     /// Stored only: copied as text while scanning (`null` reads as absent, as in
     /// [`StoredParts::of`]).
     #[serde(default)]
-    breadcrumbs: Option<PickedBreadcrumbs>,
+    breadcrumbs: Option<ListOrValues<Box<RawValue>>>,
     #[serde(default)]
     extra: Option<Box<RawValue>>,
     #[serde(default)]
@@ -355,14 +355,23 @@ pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
     let object_text =
         |raw: Option<Box<RawValue>>| raw.map(RawJson::from_raw).filter(RawJson::is_object);
     let stored = StoredParts {
-        breadcrumbs: p.breadcrumbs.map(|b| b.0).unwrap_or_default(),
+        // As [`breadcrumbs`]: the objects of the list, the rest dropped.
+        breadcrumbs: p
+            .breadcrumbs
+            .map_or_else(Vec::new, |b| b.0)
+            .into_iter()
+            .map(RawJson::from_raw)
+            .filter(RawJson::is_object)
+            .collect(),
         extra: object_text(p.extra),
         user: object_text(p.user),
         sdk: object_text(p.sdk),
     };
-    let exception = match p.exception {
-        None | Some(PickedException(None)) => Ok(None),
-        Some(PickedException(Some((i, last)))) => last.into_exception(i),
+    let values = p.exception.map_or_else(Vec::new, |e| e.0);
+    let n = values.len();
+    let exception = match values.into_iter().last() {
+        None => Ok(None),
+        Some(ObjectOnly(last)) => last.into_exception(n - 1),
     };
     let map = object_of([
         ("event_id", p.event_id),
@@ -379,57 +388,6 @@ pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
         value: Value::Object(map),
         scanned: Scanned { exception, stored },
     })
-}
-
-/// `breadcrumbs` as [`breadcrumbs`] reads them, each object's text copied while scanning:
-/// a list, or an object's `values`. Any other shape fails the picked parse.
-struct PickedBreadcrumbs(Vec<RawJson>);
-
-#[derive(serde::Deserialize)]
-struct PickedCrumbValues {
-    #[serde(default)]
-    values: Option<Vec<Box<RawValue>>>,
-}
-
-fn objects_only(list: Vec<Box<RawValue>>) -> Vec<RawJson> {
-    list.into_iter()
-        .map(RawJson::from_raw)
-        .filter(RawJson::is_object)
-        .collect()
-}
-
-impl<'de> serde::Deserialize<'de> for PickedBreadcrumbs {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = PickedBreadcrumbs;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a breadcrumb list or object")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::new();
-                while let Some(b) = seq.next_element()? {
-                    list.push(b);
-                }
-                Ok(PickedBreadcrumbs(objects_only(list)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let p = <PickedCrumbValues as serde::Deserialize>::deserialize(
-                    serde::de::value::MapAccessDeserializer::new(map),
-                )?;
-                Ok(PickedBreadcrumbs(objects_only(
-                    p.values.unwrap_or_default(),
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// A struct read from a JSON object only (serde's derive would also read an array, as the
@@ -455,18 +413,53 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> 
     }
 }
 
-/// The event's `exception` as [`exception`] reads it, typed in the one scan of the event:
-/// a list, or an object's `values`; of its last value (its index kept, for the error) the
-/// type, value, module and each frame's picked keys, typed as `sentry-types` reads them.
-/// Any other shape or type fails the picked parse, and the event is parsed whole (for the
-/// same error).
-struct PickedException(Option<(usize, PickedExceptionValue)>);
+/// Sentry's two shapes of a list (of exceptions, of breadcrumbs): the list itself, or an
+/// object's `values` (absent or `null`: empty). Any other shape fails the picked parse,
+/// and the event is parsed whole (for the same error).
+struct ListOrValues<T>(Vec<T>);
 
 #[derive(serde::Deserialize)]
-struct PickedValues {
-    #[serde(default)]
-    values: Option<Vec<ObjectOnly<PickedExceptionValue>>>,
+struct Values<T> {
+    #[serde(default = "Option::default")]
+    values: Option<Vec<T>>,
 }
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ListOrValues<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = ListOrValues<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list or an object of values")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    list.push(item);
+                }
+                Ok(ListOrValues(list))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let v = <Values<T> as serde::Deserialize>::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(ListOrValues(v.values.unwrap_or_default()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// The exception's values as [`exception`] reads them: of the last (its index kept, for
+/// the error) the type, value, module and each frame's picked keys, typed as
+/// `sentry-types` reads them.
+type PickedException = ListOrValues<ObjectOnly<PickedExceptionValue>>;
 
 #[derive(serde::Deserialize)]
 struct PickedExceptionValue {
@@ -544,46 +537,6 @@ impl PickedExceptionValue {
             })
             .collect();
         Ok(Some((exception, frames)))
-    }
-}
-
-/// The last of `values` with its index (`None` for an empty list).
-fn last_value(
-    values: Vec<ObjectOnly<PickedExceptionValue>>,
-) -> Option<(usize, PickedExceptionValue)> {
-    let n = values.len();
-    values.into_iter().last().map(|ObjectOnly(v)| (n - 1, v))
-}
-
-impl<'de> serde::Deserialize<'de> for PickedException {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = PickedException;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an exception list or object")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut values = Vec::new();
-                while let Some(v) = seq.next_element()? {
-                    values.push(v);
-                }
-                Ok(PickedException(last_value(values)))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let p = <PickedValues as serde::Deserialize>::deserialize(
-                    serde::de::value::MapAccessDeserializer::new(map),
-                )?;
-                Ok(PickedException(p.values.and_then(last_value)))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
