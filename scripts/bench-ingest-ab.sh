@@ -3,7 +3,9 @@
 # Usage: scripts/bench-ingest-ab.sh [-n RUNS] BINARY...
 # Each run, per binary: a fresh server on a new SQLite file (CPU 0), then `examples/bench
 # ingest` on CPU 1 with 32 keep-alive clients, single events and bulks of 100
-# (BENCH_SECONDS each, default 5), then Sentry envelopes of a 15 KB SDK event. One JSON line per measurement, with the binary added.
+# (BENCH_SECONDS each, default 5), then Sentry envelopes of a 15 KB SDK event. One JSON line
+# per measurement, with the binary, the server's CPU per event and the mean commit added (the
+# CPU per event varies less than the throughput on a shared machine, but still drifts).
 set -euo pipefail
 runs=2
 if [ "${1:-}" = "-n" ]; then runs=$2; shift 2; fi
@@ -12,6 +14,40 @@ cd "$(dirname "$0")/.."
 cargo build --release --example bench -q
 bench=target/release/examples/bench
 secs=${BENCH_SECONDS:-5}
+
+# The server's CPU time (utime + stime, in clock ticks) and its commits' event count and
+# number, from /proc and /metrics.
+server_counters() {
+  local ticks
+  ticks=$(awk '{print $14 + $15}' "/proc/$server/stat")
+  curl -s "http://127.0.0.1:$port/metrics" | python3 -c "
+import sys
+d = {'sum': 0.0, 'count': 0.0}
+for line in sys.stdin:
+    for k in d:
+        if line.startswith('mesher_commit_batch_events_' + k):
+            d[k] += float(line.split()[-1])
+print($ticks, d['sum'], d['count'])"
+}
+
+# Runs one `bench` scenario on CPU 1 and prints its JSON line with the binary, the server's
+# CPU per stored event (µs) and the mean events per commit added.
+measured() { # binary scenario args...
+  local bin=$1 before after out
+  shift
+  before=$(server_counters)
+  out=$(taskset -c 1 "$bench" "$@")
+  after=$(server_counters)
+  echo "$out" | python3 -c "
+import json, os, sys
+d = json.loads(sys.stdin.read())
+t0, s0, c0 = map(float, '$before'.split()); t1, s1, c1 = map(float, '$after'.split())
+hz = os.sysconf('SC_CLK_TCK')
+d = {'binary': '$bin', **d,
+     'server_cpu_us_per_event': round((t1 - t0) / hz * 1e6 / max(1, d['events']), 1),
+     'commit_batch_mean': round((s1 - s0) / max(1, c1 - c0), 1)}
+print(json.dumps(d))"
+}
 
 one() { # binary
   local bin=$1 work port db created key project server
@@ -25,11 +61,9 @@ one() { # binary
   server=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   for batch in 1 100; do
-    taskset -c 1 "$bench" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$secs" |
-      sed "s|^{|{\"binary\":\"$bin\",|"
+    measured "$bin" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$secs"
   done
-  taskset -c 1 "$bench" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$secs" |
-    sed "s|^{|{\"binary\":\"$bin\",|"
+  measured "$bin" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$secs"
   kill "$server"; wait "$server" 2>/dev/null || true
   rm -rf "$work"
 }
