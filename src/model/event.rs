@@ -23,7 +23,7 @@ impl RawJson {
         RawJson(serde_json::value::to_raw_value(value).expect("a Value serializes"))
     }
 
-    /// Text scanned from a JSON document (so known to be JSON).
+    /// Text already checked to be JSON (scanned from a document, or serialized).
     pub fn from_raw(raw: Box<RawValue>) -> RawJson {
         RawJson(raw)
     }

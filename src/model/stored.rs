@@ -1,6 +1,6 @@
 //! An event as stored and read back, and the views of it the APIs and the stream send.
 
-use super::{Level, Millis};
+use super::{Level, Millis, RawJson};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -43,18 +43,18 @@ pub struct StoredEvent {
 /// bound as is, never built into a `Value` tree on the ingest path (measured: building
 /// and re-serializing the tree was a tenth of ingesting a Sentry SDK event). Parsed only
 /// where it is listed.
-#[derive(Clone, Debug)]
-pub struct DetailJson(Box<RawValue>);
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetailJson(RawJson);
 
 impl DetailJson {
     /// The detail of a value that serializes to a JSON object.
     pub fn of<T: Serialize + ?Sized>(detail: &T) -> Result<DetailJson, serde_json::Error> {
-        serde_json::value::to_raw_value(detail).map(DetailJson)
+        serde_json::value::to_raw_value(detail).map(|raw| DetailJson(RawJson::from_raw(raw)))
     }
 
     /// Stored text, checked to be JSON (a non-object reads as an empty object).
     pub fn from_text(text: String) -> Result<DetailJson, serde_json::Error> {
-        RawValue::from_string(text).map(DetailJson)
+        RawValue::from_string(text).map(|raw| DetailJson(RawJson::from_raw(raw)))
     }
 
     /// The JSON text.
@@ -71,12 +71,6 @@ impl DetailJson {
 impl Default for DetailJson {
     fn default() -> DetailJson {
         DetailJson::from_text("{}".to_owned()).expect("{} is JSON")
-    }
-}
-
-impl PartialEq for DetailJson {
-    fn eq(&self, other: &DetailJson) -> bool {
-        self.as_str() == other.as_str()
     }
 }
 

@@ -548,10 +548,7 @@ pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
 /// [`to_new_event`], with the exception and the stored-only parts read from `value` unless
 /// the scan built them.
 fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, InvalidEvent> {
-    let (scanned_exception, stored) = match scanned {
-        Some(s) => (Some(s.exception), Some(s.stored)),
-        None => (None, None),
-    };
+    let (scanned_exception, stored) = scanned.map(|s| (s.exception, s.stored)).unzip();
     let Value::Object(obj) = value else {
         return Err(invalid("an event must be a JSON object"));
     };
