@@ -6,6 +6,8 @@
 # (BENCH_SECONDS each, default 5), then Sentry envelopes of a 15 KB SDK event. One JSON line
 # per measurement, with the binary, the server's CPU per event and the mean commit added (the
 # CPU per event varies less than the throughput on a shared machine, but still drifts).
+# BENCH_DB_DIR=/dev/shm puts the SQLite files on tmpfs: the same write path without the
+# disk's sync (a ceiling to compare with, not a supported deployment).
 set -euo pipefail
 runs=2
 if [ "${1:-}" = "-n" ]; then runs=$2; shift 2; fi
@@ -51,7 +53,7 @@ print(json.dumps(d))"
 
 one() { # binary
   local bin=$1 work port db created key project server
-  work=$(mktemp -d)
+  work=$(mktemp -d -p "${BENCH_DB_DIR:-${TMPDIR:-/tmp}}")
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   db="sqlite://$work/b.db"
   created=$("$bin" project create bench --database-url "$db")
