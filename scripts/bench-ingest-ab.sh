@@ -33,7 +33,8 @@ print($ticks, d['sum'], d['count'])"
 }
 
 # Runs one `bench` scenario on CPU 1 and prints its JSON line with the binary, the server's
-# CPU per stored event (µs) and the mean events per commit added.
+# CPU per stored event (µs), how busy its core was (CPU time ÷ the run's time: below ~0.9
+# it waited rather than worked) and the mean events per commit added.
 measured() { # binary scenario args...
   local bin=$1 before after out
   shift
@@ -47,6 +48,7 @@ t0, s0, c0 = map(float, '$before'.split()); t1, s1, c1 = map(float, '$after'.spl
 hz = os.sysconf('SC_CLK_TCK')
 d = {'binary': '$bin', **d,
      'server_cpu_us_per_event': round((t1 - t0) / hz * 1e6 / max(1, d['events']), 1),
+     'server_busy': round((t1 - t0) / hz / max(1e-9, d['seconds']), 2),
      'commit_batch_mean': round((s1 - s0) / max(1, c1 - c0), 1)}
 print(json.dumps(d))"
 }
