@@ -49,8 +49,12 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
     let (writer_handle, queue) = writer::channel(config.write_queue as usize);
     {
         let (store, bus, max_batch) = (store.clone(), bus.clone(), config.commit_batch as usize);
+        let delay = config
+            .commit_delay_us
+            .map(|us| std::time::Duration::from_micros(us.into()))
+            .unwrap_or_else(|| store.commit_delay());
         supervisor.spawn("writer", move || {
-            writer::run(store.clone(), queue.clone(), bus.clone(), max_batch)
+            writer::run(store.clone(), queue.clone(), bus.clone(), max_batch, delay)
         });
     }
     {

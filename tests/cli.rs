@@ -63,7 +63,7 @@ async fn project_create_list_and_dsn() {
 #[tokio::test]
 async fn bad_values_are_clear_errors_not_panics() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             &["serve", "--listen", "nowhere"],
             &[],
@@ -88,6 +88,11 @@ async fn bad_values_are_clear_errors_not_panics() {
             &["serve"],
             &[("MESHER_RATE_LIMIT", "lots")],
             "invalid value 'lots' for '--rate-limit <N>'",
+        ),
+        (
+            &["serve", "--commit-delay-us", "100001"],
+            &[],
+            "invalid value '100001' for '--commit-delay-us <N>'",
         ),
         (
             &["project", "rotate-token", "x"],

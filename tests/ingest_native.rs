@@ -456,6 +456,56 @@ async fn a_full_writer_queue_answers_503_and_loses_no_202() {
     s.stop().await;
 }
 
+/// With a commit delay (`--commit-delay-us`), commits that wait for company still answer
+/// every request after its own commit: rounds of 16 concurrent clients (each round's commit
+/// follows a busy one, so it waits 20 ms) all get 202, and exactly those events are stored,
+/// with gap-free seqs.
+#[tokio::test]
+async fn a_commit_delay_answers_every_request_after_its_commit() {
+    let s = TestServer::start_with(|c| {
+        c.commit_delay_us = Some(20_000);
+        c.rate_limit = 0;
+    })
+    .await;
+    let p = s.project("app").await;
+    let mut accepted = Vec::new();
+    for round in 0..4 {
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (http, url, key) = (s.http.clone(), s.url("/api/v1/events"), p.key.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"message": format!("round {round} client {i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let v: Value = r.json().await.unwrap();
+                (status, v)
+            }));
+        }
+        for t in tasks {
+            let (status, v) = t.await.unwrap();
+            assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+            accepted.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let stored = s.all_events(&p).await;
+    let mut seqs: Vec<i64> = stored.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
+    let mut stored_ids: Vec<String> = stored
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    stored_ids.sort();
+    accepted.sort();
+    assert_eq!(accepted, stored_ids, "exactly the 202s were stored");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn websocket_ingest_answers_each_frame_and_survives_errors() {
     let s = TestServer::start().await;

@@ -2,9 +2,10 @@
 //!
 //! Requests queue on a bounded channel; the writer takes the first, then everything else
 //! already waiting (up to `--commit-batch` events), and commits them in one transaction, so
-//! concurrent requests share one fsync. Only after the commit does each request get its
-//! answer, and only then are the batch's domain messages published on the bus, in commit
-//! order. A full queue is refused at once (503), never buffered without bound. At shutdown
+//! concurrent requests share one fsync; after a busy commit it may first wait
+//! `--commit-delay-us` for more ([`Store::commit_delay`]). Only after the commit does each
+//! request get its answer, and only then are the batch's domain messages published on the
+//! bus, in commit order. A full queue is refused at once (503), never buffered without bound. At shutdown
 //! the intake is closed: new requests are refused (503) and what is queued is committed.
 
 use super::IngestError;
@@ -12,6 +13,7 @@ use crate::bus::Bus;
 use crate::log_limit::Emit;
 use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -80,8 +82,16 @@ impl WriterHandle {
 
 /// Runs the writer until the intake is closed (or every [`WriterHandle`] is gone) and the
 /// queue is empty.
-pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch: usize) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    queue: WriterQueue,
+    bus: Bus,
+    max_batch: usize,
+    delay: Duration,
+) {
     let mut rx = queue.rx.lock().await;
+    // Requests in the previous commit: whether the clients are busy enough to wait for.
+    let mut last_requests = 0;
     loop {
         let first = tokio::select! {
             biased;
@@ -95,11 +105,14 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
         let Some(first) = first else { break };
         let mut events = first.events;
         let mut replies = vec![(first.reply, events.len())];
-        while events.len() < max_batch {
-            let Ok(next) = rx.try_recv() else { break };
-            replies.push((next.reply, next.events.len()));
-            events.extend(next.events);
+        take_waiting(&mut rx, &mut events, &mut replies, max_batch);
+        if waits(delay, last_requests, events.len(), max_batch) {
+            // tokio's timer counts whole milliseconds; a few hundred microseconds need a
+            // thread's sleep (the blocking pool's, so the runtime goes on meanwhile).
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+            take_waiting(&mut rx, &mut events, &mut replies, max_batch);
         }
+        last_requests = replies.len();
         metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
         let count = events.len();
         let started = std::time::Instant::now();
@@ -145,6 +158,50 @@ pub async fn run(store: Arc<dyn Store>, queue: WriterQueue, bus: Bus, max_batch:
     }
 }
 
+/// Requests in a commit from which the next commit may wait for company (`--commit-delay-us`):
+/// below it the clients are few or idle, and waiting would only add latency.
+const BUSY_REQUESTS: usize = 8;
+
+/// Adds every request already queued to the batch, up to `max_batch` events.
+fn take_waiting(
+    rx: &mut mpsc::Receiver<WriteRequest>,
+    events: &mut Vec<PreparedEvent>,
+    replies: &mut Vec<(Reply, usize)>,
+    max_batch: usize,
+) {
+    while events.len() < max_batch {
+        let Ok(next) = rx.try_recv() else { break };
+        replies.push((next.reply, next.events.len()));
+        events.extend(next.events);
+    }
+}
+
+/// Whether a batch of `events` waits `delay` for more before it commits: only after a
+/// commit of at least [`BUSY_REQUESTS`] requests (PostgreSQL's `commit_delay` waits only
+/// when enough other transactions are active, for the same reason) and while it has room.
+fn waits(delay: Duration, last_requests: usize, events: usize, max_batch: usize) -> bool {
+    !delay.is_zero() && last_requests >= BUSY_REQUESTS && events < max_batch
+}
+
 fn store_reason(e: &StoreError) -> String {
     format!("storage unavailable: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BUSY_REQUESTS, Duration, waits};
+
+    #[test]
+    fn a_commit_waits_only_after_a_busy_one_and_with_room() {
+        let d = Duration::from_micros(300);
+        assert!(waits(d, BUSY_REQUESTS, 5, 512));
+        assert!(waits(d, 40, 511, 512));
+        // Few clients: no wait, whatever the delay.
+        assert!(!waits(d, BUSY_REQUESTS - 1, 5, 512));
+        assert!(!waits(d, 0, 1, 512));
+        // A full batch commits at once.
+        assert!(!waits(d, 40, 512, 512));
+        // No delay configured (SQLite's default).
+        assert!(!waits(Duration::ZERO, 40, 5, 512));
+    }
 }

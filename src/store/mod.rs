@@ -269,6 +269,11 @@ pub trait Store: AlertOutbox + Send + Sync + 'static {
     async fn project_exists(&self, id: ProjectId) -> Result<bool, StoreError>;
     /// Stores a batch of events in one transaction (group commit).
     async fn write_batch(&self, events: Vec<PreparedEvent>) -> Result<BatchResult, StoreError>;
+    /// How long a group commit waits for more requests after a busy one, unless
+    /// `--commit-delay-us` says otherwise (`ingest::writer`). Zero: never.
+    fn commit_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     /// Issues of a project, most recently seen first.
     async fn list_issues(
         &self,
