@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, WAIT};
+use common::{Creds, TestServer, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -402,23 +402,7 @@ async fn a_full_writer_queue_answers_503_and_loses_no_202() {
     })
     .await;
     let p = s.project("app").await;
-    let mut tasks = Vec::new();
-    for i in 0..64 {
-        let (http, url, key) = (s.http.clone(), s.url("/api/v1/events"), p.key.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": format!("load {i}")}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            let retry = r.headers().get("retry-after").cloned();
-            let v: Value = r.json().await.unwrap();
-            (status, retry, v)
-        }));
-    }
+    let tasks = post_at_once(&s, &p, (0..64).map(|i| format!("load {i}")));
     let mut accepted = Vec::new();
     let mut refused = 0;
     for t in tasks {
@@ -443,17 +427,54 @@ async fn a_full_writer_queue_answers_503_and_loses_no_202() {
         refused > 0,
         "64 concurrent requests against a queue of 1 should overflow it"
     );
-    let stored: Vec<String> = s
-        .all_events(&p)
-        .await
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect();
-    accepted.sort();
-    let mut stored_sorted = stored.clone();
-    stored_sorted.sort();
-    assert_eq!(accepted, stored_sorted, "exactly the 202s were stored");
+    assert_eq!(
+        stored_ids(&s.all_events(&p).await),
+        sorted(accepted),
+        "exactly the 202s were stored"
+    );
     s.stop().await;
+}
+
+/// Posts one event per message, all at once; each task answers its status, `Retry-After`
+/// and body.
+fn post_at_once(
+    s: &TestServer,
+    p: &Creds,
+    messages: impl Iterator<Item = String>,
+) -> Vec<tokio::task::JoinHandle<(StatusCode, Option<reqwest::header::HeaderValue>, Value)>> {
+    messages
+        .map(|message| {
+            let (http, url, key) = (s.http.clone(), s.url("/api/v1/events"), p.key.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({ "message": message }))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let retry = r.headers().get("retry-after").cloned();
+                let v: Value = r.json().await.unwrap();
+                (status, retry, v)
+            })
+        })
+        .collect()
+}
+
+/// The stored events' ids, sorted.
+fn stored_ids(events: &[Value]) -> Vec<String> {
+    sorted(
+        events
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
 }
 
 /// With a commit delay (`--commit-delay-us`), commits that wait for company still answer
@@ -470,24 +491,9 @@ async fn a_commit_delay_answers_every_request_after_its_commit() {
     let p = s.project("app").await;
     let mut accepted = Vec::new();
     for round in 0..4 {
-        let mut tasks = Vec::new();
-        for i in 0..16 {
-            let (http, url, key) = (s.http.clone(), s.url("/api/v1/events"), p.key.clone());
-            tasks.push(tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .bearer_auth(key)
-                    .json(&json!({"message": format!("round {round} client {i}")}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let v: Value = r.json().await.unwrap();
-                (status, v)
-            }));
-        }
+        let tasks = post_at_once(&s, &p, (0..16).map(|i| format!("round {round} client {i}")));
         for t in tasks {
-            let (status, v) = t.await.unwrap();
+            let (status, _, v) = t.await.unwrap();
             assert_eq!(status, StatusCode::ACCEPTED, "{v}");
             accepted.push(v["id"].as_str().unwrap().to_owned());
         }
@@ -496,13 +502,11 @@ async fn a_commit_delay_answers_every_request_after_its_commit() {
     let mut seqs: Vec<i64> = stored.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     seqs.sort();
     assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
-    let mut stored_ids: Vec<String> = stored
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect();
-    stored_ids.sort();
-    accepted.sort();
-    assert_eq!(accepted, stored_ids, "exactly the 202s were stored");
+    assert_eq!(
+        stored_ids(&stored),
+        sorted(accepted),
+        "exactly the 202s were stored"
+    );
     s.stop().await;
 }
 
