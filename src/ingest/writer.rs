@@ -5,8 +5,9 @@
 //! concurrent requests share one fsync; after a busy commit it may first wait
 //! `--commit-delay-us` for more ([`Store::commit_delay`]). Only after the commit does each
 //! request get its answer, and only then are the batch's domain messages published on the
-//! bus, in commit order. A full queue is refused at once (503), never buffered without bound. At shutdown
-//! the intake is closed: new requests are refused (503) and what is queued is committed.
+//! bus, in commit order. A full queue is refused at once (503), never buffered without
+//! bound. At shutdown the intake is closed: new requests are refused (503) and what is
+//! queued is committed.
 
 use super::IngestError;
 use crate::bus::Bus;
