@@ -499,8 +499,7 @@ async fn a_commit_delay_answers_every_request_after_its_commit() {
         }
     }
     let stored = s.all_events(&p).await;
-    let mut seqs: Vec<i64> = stored.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    seqs.sort();
+    let seqs = sorted(stored.iter().map(|e| e["seq"].as_i64().unwrap()).collect());
     assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
     assert_eq!(
         stored_ids(&stored),
