@@ -35,6 +35,10 @@ struct Args {
     /// `fdatasync` after each group, or `none`.
     #[arg(long, default_value = "fdatasync")]
     sync: String,
+    /// Also write this many bytes per event, unsynced, to a second file (`<file>.data`):
+    /// the data a database writes besides its log, left to the kernel's writeback.
+    #[arg(long, default_value_t = 0)]
+    also_write: usize,
 }
 
 type Job = (Bytes, oneshot::Sender<()>);
@@ -57,8 +61,13 @@ fn main() {
     }
     file.sync_all().expect("syncing the preallocation");
     let sync = args.sync == "fdatasync";
+    let data = (args.also_write > 0).then(|| {
+        let path = args.file.with_extension("data");
+        let data = std::fs::File::create(path).expect("the data file");
+        (data, args.also_write)
+    });
     let (tx, rx) = mpsc::unbounded_channel::<Job>();
-    std::thread::spawn(move || group_commits(file, rx, sync));
+    std::thread::spawn(move || group_commits(file, data, rx, sync));
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async move {
         let app = Router::new()
@@ -86,8 +95,15 @@ async fn event(
 }
 
 /// Takes every waiting body, appends them with one `pwrite`, syncs once, answers them all.
-fn group_commits(file: std::fs::File, mut rx: mpsc::UnboundedReceiver<Job>, sync: bool) {
+fn group_commits(
+    file: std::fs::File,
+    data: Option<(std::fs::File, usize)>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    sync: bool,
+) {
     let mut at = 0u64;
+    let mut data_at = 0u64;
+    let filler = vec![7u8; data.as_ref().map_or(0, |d| d.1) * 64];
     let mut buf = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
@@ -104,6 +120,19 @@ fn group_commits(file: std::fs::File, mut rx: mpsc::UnboundedReceiver<Job>, sync
         }
         file.write_all_at(&buf, at).expect("writing the log");
         at += buf.len() as u64;
+        if let Some((data, per_event)) = &data {
+            let mut left = per_event * group.len();
+            while left > 0 {
+                let n = left.min(filler.len());
+                if data_at + n as u64 > LOG_BYTES {
+                    data_at = 0;
+                }
+                data.write_all_at(&filler[..n], data_at)
+                    .expect("writing the data");
+                data_at += n as u64;
+                left -= n;
+            }
+        }
         if sync {
             file.sync_data().expect("syncing the log");
         }
