@@ -13,7 +13,8 @@
 //!
 //! `--sync fdatasync` (default) writes each group with one `pwrite` into a preallocated
 //! file and one `fdatasync`, as a log of our own would; `--sync none` skips the sync (the
-//! same without durability, for comparison). Nothing here is used by the server.
+//! same without durability, for comparison). Any ingest key is taken. Nothing here is used
+//! by the server.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,12 +34,18 @@ struct Args {
     #[arg(long)]
     file: std::path::PathBuf,
     /// `fdatasync` after each group, or `none`.
-    #[arg(long, default_value = "fdatasync")]
-    sync: String,
+    #[arg(long, value_enum, default_value_t = Sync::Fdatasync)]
+    sync: Sync,
     /// Also write this many bytes per event, unsynced, to a second file (`<file>.data`):
     /// the data a database writes besides its log, left to the kernel's writeback.
     #[arg(long, default_value_t = 0)]
     also_write: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Sync {
+    Fdatasync,
+    None,
 }
 
 type Job = (Bytes, oneshot::Sender<()>);
@@ -60,7 +67,7 @@ fn main() {
         file.write_all_at(&zeros, i << 20).expect("preallocating");
     }
     file.sync_all().expect("syncing the preallocation");
-    let sync = args.sync == "fdatasync";
+    let sync = args.sync == Sync::Fdatasync;
     let data = (args.also_write > 0).then(|| {
         let path = args.file.with_extension("data");
         let data = std::fs::File::create(path).expect("the data file");
