@@ -317,6 +317,53 @@ async fn a_request_stalled_mid_body_does_not_hold_up_shutdown() {
     assert_eq!(stored_ids_after_restart(&db, &p).await, [id]);
 }
 
+/// Request logs cost every request, so they are off unless asked for; asked for with
+/// `RUST_LOG=tower_http=debug`, each request is logged with its method and path.
+#[tokio::test]
+async fn requests_are_logged_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let p = create_project(&db).await;
+    let post_one = |base: String| {
+        let key = p["ingest_key"].as_str().unwrap().to_owned();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(key)
+                .json(&json!({"message": "logged?"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+        }
+    };
+    let logged = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("uri=/api/v1/events") && l.contains("finished processing request"))
+    };
+
+    for (level, wanted) in [("info,tower_http=debug", true), ("info", false)] {
+        let log_path = dir.path().join(format!("{level}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let server = ServerProcess::start_with_log_level(&db, free_port(), &[], level, log).await;
+        post_one(server.base.clone()).await;
+        if wanted {
+            // The line is written as the answer leaves; give the write a moment to land.
+            tokio::time::timeout(WAIT, async {
+                while !logged(&log_path) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no request log line with RUST_LOG={level}"));
+        }
+        server.kill().await;
+        assert_eq!(logged(&log_path), wanted, "RUST_LOG={level}");
+    }
+}
+
 #[tokio::test]
 async fn logs_can_be_json_lines() {
     let dir = tempfile::tempdir().unwrap();

@@ -61,11 +61,22 @@ impl ServerProcess {
         extra: &[&str],
         log: impl Into<Stdio>,
     ) -> ServerProcess {
+        ServerProcess::start_with_log_level(db_url, port, extra, "warn", log).await
+    }
+
+    /// As [`start_logging`](Self::start_logging), with `RUST_LOG` set to `level`.
+    pub async fn start_with_log_level(
+        db_url: &str,
+        port: u16,
+        extra: &[&str],
+        level: &str,
+        log: impl Into<Stdio>,
+    ) -> ServerProcess {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(bin())
             .args(["serve", "--listen", &listen, "--database-url", db_url])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.into())
