@@ -19,6 +19,16 @@ async fn create_project(db: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// `POST /api/v1/events` of one event with `message`.
+async fn post_event(base: &str, key: &str, message: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(key)
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+}
+
 async fn subscribe(base: &str, p: &Value) -> Ws {
     let url = format!(
         "{}/stream/projects/{}?token={}",
@@ -229,19 +239,12 @@ async fn sigterm_closes_streams_with_1001_finishes_requests_and_exits_0() {
     }
     // Requests in flight while the signal arrives: each either completes (202, stored) or
     // is refused before it starts; none is answered 202 and lost.
-    let http = reqwest::Client::new();
     let key = p["ingest_key"].as_str().unwrap().to_owned();
     let mut sends = Vec::new();
     for i in 0..50 {
-        let (http, key, base) = (http.clone(), key.clone(), server.base.clone());
+        let (key, base) = (key.clone(), server.base.clone());
         sends.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(&key)
-                .json(&json!({"message": format!("in flight {i}")}))
-                .send()
-                .await;
-            match r {
+            match post_event(&base, &key, &format!("in flight {i}")).await {
                 Ok(r) if r.status() == StatusCode::ACCEPTED => Some(
                     r.json::<Value>().await.unwrap()["id"]
                         .as_str()
@@ -280,12 +283,7 @@ async fn a_request_stalled_mid_body_does_not_hold_up_shutdown() {
     let p = create_project(&db).await;
     let mut server = ServerProcess::start(&db, free_port(), &[]).await;
     let key = p["ingest_key"].as_str().unwrap();
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/api/v1/events", server.base))
-        .bearer_auth(key)
-        .json(&json!({"message": "before the signal"}))
-        .send()
+    let r = post_event(&server.base, key, "before the signal")
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -324,19 +322,7 @@ async fn requests_are_logged_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_url(dir.path());
     let p = create_project(&db).await;
-    let post_one = |base: String| {
-        let key = p["ingest_key"].as_str().unwrap().to_owned();
-        async move {
-            let r = reqwest::Client::new()
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(key)
-                .json(&json!({"message": "logged?"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::ACCEPTED);
-        }
-    };
+    let key = p["ingest_key"].as_str().unwrap();
     let logged = |path: &std::path::Path| {
         std::fs::read_to_string(path)
             .unwrap()
@@ -348,7 +334,8 @@ async fn requests_are_logged_when_asked() {
         let log_path = dir.path().join(format!("{level}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let server = ServerProcess::start_with_log_level(&db, free_port(), &[], level, log).await;
-        post_one(server.base.clone()).await;
+        let r = post_event(&server.base, key, "logged?").await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
         if wanted {
             // The line is written as the answer leaves; give the write a moment to land.
             tokio::time::timeout(WAIT, async {
