@@ -277,7 +277,7 @@ async fn bulk_is_all_or_nothing() {
     let s = TestServer::start().await;
     let p = s.project("app").await;
     let good: Vec<Value> = (0..100)
-        .map(|i| json!({"message": format!("bulk {i}")}))
+        .map(|i| json!({"message": format!("bulk {i}"), "tags": {"i": i.to_string()}}))
         .collect();
     let (status, v) = s.post("/api/v1/events/bulk", &p.key, &json!(good)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
@@ -287,6 +287,13 @@ async fn bulk_is_all_or_nothing() {
     assert_eq!(events.len(), 100);
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    // Each row whole and its own, in the order sent (the writer inserts a batch this big
+    // several rows per statement, then the rest one by one).
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"], v["ids"][i], "{e}");
+        assert_eq!(e["message"], format!("bulk {i}"), "{e}");
+        assert_eq!(e["tags"]["i"], i.to_string(), "{e}");
+    }
 
     let mut bad = good.clone();
     bad[37] = json!({"message": "x", "level": "loud"});

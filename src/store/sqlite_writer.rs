@@ -4,7 +4,8 @@
 //! statement to its worker thread and back (two context switches each) and prepares a
 //! multi-row insert anew whenever a batch's size changes. This thread owns one connection
 //! and runs the shared group commit (`write_core`) with cached prepared statements, one row
-//! at a time (a cached insert costs a few microseconds), in one transaction per batch.
+//! at a time (a cached insert costs a few microseconds; a big batch's events go several rows
+//! per statement), in one transaction per batch.
 //! Reads, and the rare other writes, stay on sqlx's pools.
 
 use super::rollups::Rollups;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -157,6 +159,56 @@ fn commit_batch(
     Ok(result)
 }
 
+/// Event rows one insert statement carries in a big batch: a statement's fixed cost
+/// (step, reset, the VDBE's entry) is paid per chunk, not per row (measured: bulks of 100,
+/// +4–7%).
+const ROWS_PER_INSERT: usize = 16;
+
+/// Rows from which a batch is inserted in chunks. Below, one row per statement: the
+/// batches of single-event traffic (about 15 rows, a chunk whenever 16 or more) measured
+/// 3.5% slower with chunks (runs alternated ABBA).
+const CHUNKED_FROM: usize = 64;
+
+/// Columns of an event row, in [`insert_events_sql`]'s order.
+const EVENT_COLUMNS: usize = 15;
+
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| insert_events_sql(1));
+static INSERT_EVENT_CHUNK: LazyLock<String> = LazyLock::new(|| insert_events_sql(ROWS_PER_INSERT));
+
+/// The insert of `rows` event rows, their parameters row after row.
+fn insert_events_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
+    format!(
+        "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
+         timestamp, received, message, title, culprit, tags, detail, raw) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// Binds `r` to the parameters after `offset` (1-based positions `offset + 1 ..`).
+fn bind_event(
+    st: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    r: &EventRow<'_>,
+) -> rusqlite::Result<()> {
+    let at = |i: usize| offset + i;
+    st.raw_bind_parameter(at(1), r.p.project_id)?;
+    st.raw_bind_parameter(at(2), r.seq)?;
+    st.raw_bind_parameter(at(3), r.p.event_id.as_str())?;
+    st.raw_bind_parameter(at(4), r.issue_id)?;
+    st.raw_bind_parameter(at(5), r.p.event.level.as_str())?;
+    st.raw_bind_parameter(at(6), r.environment.as_ref())?;
+    st.raw_bind_parameter(at(7), r.release.as_deref())?;
+    st.raw_bind_parameter(at(8), r.timestamp.0)?;
+    st.raw_bind_parameter(at(9), r.p.received.0)?;
+    st.raw_bind_parameter(at(10), r.message.as_deref())?;
+    st.raw_bind_parameter(at(11), r.title.as_ref())?;
+    st.raw_bind_parameter(at(12), r.culprit.as_ref())?;
+    st.raw_bind_parameter(at(13), r.tags.as_str())?;
+    st.raw_bind_parameter(at(14), r.detail())?;
+    st.raw_bind_parameter(at(15), r.p.raw_zstd.as_deref())
+}
+
 /// The writer's statements for the shared group commit.
 struct SqliteBatch<'c> {
     conn: &'c mut Connection,
@@ -249,29 +301,28 @@ impl SqliteBatch<'_> {
     }
 
     fn insert_events(&self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-             timestamp, received, message, title, culprit, tags, detail, raw) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        for r in rows {
-            st.execute(params![
-                r.p.project_id,
-                r.seq,
-                r.p.event_id,
-                r.issue_id,
-                r.p.event.level.as_str(),
-                r.environment.as_ref(),
-                r.release.as_deref(),
-                r.timestamp.0,
-                r.p.received.0,
-                r.message.as_deref(),
-                r.title.as_ref(),
-                r.culprit.as_ref(),
-                r.tags,
-                r.detail(),
-                r.p.raw_zstd,
-            ])?;
+        // A big batch goes ROWS_PER_INSERT rows per statement, what is left one by one.
+        let chunked = if rows.len() >= CHUNKED_FROM {
+            rows.len() - rows.len() % ROWS_PER_INSERT
+        } else {
+            0
+        };
+        let (chunked, rest) = rows.split_at(chunked);
+        if !chunked.is_empty() {
+            let mut st = self.conn.prepare_cached(&INSERT_EVENT_CHUNK)?;
+            for chunk in chunked.chunks(ROWS_PER_INSERT) {
+                for (i, r) in chunk.iter().enumerate() {
+                    bind_event(&mut st, i * EVENT_COLUMNS, r)?;
+                }
+                st.raw_execute()?;
+            }
+        }
+        if !rest.is_empty() {
+            let mut st = self.conn.prepare_cached(&INSERT_EVENT)?;
+            for r in rest {
+                bind_event(&mut st, 0, r)?;
+                st.raw_execute()?;
+            }
         }
         Ok(())
     }
