@@ -11,7 +11,7 @@ use crate::store::{self, Store};
 use crate::stream::{Hub, dispatch, drain};
 use crate::task::Supervisor;
 use crate::{alerts, http, retention};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -73,6 +73,7 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         let settings = alerts::deliver::Settings {
             public_url: config.public_url(),
             retry_for: config.alert_retry_for,
+            allow: config.webhook_allow_cidr.clone(),
         };
         supervisor.spawn("alerts", move || {
             alerts::deliver::run(store.clone(), settings.clone(), token.clone())
@@ -119,6 +120,12 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
     };
     AppState::new(store, ingestor, bus, supervisor, hub, settings, redis)
         .with_body_timeout(Duration::from_millis(config.body_timeout_ms))
+        .with_webhook_allow(config.webhook_allow_cidr.clone())
+        .with_stream_auth_timeout(config.stream_auth_timeout)
+        .with_edge(http::listener::EdgeSettings {
+            max_connections: http::listener::connection_capacity(config.max_connections as usize),
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+        })
 }
 
 /// Starts the relay and the Redis subscriber and publisher; answers the dispatcher's queue.
@@ -198,29 +205,6 @@ pub async fn run(
     serve(state, listener, shutdown).await
 }
 
-/// Kernel send buffer of every accepted connection (Linux doubles it for bookkeeping).
-///
-/// Measured (docs/BENCHMARKS.md, slow-consumer): with the kernel's autotuning, a stream
-/// client that stopped reading had its socket's send queue grow past 500 KB within 10 s,
-/// so the server kept writing to it and held the memory in the kernel. Capped, such a
-/// client blocks its writer after this much, and its bounded outbox drops the rest.
-pub const SEND_BUFFER: usize = 64 * 1024;
-
-/// Socket options of every accepted connection: the capped send buffer, and no Nagle.
-///
-/// Measured (issue 11): without `TCP_NODELAY` a small stream frame written while the
-/// previous one was unacknowledged waited for the client's delayed ACK (up to 40 ms:
-/// p50 19 ms, p99 44 ms at 300 events/s to 200 subscribers). Coalescing is done by the
-/// stream's writer instead (everything queued goes in one write).
-fn tune_socket(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER) {
-        tracing::debug!(error = %e, "could not cap the socket's send buffer");
-    }
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
-}
-
 /// Serves a started state on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
     state: AppState,
@@ -234,17 +218,15 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     });
-    let listener = axum::serve::ListenerExt::tap_io(listener, tune_socket);
     let intake = state.clone();
-    let server = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(token.clone().cancelled_owned())
-        .into_future();
+    let edge = state.edge();
+    let server = http::listener::serve(listener, http::router(state), edge, token.clone());
     let deadline = async {
         token.cancelled().await;
         tokio::time::sleep(HTTP_DRAIN).await;
     };
     tokio::select! {
-        served = server => served?,
+        () = server => {},
         _ = deadline => tracing::warn!(
             "requests still in flight {HTTP_DRAIN:?} after the shutdown signal: not waiting for them"
         ),

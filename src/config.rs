@@ -5,8 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-/// Where the data lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the data lives. Shown (`Display`, `Debug`) with its password as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// `sqlite://path` (or `sqlite:path`); the file is created if missing.
     Sqlite(String),
@@ -29,7 +29,8 @@ impl FromStr for DatabaseUrl {
             }
             "postgres" | "postgresql" => Ok(DatabaseUrl::Postgres(s.to_owned())),
             "" => Err(format!(
-                "'{s}' is not a database URL: expected sqlite://PATH or postgres://USER@HOST/DB"
+                "'{}' is not a database URL: expected sqlite://PATH or postgres://USER@HOST/DB",
+                crate::telemetry::redact_url(s)
             )),
             other => Err(format!(
                 "unknown database scheme '{other}': expected sqlite:// or postgres://"
@@ -41,8 +42,56 @@ impl FromStr for DatabaseUrl {
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DatabaseUrl::Sqlite(u) | DatabaseUrl::Postgres(u) => f.write_str(u),
+            DatabaseUrl::Sqlite(u) | DatabaseUrl::Postgres(u) => {
+                f.write_str(&crate::telemetry::redact_url(u))
+            }
         }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (variant, u) = match self {
+            DatabaseUrl::Sqlite(u) => ("Sqlite", u),
+            DatabaseUrl::Postgres(u) => ("Postgres", u),
+        };
+        f.debug_tuple(variant)
+            .field(&crate::telemetry::redact_url(u))
+            .finish()
+    }
+}
+
+/// Parses `--database-url` like `FromStr`, but a refusal shows the value with its password
+/// as `***` (clap's own message would repeat the value as given).
+#[derive(Clone, Copy, Debug)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let name = arg.map_or_else(|| "--database-url <URL>".to_owned(), |a| a.to_string());
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
+        s.parse().map_err(|e: String| {
+            refuse(format!(
+                "'{}': {e}",
+                crate::telemetry::redact_url(s)
+            ))
+        })
     }
 }
 
@@ -55,7 +104,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH (file created if missing) or postgres://...
-    #[arg(long, env = "MESHER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL")]
+    #[arg(long, env = "MESHER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL",
+          value_parser = DatabaseUrlParser)]
     pub database_url: DatabaseUrl,
 }
 
@@ -101,10 +151,25 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub write_timeout_ms: u64,
 
-    /// Milliseconds a request body may take to arrive; a slower one is answered 408.
+    /// Milliseconds a request body may go without sending a byte; then it is answered 408
+    /// and its connection closed.
     #[arg(long, env = "MESHER_BODY_TIMEOUT_MS", default_value_t = 30_000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub body_timeout_ms: u64,
+
+    /// Milliseconds a connection may take to send a complete request head, counted from
+    /// its accept or its previous response (so also how long a keep-alive connection may
+    /// sit idle; at most 75 s); then it is closed.
+    #[arg(long, env = "MESHER_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=75_000))]
+    pub header_timeout_ms: u64,
+
+    /// Open client connections at most (HTTP, /ingest and stream WebSockets); past it a new
+    /// connection is answered 503 with Retry-After and closed. Lowered at start when the
+    /// open-file limit cannot hold it.
+    #[arg(long, env = "MESHER_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     /// Milliseconds between WebSocket pings to each stream client.
     #[arg(long, env = "MESHER_HEARTBEAT_INTERVAL_MS", default_value_t = 30_000, value_name = "N",
@@ -144,10 +209,22 @@ pub struct ServeConfig {
     #[arg(long, env = "MESHER_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
+    /// Address ranges webhooks may reach although they are loopback, private, link-local,
+    /// shared, unspecified, multicast or broadcast (e.g. 10.0.0.0/8 for an in-house
+    /// receiver); repeatable, or comma-separated. Default: none.
+    #[arg(long = "webhook-allow-cidr", env = "MESHER_WEBHOOK_ALLOW_CIDR", value_name = "CIDR",
+          value_delimiter = ',', value_parser = crate::alerts::target::Cidr::parse_arg)]
+    pub webhook_allow_cidr: Vec<crate::alerts::target::Cidr>,
+
     /// How long a failing webhook delivery is retried before it is given up (24 h; tests
     /// shorten it).
     #[arg(skip = std::time::Duration::from_secs(86_400))]
     pub alert_retry_for: std::time::Duration,
+
+    /// How long a stream opened without a token waits for its `auth` message (10 s;
+    /// tests shorten it).
+    #[arg(skip = std::time::Duration::from_secs(10))]
+    pub stream_auth_timeout: std::time::Duration,
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -186,6 +263,8 @@ impl ServeConfig {
             drain_interval_ms: 250,
             write_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
+            header_timeout_ms: 10_000,
+            max_connections: 10_000,
             heartbeat_interval_ms: 30_000,
             heartbeat_timeout_ms: 10_000,
             commit_batch: 512,
@@ -193,7 +272,9 @@ impl ServeConfig {
             write_queue: 1024,
             redis_url: None,
             public_url: None,
+            webhook_allow_cidr: Vec::new(),
             alert_retry_for: std::time::Duration::from_secs(86_400),
+            stream_auth_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

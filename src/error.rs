@@ -174,7 +174,9 @@ impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         match e {
             DecodeError::TooLarge => ApiError::PayloadTooLarge(e.to_string()),
-            DecodeError::Unsupported(_) => ApiError::UnsupportedMediaType(e.to_string()),
+            DecodeError::Unsupported(_) | DecodeError::TooManyEncodings => {
+                ApiError::UnsupportedMediaType(e.to_string())
+            }
             DecodeError::Corrupt { .. } => ApiError::BadRequest(e.to_string()),
         }
     }

@@ -2,12 +2,12 @@
 
 use crate::broker::redis::RedisStatus;
 use crate::bus::Bus;
+use crate::credentials::Credentials;
 use crate::ingest::Ingestor;
-use crate::store::{ProjectId, Store};
+use crate::store::Store;
 use crate::stream::Hub;
 use crate::task::Supervisor;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,8 @@ pub struct StreamSettings {
 
 /// The default of `--body-timeout-ms`.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stream opened without a token waits for its `auth` message.
+pub const DEFAULT_STREAM_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cheap-to-clone handle to the server's shared parts.
 #[derive(Clone)]
@@ -40,15 +42,20 @@ struct Inner {
     stream: StreamSettings,
     /// With `--redis-url`: whether Redis is reachable.
     redis: Option<RedisStatus>,
-    /// Ingest keys already seen. Keys never change, so a hit needs no database read;
-    /// a miss asks the database, so a project created by the CLI works at once.
-    ingest_keys: RwLock<HashMap<String, ProjectId>>,
+    /// `--webhook-allow-cidr`: forbidden webhook addresses the operator allows.
+    webhook_allow: Vec<crate::alerts::target::Cidr>,
+    /// Every project's ingest key and token hash, reloaded from the database.
+    credentials: Credentials,
+    /// How long a stream opened without a token waits for its `auth` message.
+    stream_auth_timeout: Duration,
     /// How long a request body may take to arrive (`--body-timeout-ms`).
     body_timeout: Duration,
+    /// Connection limits and timeouts of the listener.
+    edge: crate::http::listener::EdgeSettings,
 }
 
 impl AppState {
-    /// Assembles the state.
+    /// Assembles the state, and starts the key directory's reloads under `supervisor`.
     pub fn new(
         store: Arc<dyn Store>,
         ingestor: Ingestor,
@@ -58,6 +65,7 @@ impl AppState {
         stream: StreamSettings,
         redis: Option<RedisStatus>,
     ) -> AppState {
+        let credentials = Credentials::start(store.clone(), &supervisor);
         AppState(Arc::new(Inner {
             store,
             ingestor,
@@ -66,8 +74,14 @@ impl AppState {
             hub,
             stream,
             redis,
-            ingest_keys: RwLock::default(),
+            webhook_allow: Vec::new(),
+            credentials,
+            stream_auth_timeout: DEFAULT_STREAM_AUTH_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            edge: crate::http::listener::EdgeSettings {
+                max_connections: 10_000,
+                header_timeout: Duration::from_secs(10),
+            },
         }))
     }
 
@@ -79,9 +93,54 @@ impl AppState {
         self
     }
 
+    /// Sets the listener's limits; before the state is shared.
+    pub fn with_edge(mut self, edge: crate::http::listener::EdgeSettings) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("the edge settings are set before the state is shared")
+            .edge = edge;
+        self
+    }
+
+    /// The listener's limits.
+    pub fn edge(&self) -> crate::http::listener::EdgeSettings {
+        self.0.edge
+    }
+
+    /// Sets how long a stream opened without a token waits for its `auth` message; before
+    /// the state is shared.
+    pub fn with_stream_auth_timeout(mut self, limit: Duration) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("the auth timeout is set before the state is shared")
+            .stream_auth_timeout = limit;
+        self
+    }
+
+    /// How long a stream opened without a token waits for its `auth` message.
+    pub fn stream_auth_timeout(&self) -> Duration {
+        self.0.stream_auth_timeout
+    }
+
+    /// The key directory: which project an ingest key or token belongs to.
+    pub fn credentials(&self) -> &Credentials {
+        &self.0.credentials
+    }
+
     /// How long a request body may take to arrive.
     pub fn body_timeout(&self) -> Duration {
         self.0.body_timeout
+    }
+
+    /// Sets the forbidden webhook addresses the operator allows; before the state is shared.
+    pub fn with_webhook_allow(mut self, allow: Vec<crate::alerts::target::Cidr>) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("the webhook allow list is set before the state is shared")
+            .webhook_allow = allow;
+        self
+    }
+
+    /// The forbidden webhook addresses the operator allows (`--webhook-allow-cidr`).
+    pub fn webhook_allow(&self) -> &[crate::alerts::target::Cidr] {
+        &self.0.webhook_allow
     }
 
     /// Redis's reachability, when the node uses it.
@@ -122,30 +181,5 @@ impl AppState {
     /// Cancelled when the server begins to stop.
     pub fn shutdown(&self) -> &CancellationToken {
         self.0.supervisor.shutdown()
-    }
-
-    /// The project an ingest key belongs to (cached after the first hit).
-    pub async fn project_for_ingest_key(
-        &self,
-        key: &str,
-    ) -> Result<Option<ProjectId>, crate::store::StoreError> {
-        if let Some(id) = self
-            .0
-            .ingest_keys
-            .read()
-            .expect("key cache poisoned")
-            .get(key)
-        {
-            return Ok(Some(*id));
-        }
-        let found = self.0.store.project_by_ingest_key(key).await?;
-        if let Some(id) = found {
-            self.0
-                .ingest_keys
-                .write()
-                .expect("key cache poisoned")
-                .insert(key.to_owned(), id);
-        }
-        Ok(found)
     }
 }

@@ -632,7 +632,7 @@ async fn a_body_that_stalls_is_answered_408_and_the_server_goes_on() {
         "{answer}"
     );
     assert!(
-        answer.ends_with(r#"{"error":"the request body did not arrive within 300 ms"}"#),
+        answer.ends_with(r#"{"error":"the request body sent nothing for 300 ms"}"#),
         "{answer}"
     );
     // Nothing stored, and the next request is served.

@@ -4,14 +4,17 @@
 //! item stream by.
 
 use crate::error::ApiError;
-use crate::ingest::decode::{MAX_BODY, encodings};
+use super::body::{content_encodings, next_within};
+use crate::ingest::decode::MAX_BODY;
 use crate::ingest::inflate::{InflateError, StreamDecoder};
 use crate::sentry::scan::{Limits, ScanError, Scanner, size};
 use crate::sentry::{EVENT_ITEM, Envelope, EnvelopeError};
 use axum::body::Body;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use futures_util::StreamExt;
+use serde_json::{Map, Value};
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The largest envelope, after decompression, and the largest body off the wire.
@@ -78,36 +81,107 @@ impl Write for Feed {
     }
 }
 
-/// Reads `body` (already limited to [`MAX_ENVELOPE`] by the route's `DefaultBodyLimit`)
-/// within `timeout`, keeping the event items.
+/// Reads `body` (already limited to [`MAX_ENVELOPE`] by the route's `DefaultBodyLimit`),
+/// each piece within `idle` of the one before, keeping the event items.
 pub async fn read_envelope(
     headers: &HeaderMap,
     body: Body,
-    timeout: Duration,
+    idle: Duration,
 ) -> Result<Envelope, BodyError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str())
-        .transpose()
-        .map_err(|_| ApiError::BadRequest("Content-Encoding is not valid text".into()))?;
-    let encodings = encodings(encoding).map_err(ApiError::from)?;
+    let codings = content_encodings(headers)?;
     let scanner = Scanner::new(LIMITS, |ty| ty == EVENT_ITEM);
-    let mut decoder = StreamDecoder::new(&encodings, Feed(scanner));
-    let read = async {
-        let mut frames = body.into_data_stream();
-        while let Some(frame) = frames.next().await {
-            decoder.write(&frame.map_err(frame_error)?)?;
-        }
-        Ok::<_, BodyError>(())
-    };
-    tokio::time::timeout(timeout, read).await.map_err(|_| {
-        ApiError::RequestTimeout(format!(
-            "the request body did not arrive within {} ms",
-            timeout.as_millis()
-        ))
-    })??;
+    let mut decoder = StreamDecoder::new(&codings, Feed(scanner));
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = next_within(&mut frames, idle).await? {
+        decoder.write(&frame.map_err(frame_error)?)?;
+    }
     let Feed(scanner) = decoder.finish()?;
     Ok(scanner.finish()?)
+}
+
+/// The most of an envelope's header line read to find its `dsn` (SPEC §8: a client
+/// without credentials costs little)…
+const HEADER_LINE_MAX: usize = 8 * 1024;
+/// …the most compressed bytes read for it…
+const HEADER_RAW_MAX: usize = 64 * 1024;
+/// …and how long it may take to arrive.
+const HEADER_WAIT: Duration = Duration::from_secs(1);
+
+/// For an envelope that carries its key only in its header's `dsn` (as a tunnel forwards
+/// it): reads just that first line — at most 8 KiB of it, from at most 64 KiB off the
+/// wire, within a second — and answers it with the body to read in full afterwards (the
+/// pieces read so far first). A body that gives no header line in those bounds: 401.
+pub async fn read_header_line(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Map<String, Value>, Body), ApiError> {
+    let no_key = || {
+        ApiError::Unauthorized(
+            "missing ingest key: send X-Sentry-Auth: Sentry sentry_key=<key>, ?sentry_key=<key>, or a dsn in the envelope's first line"
+                .into(),
+        )
+    };
+    let codings = content_encodings(headers)?;
+    let line = Arc::new(Mutex::new(Vec::new()));
+    let mut decoder = StreamDecoder::new(&codings, FirstLine(line.clone()));
+    let mut frames = body.into_data_stream();
+    let mut seen = Vec::new();
+    let mut raw = 0;
+    let found = tokio::time::timeout(HEADER_WAIT, async {
+        while let Some(frame) = frames.next().await {
+            let frame = frame.map_err(frame_error)?;
+            raw += frame.len();
+            seen.push(frame.clone());
+            match decoder.write(&frame) {
+                Err(InflateError::Sink(e)) if e.get_ref().is_some_and(|e| e.is::<LineFound>()) => {
+                    return Ok(true);
+                }
+                Err(_) => return Ok(false),
+                Ok(()) if raw > HEADER_RAW_MAX => return Ok(false),
+                Ok(()) => {}
+            }
+        }
+        Ok::<_, ApiError>(false)
+    })
+    .await
+    .map_err(|_| no_key())??;
+    drop(decoder);
+    if !found {
+        return Err(no_key());
+    }
+    let line = std::mem::take(&mut *line.lock().expect("header line poisoned"));
+    let header = serde_json::from_slice::<Map<String, Value>>(&line).map_err(|_| no_key())?;
+    let replay = futures_util::stream::iter(seen.into_iter().map(Ok::<_, axum::Error>));
+    Ok((header, Body::from_stream(replay.chain(frames))))
+}
+
+/// Collects the envelope's first line; once it has it, stops the decoder with
+/// [`LineFound`], so no more is decompressed.
+struct FirstLine(Arc<Mutex<Vec<u8>>>);
+
+/// The first line is complete: not an error, the signal to stop decoding.
+#[derive(Debug, thiserror::Error)]
+#[error("the envelope's first line is complete")]
+struct LineFound;
+
+impl Write for FirstLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = buf.iter().position(|&b| b == b'\n');
+        let take = end.unwrap_or(buf.len());
+        let mut line = self.0.lock().expect("header line poisoned");
+        if line.len() + take > HEADER_LINE_MAX {
+            return Err(io::Error::other("the envelope header line is too long"));
+        }
+        line.extend_from_slice(&buf[..take]);
+        match end {
+            Some(_) => Err(io::Error::other(LineFound)),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A body that could not be read: over the route's limit (413), or broken off (400).
@@ -128,6 +202,7 @@ fn frame_error(e: axum::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     fn refused(r: Result<Envelope, BodyError>) -> ApiError {
         match r {
@@ -156,7 +231,7 @@ mod tests {
         assert!(matches!(e, ApiError::RequestTimeout(_)), "{e:?}");
         assert_eq!(
             e.to_string(),
-            "the request body did not arrive within 250 ms"
+            "the request body sent nothing for 250 ms"
         );
     }
 

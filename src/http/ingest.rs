@@ -1,12 +1,13 @@
 //! `POST /api/v1/events` and `POST /api/v1/events/bulk` (SPEC §2.1).
 
 use super::auth::ingest_project;
-use super::body::{DecodedBody, parse_json};
+use super::body::DecodedBody;
 use crate::error::ApiError;
 use crate::model::NewEvent;
+use crate::model::json;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,11 +19,12 @@ pub async fn post_event(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    DecodedBody(body): DecodedBody,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Credentials before a byte of the body (SPEC §8).
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
-    let mut event =
-        NewEvent::from_json(&parse_json(&body)?).map_err(|e| ApiError::BadRequest(e.0))?;
+    let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
+    let mut event = NewEvent::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     let a = &accepted[0];
@@ -37,28 +39,34 @@ pub async fn post_bulk(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    DecodedBody(body): DecodedBody,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Credentials before a byte of the body (SPEC §8).
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
-    let Value::Array(items) = parse_json(&body)? else {
-        return Err(ApiError::BadRequest(
-            "a bulk body must be a JSON array of events".into(),
-        ));
+    let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
+    // Each element is read where it lies and stored as the text it was sent as.
+    let list = json::document(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let items = match json::items_at_most(list, MAX_BULK_EVENTS) {
+        None => {
+            return Err(ApiError::BadRequest(
+                "a bulk body must be a JSON array of events".into(),
+            ));
+        }
+        Some(Err(n)) => {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "a bulk request holds at most {MAX_BULK_EVENTS} events, got {n}"
+            )));
+        }
+        Some(Ok(items)) => items,
     };
-    if items.len() > MAX_BULK_EVENTS {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "a bulk request holds at most {MAX_BULK_EVENTS} events, got {}",
-            items.len()
-        )));
-    }
     let events = items
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mut event = NewEvent::from_json(v)
+            let mut event = NewEvent::from_raw(v)
                 .map_err(|e| ApiError::BadRequest(format!("event at index {i}: {e}")))?;
-            // The element as JSON: equal to what was sent (object key order is kept).
-            event.raw = serde_json::to_vec(v).ok().map(Into::into);
+            event.raw = Some(body.slice_ref(v.get().as_bytes()));
             Ok(event)
         })
         .collect::<Result<Vec<_>, ApiError>>()?;

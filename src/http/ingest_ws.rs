@@ -13,6 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// Checks the handshake (a JSON 400 naming what is missing, as the stream route answers),
 /// authenticates, then upgrades.
@@ -26,28 +27,23 @@ pub async fn upgrade(
     crate::ws::handshake::accept_key(&method, &headers).map_err(ApiError::BadRequest)?;
     let ws = ws.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
+    let key = super::auth::ingest_key(&headers, query.as_deref()).unwrap_or_default();
     Ok(ws
         .max_message_size(MAX_BODY)
         .max_frame_size(MAX_BODY)
         .on_upgrade(move |socket| {
             let tracked = state.supervisor().clone();
-            tracked.track_socket(serve(state, project, socket))
+            tracked.track_socket(serve(state, project, key, socket))
         }))
 }
 
 async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
-    let mut event = match serde_json::from_str::<Value>(text) {
+    let mut event = match NewEvent::parse(text.as_bytes()) {
+        Ok(e) => e,
         Err(e) => {
             crate::telemetry::rejected(400);
-            return json!({ "error": format!("invalid JSON: {e}") });
+            return json!({ "error": e.to_string() });
         }
-        Ok(v) => match NewEvent::from_json(&v) {
-            Ok(e) => e,
-            Err(e) => {
-                crate::telemetry::rejected(400);
-                return json!({ "error": e.0 });
-            }
-        },
     };
     event.raw = Some(bytes::Bytes::copy_from_slice(text.as_bytes()));
     match state.ingestor().ingest(project, vec![event]).await {
@@ -63,11 +59,46 @@ async fn answer(state: &AppState, project: ProjectId, text: &str) -> Value {
     }
 }
 
-async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
+async fn serve(state: AppState, project: ProjectId, key: String, mut socket: WebSocket) {
     let shutdown = state.shutdown().clone();
+    // The key is checked again whenever the key directory changes (a rotation): a socket
+    // opened with a replaced key is closed with 1008 within seconds.
+    let mut directory = state.credentials().watch();
+    // Checked once at once too: the key may have been replaced since the upgrade.
+    directory.mark_changed();
+    let mut watching = true;
+    // Pinged like a stream connection (SPEC §8): a client that stops answering is closed
+    // instead of holding its socket and memory for as long as it likes.
+    let beat = *state.stream_settings();
+    let first = Instant::now() + beat.heartbeat_interval;
+    let mut heartbeat = tokio::time::interval_at(first, beat.heartbeat_interval);
+    let mut ping_sent: Option<Instant> = None;
     loop {
+        let pong_due = ping_sent.map_or(first, |sent| sent + beat.heartbeat_timeout);
         let msg = tokio::select! {
             m = socket.recv() => m,
+            _ = heartbeat.tick() => {
+                if ping_sent.is_none() {
+                    ping_sent = Some(Instant::now());
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(pong_due), if ping_sent.is_some() => {
+                tracing::debug!("no pong in time; closing the ingest socket");
+                return;
+            }
+            changed = directory.changed(), if watching => {
+                watching = changed.is_ok();
+                if watching && directory.borrow_and_update().key_project(&key) != Some(project) {
+                    let bye = Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "the ingest key was revoked (rotated)".into() }));
+                    let _ = tokio::time::timeout(crate::ws::CLOSE_WAIT, socket.send(bye)).await;
+                    return;
+                }
+                continue;
+            }
             _ = shutdown.cancelled() => {
                 let bye = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }));
                 let _ = tokio::time::timeout(crate::ws::CLOSE_WAIT, socket.send(bye)).await;
@@ -79,7 +110,11 @@ async fn serve(state: AppState, project: ProjectId, mut socket: WebSocket) {
             Some(Ok(Message::Binary(_))) => {
                 json!({ "error": "binary frames are not accepted: send each event as a JSON text frame" })
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Pong(_))) => {
+                ping_sent = None;
+                continue;
+            }
+            Some(Ok(Message::Ping(_))) => continue,
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "ingest socket closed on error");

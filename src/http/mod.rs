@@ -3,10 +3,12 @@
 pub mod auth;
 pub mod body;
 pub mod dashboard;
+mod early_close;
 pub mod envelope_body;
 pub mod ingest;
 pub mod ingest_ws;
 pub mod issues;
+pub mod listener;
 pub mod ops;
 pub mod sentry;
 pub mod stream_ws;
@@ -118,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         // `ApiError`), not again here for every request.
         routes.layer(
             TraceLayer::new_for_http()
+                // The query's `token` and `sentry_key` values are logged as `***`.
+                .make_span_with(crate::telemetry::RequestSpan)
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
     } else {

@@ -1,8 +1,8 @@
 //! `POST /api/<project_id>/envelope/` and `/store/` for unmodified Sentry SDKs (SPEC §2.2).
 
 use super::auth::{key_sources, project_for_key};
-use super::body::{ApiPath, DecodedBody, parse_json};
-use super::envelope_body::{BodyError, read_envelope};
+use super::body::{ApiPath, DecodedBody};
+use super::envelope_body::{BodyError, read_envelope, read_header_line};
 use crate::error::ApiError;
 use crate::model::NewEvent;
 use crate::sentry;
@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::store::ProjectId;
 use axum::Json;
 use axum::RequestExt;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
@@ -94,21 +94,23 @@ pub async fn envelope(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    // Credentials in the headers or the query are checked before a body of up to 100 MiB
-    // is read; the envelope header's dsn, when that is all there is, after.
+    // Credentials in the headers or the query are checked before a byte of the body
+    // (SPEC §8). Without them only the envelope's first line is read, for its dsn (a
+    // tunnel forwards envelopes so), within tight bounds.
     let outside = credentials(&headers, query.as_deref(), None);
-    if !outside.is_empty() {
+    let mut body = request.into_limited_body();
+    if outside.is_empty() {
+        let (header, rest) = read_header_line(&headers, body).await?;
+        let (dsn_key, _) = envelope_dsn(&header)?.unzip();
+        authorize(&state, &credentials(&headers, None, dsn_key), project).await?;
+        body = rest;
+    } else {
         authorize(&state, &outside, project).await?;
     }
-    let body = request.into_limited_body();
     let envelope = match read_envelope(&headers, body, state.body_timeout()).await {
         Ok(envelope) => envelope,
         Err(BodyError::Refused(e)) => return Err(e),
-        Err(BodyError::Malformed(e)) => {
-            // Credentials first: a stranger learns nothing about the body.
-            authorize(&state, &outside, project).await?;
-            return Err(ApiError::BadRequest(e.to_string()));
-        }
+        Err(BodyError::Malformed(e)) => return Err(ApiError::BadRequest(e.to_string())),
     };
     let (dsn_key, dsn_project) = envelope_dsn(&envelope.header)?.unzip();
     authorize(
@@ -130,17 +132,8 @@ pub async fn envelope(
     // Only event items were kept; `n` is the item's place among all of them.
     for item in envelope.items {
         let n = item.n;
-        let event = match sentry::picked_event(&item.payload) {
-            Some(picked) => picked.into_new_event(),
-            None => {
-                let value: Value = serde_json::from_slice(&item.payload).map_err(|e| {
-                    ApiError::BadRequest(format!("envelope item {n} (event): invalid JSON: {e}"))
-                })?;
-                sentry::to_new_event(&value)
-            }
-        };
-        let mut event =
-            event.map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
+        let mut event = sentry::parse_event(&item.payload)
+            .map_err(|e| ApiError::BadRequest(format!("envelope item {n} (event): {e}")))?;
         // The SDK names the event in the envelope header when the payload does not.
         if event.event_id.is_none() {
             event.event_id = header_id.clone();
@@ -170,19 +163,18 @@ pub async fn store(
     ApiPath(project): ApiPath<ProjectId>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    DecodedBody(body): DecodedBody,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    // Credentials before a byte of the body (SPEC §8).
     authorize(
         &state,
         &credentials(&headers, query.as_deref(), None),
         project,
     )
     .await?;
-    let event = match sentry::picked_event(&body) {
-        Some(picked) => picked.into_new_event(),
-        None => sentry::to_new_event(&parse_json(&body)?),
-    };
-    let mut event = event.map_err(|e| ApiError::BadRequest(e.0))?;
+    let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
+    let mut event =
+        sentry::parse_event(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     Ok(answer(accepted.into_iter().next().map(|a| a.id)))

@@ -6,8 +6,9 @@ use super::body::{ApiPath as Path, DecodedBody, parse_json};
 use crate::error::ApiError;
 use crate::model::webhook::{self, DEFAULT_TRIGGERS, WebhookFormat};
 use crate::state::AppState;
+use crate::store::alerts::WebhookAdded;
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -41,9 +42,11 @@ pub async fn add(
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    DecodedBody(body): DecodedBody,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The token before a byte of the body (SPEC §8).
     authorize_project(&state, &headers, query.as_deref(), project).await?;
+    let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
     let body = parse_json(&body)?;
     if !body.is_object() {
         return Err(ApiError::BadRequest(
@@ -53,6 +56,7 @@ pub async fn add(
     let url = string_field(&body, "url")?
         .ok_or_else(|| ApiError::BadRequest("field 'url' is required".into()))?;
     webhook::validate_url(url).map_err(ApiError::BadRequest)?;
+    crate::alerts::target::check_url(url, state.webhook_allow()).map_err(ApiError::BadRequest)?;
     let on = match body.get("on") {
         None | Some(Value::Null) => DEFAULT_TRIGGERS.to_owned(),
         Some(Value::String(s)) => s.clone(),
@@ -85,11 +89,17 @@ pub async fn add(
         Some(s) => s.to_owned(),
         None => crate::store::new_token(),
     };
-    let hook = state
+    let hook = match state
         .store()
         .create_webhook(project, url, &on, format, &secret)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("project {project} not found")))?;
+    {
+        WebhookAdded::Added(hook) => hook,
+        WebhookAdded::NoProject => {
+            return Err(ApiError::NotFound(format!("project {project} not found")));
+        }
+        WebhookAdded::Full => return Err(ApiError::BadRequest(webhook::too_many())),
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({ "webhook": hook.to_json(true) })),

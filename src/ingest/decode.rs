@@ -20,6 +20,9 @@ pub enum DecodeError {
     /// An encoding other than gzip, deflate, br or identity.
     #[error("unsupported Content-Encoding '{0}': use gzip, deflate or br")]
     Unsupported(String),
+    /// More codings stacked than [`MAX_ENCODINGS`].
+    #[error("Content-Encoding names more than 2 codings: at most 2 of gzip, deflate, br")]
+    TooManyEncodings,
     /// The bytes are not valid for the encoding.
     #[error("request body is not valid {encoding}: {detail}")]
     Corrupt {
@@ -67,27 +70,40 @@ impl Encoding {
     }
 }
 
+/// Codings one body may stack (SPEC §8): an SDK applies one, a proxy perhaps another;
+/// each more is only work for the server.
+pub const MAX_ENCODINGS: usize = 2;
+
 /// The encodings a `Content-Encoding` header value lists, in the order they were applied
-/// (so they are undone last first); `identity` and empty entries drop out.
+/// (so they are undone last first); `identity` and empty entries drop out. Reading stops
+/// at the first unknown coding or the third one, so a long header costs nothing more.
 pub fn encodings(content_encoding: Option<&str>) -> Result<Vec<Encoding>, DecodeError> {
-    content_encoding
-        .unwrap_or("")
-        .split(',')
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| !e.is_empty() && e != "identity")
-        .map(|e| match e.as_str() {
-            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-            "deflate" => Ok(Encoding::Deflate),
-            "br" => Ok(Encoding::Brotli),
-            _ => Err(DecodeError::Unsupported(e)),
-        })
-        .collect()
+    let mut found = Vec::with_capacity(MAX_ENCODINGS);
+    let names = content_encoding.unwrap_or("").split(',').map(str::trim);
+    for name in names.filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")) {
+        let encoding = if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            Encoding::Gzip
+        } else if name.eq_ignore_ascii_case("deflate") {
+            Encoding::Deflate
+        } else if name.eq_ignore_ascii_case("br") {
+            Encoding::Brotli
+        } else {
+            let shown: String = name.chars().take(64).collect();
+            return Err(DecodeError::Unsupported(shown.to_ascii_lowercase()));
+        };
+        if found.len() == MAX_ENCODINGS {
+            return Err(DecodeError::TooManyEncodings);
+        }
+        found.push(encoding);
+    }
+    Ok(found)
 }
 
-/// Decodes `raw` as the `Content-Encoding` header value says.
-pub fn decode_body(content_encoding: Option<&str>, raw: Bytes) -> Result<Bytes, DecodeError> {
+/// Undoes `codings` (as [`encodings`] lists them) on `raw`, each decoder made when its
+/// turn comes.
+pub fn decode_body(codings: &[Encoding], raw: Bytes) -> Result<Bytes, DecodeError> {
     let mut body = raw;
-    for encoding in encodings(content_encoding)?.into_iter().rev() {
+    for &encoding in codings.iter().rev() {
         let name = encoding.name();
         body = match encoding {
             Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(&body[..]), name)?,
@@ -116,22 +132,22 @@ mod tests {
     fn decodes_each_encoding() {
         let text = b"{\"message\":\"hi\"}";
         assert_eq!(
-            decode_body(Some("gzip"), gzip(text).into()).unwrap(),
+            decode_body(&[Encoding::Gzip], gzip(text).into()).unwrap(),
             &text[..]
         );
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(text).unwrap();
         assert_eq!(
-            decode_body(Some("deflate"), z.finish().unwrap().into()).unwrap(),
+            decode_body(&[Encoding::Deflate], z.finish().unwrap().into()).unwrap(),
             &text[..]
         );
         let mut br = Vec::new();
         brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
             .write_all(text)
             .unwrap();
-        assert_eq!(decode_body(Some("br"), br.into()).unwrap(), &text[..]);
+        assert_eq!(decode_body(&[Encoding::Brotli], br.into()).unwrap(), &text[..]);
         assert_eq!(
-            decode_body(None, Bytes::from_static(text)).unwrap(),
+            decode_body(&[], Bytes::from_static(text)).unwrap(),
             &text[..]
         );
     }
@@ -141,12 +157,12 @@ mod tests {
         let bomb = gzip(&vec![b' '; MAX_BODY + 1]);
         assert!(bomb.len() < 10_000);
         assert_eq!(
-            decode_body(Some("gzip"), bomb.into()),
+            decode_body(&[Encoding::Gzip], bomb.into()),
             Err(DecodeError::TooLarge)
         );
         let exact = gzip(&vec![b' '; MAX_BODY]);
         assert_eq!(
-            decode_body(Some("gzip"), exact.into()).unwrap().len(),
+            decode_body(&[Encoding::Gzip], exact.into()).unwrap().len(),
             MAX_BODY
         );
     }
@@ -154,12 +170,30 @@ mod tests {
     #[test]
     fn refuses_bad_input() {
         assert!(matches!(
-            decode_body(Some("gzip"), Bytes::from_static(b"not gzip")),
+            decode_body(&[Encoding::Gzip], Bytes::from_static(b"not gzip")),
             Err(DecodeError::Corrupt { .. })
         ));
         assert_eq!(
-            decode_body(Some("zstd"), Bytes::new()),
+            encodings(Some("zstd")),
             Err(DecodeError::Unsupported("zstd".into()))
+        );
+    }
+
+    #[test]
+    fn at_most_two_codings() {
+        assert_eq!(
+            encodings(Some("gzip, identity, br")).unwrap(),
+            [Encoding::Gzip, Encoding::Brotli]
+        );
+        assert_eq!(
+            encodings(Some("gzip, gzip, gzip")),
+            Err(DecodeError::TooManyEncodings)
+        );
+        // A header of 20,000 entries is refused at the third, before any decoder exists.
+        let stacked = vec!["gzip"; 20_000].join(",");
+        assert_eq!(
+            encodings(Some(&stacked)),
+            Err(DecodeError::TooManyEncodings)
         );
     }
 }

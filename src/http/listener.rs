@@ -1,0 +1,246 @@
+//! The listening socket (SPEC §8, "Slow and idle connections", "Connections"): accepts
+//! connections, caps how many are open, and serves each with hyper's own timeouts.
+//!
+//! Our own accept loop rather than `axum::serve`: that one has no cap on connections, no
+//! timer (so hyper's header timeout never fires) and, at the open-file limit, sleeps a
+//! second per failed accept while every new client waits.
+
+use super::early_close;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// File descriptors kept for the server's own use (database files and pool, logs, Redis,
+/// webhook deliveries) when the open-file limit is what bounds client connections.
+const RESERVED_FDS: u64 = 256;
+/// Refusals (503) being written at once; past it an over-limit connection is closed
+/// without an answer, so refusing costs a bounded number of descriptors too.
+const REFUSING_AT_ONCE: usize = 64;
+/// How long a refusal may take to be written and the client's request drained.
+const REFUSAL_BUDGET: Duration = Duration::from_secs(1);
+
+/// How the edge treats connections.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeSettings {
+    /// Open client connections at most (`--max-connections`).
+    pub max_connections: usize,
+    /// How long a connection may take to send a complete request head, from its accept or
+    /// its previous response (`--header-timeout-ms`); also how long it may sit idle.
+    pub header_timeout: Duration,
+}
+
+/// Raises the soft open-file limit to the hard one and answers how many client
+/// connections fit under it, at most `wanted`, with room kept for the server's own files.
+pub fn connection_capacity(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-file limit");
+            return wanted;
+        }
+    };
+    let fit = capacity_under(limit);
+    if (fit as usize) < wanted {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = fit,
+            "the open-file limit allows fewer client connections than --max-connections"
+        );
+    }
+    wanted.min(fit as usize)
+}
+
+/// Client connections that fit under an open-file limit: what is left after the
+/// reserved descriptors and the refusals in flight (half the limit kept when it is small).
+fn capacity_under(limit: u64) -> u64 {
+    let reserved = RESERVED_FDS.min(limit / 2) + (REFUSING_AT_ONCE as u64).min(limit / 8);
+    limit.saturating_sub(reserved).max(1)
+}
+
+/// Accepts and serves connections until `stop` is cancelled, then waits for the HTTP
+/// connections in flight (upgraded WebSockets are the supervisor's to wait for).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: EdgeSettings,
+    stop: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
+    let connections = TaskTracker::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let conn = Counted { tcp, _permit: permit };
+                connections.spawn(serve_one(conn, router.clone(), settings, stop.clone()));
+            }
+            Err(_) => {
+                crate::telemetry::connection_refused();
+                if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(tcp, settings.max_connections, slot));
+                }
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// A failed accept: the connection is lost, not the listener. Out of descriptors (which
+/// the capacity should prevent) the loop pauses briefly instead of spinning.
+async fn accept_failed(e: io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    if matches!(e.raw_os_error(), Some(23 | 24)) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One HTTP/1.1 connection, with upgrades, until it closes or the server stops.
+async fn serve_one(conn: Counted, router: Router, settings: EdgeSettings, stop: CancellationToken) {
+    tune_socket(&conn.tcp);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        early_close::handle(router.clone(), request)
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .keep_alive(true);
+    let connection = http
+        .serve_connection(TokioIo::new(conn), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let outcome = tokio::select! {
+        outcome = connection.as_mut() => outcome,
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Answers a connection over the cap with a 503 and closes it, reading what the client
+/// sent meanwhile so the close does not reset the connection before the answer is read.
+async fn refuse(mut tcp: TcpStream, cap: usize, _slot: OwnedSemaphorePermit) {
+    let body = format!(
+        "{{\"error\":\"the server has {cap} connections open (--max-connections): try again shortly\"}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_BUDGET, async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match tcp.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+/// Kernel send buffer of every accepted connection (Linux doubles it for bookkeeping).
+///
+/// A stream client that stopped reading would otherwise have its socket's send queue
+/// grow with the kernel's autotuning (past 500 KB within 10 s, docs/BENCHMARKS.md,
+/// "Slow consumers"); capped, it blocks its writer after this much and its bounded outbox
+/// drops the rest.
+pub const SEND_BUFFER: usize = 64 * 1024;
+
+/// Socket options of every accepted connection: the capped send buffer, and no Nagle (a
+/// small stream frame would otherwise wait for the client's delayed ACK; the stream's
+/// writer coalesces instead).
+fn tune_socket(tcp: &TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!(error = %e, "could not cap the socket's send buffer");
+    }
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
+/// A client connection holding its place under the cap for as long as it is open,
+/// through an upgrade to a WebSocket too (the socket moves into the upgrade with it).
+struct Counted {
+    tcp: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_keeps_room_for_the_servers_own_files() {
+        assert_eq!(capacity_under(1 << 20), (1 << 20) - 256 - 64);
+        assert_eq!(capacity_under(1024), 1024 - 256 - 64);
+        // A small limit keeps half of it, and an eighth for refusals.
+        assert_eq!(capacity_under(100), 100 - 50 - 12);
+        assert_eq!(capacity_under(1), 1);
+    }
+}
