@@ -122,10 +122,18 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
         .with_body_timeout(Duration::from_millis(config.body_timeout_ms))
         .with_webhook_allow(config.webhook_allow_cidr.clone())
         .with_stream_auth_timeout(config.stream_auth_timeout)
-        .with_edge(http::listener::EdgeSettings {
-            max_connections: http::listener::connection_capacity(config.max_connections as usize),
-            header_timeout: Duration::from_millis(config.header_timeout_ms),
-        })
+        .with_edge(edge_settings(config))
+}
+
+/// The listener's limits: `--max-connections` as far as the open-file limit allows.
+fn edge_settings(config: &ServeConfig) -> http::listener::EdgeSettings {
+    let (max_connections, refusing_at_once) =
+        http::listener::connection_capacity(config.max_connections as usize);
+    http::listener::EdgeSettings {
+        max_connections,
+        refusing_at_once,
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+    }
 }
 
 /// Starts the relay and the Redis subscriber and publisher; answers the dispatcher's queue.

@@ -80,6 +80,7 @@ impl AppState {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             edge: crate::http::listener::EdgeSettings {
                 max_connections: 10_000,
+                refusing_at_once: 64,
                 header_timeout: Duration::from_secs(10),
             },
         }))

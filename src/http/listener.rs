@@ -23,33 +23,38 @@ use tokio_util::task::TaskTracker;
 /// File descriptors kept for the server's own use (database files and pool, logs, Redis,
 /// webhook deliveries) when the open-file limit is what bounds client connections.
 const RESERVED_FDS: u64 = 256;
-/// Refusals (503) being written at once; past it an over-limit connection is closed
-/// without an answer, so refusing costs a bounded number of descriptors too.
-const REFUSING_AT_ONCE: usize = 64;
-/// How long a refusal may take to be written and the client's request drained.
-const REFUSAL_BUDGET: Duration = Duration::from_secs(1);
+/// Refusals being written at once, at most (fewer under a small open-file limit).
+const REFUSING_AT_ONCE: u64 = 64;
+/// How long a refused connection may linger to have its request read before the close.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// How the edge treats connections.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeSettings {
-    /// Open client connections at most (`--max-connections`).
+    /// Open client connections at most (`--max-connections`, or what the open-file limit
+    /// allows).
     pub max_connections: usize,
+    /// Refused connections lingering at once to have their request read before the
+    /// close; past it a refused connection is closed right after its 503, so refusing
+    /// costs a bounded number of descriptors too.
+    pub refusing_at_once: usize,
     /// How long a connection may take to send a complete request head, from its accept or
     /// its previous response (`--header-timeout-ms`); also how long it may sit idle.
     pub header_timeout: Duration,
 }
 
 /// Raises the soft open-file limit to the hard one and answers how many client
-/// connections fit under it, at most `wanted`, with room kept for the server's own files.
-pub fn connection_capacity(wanted: usize) -> usize {
+/// connections, and refusals in flight, fit under it (at most `wanted` connections), with
+/// room kept for the server's own files.
+pub fn connection_capacity(wanted: usize) -> (usize, usize) {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
             tracing::warn!(error = %e, "could not read or raise the open-file limit");
-            return wanted;
+            return (wanted, REFUSING_AT_ONCE as usize);
         }
     };
-    let fit = capacity_under(limit);
+    let (fit, refusing) = capacity_under(limit);
     if (fit as usize) < wanted {
         tracing::warn!(
             open_file_limit = limit,
@@ -57,14 +62,16 @@ pub fn connection_capacity(wanted: usize) -> usize {
             "the open-file limit allows fewer client connections than --max-connections"
         );
     }
-    wanted.min(fit as usize)
+    (wanted.min(fit as usize), refusing as usize)
 }
 
-/// Client connections that fit under an open-file limit: what is left after the
-/// reserved descriptors and the refusals in flight (half the limit kept when it is small).
-fn capacity_under(limit: u64) -> u64 {
-    let reserved = RESERVED_FDS.min(limit / 2) + (REFUSING_AT_ONCE as u64).min(limit / 8);
-    limit.saturating_sub(reserved).max(1)
+/// Client connections and refusals in flight that fit under an open-file limit: what is
+/// left after the reserved descriptors (half the limit when it is small), and an eighth of
+/// the limit at most for refusals.
+fn capacity_under(limit: u64) -> (u64, u64) {
+    let refusing = REFUSING_AT_ONCE.min(limit / 8).max(1);
+    let reserved = RESERVED_FDS.min(limit / 2) + refusing;
+    (limit.saturating_sub(reserved).max(1), refusing)
 }
 
 /// Accepts and serves connections until `stop` is cancelled, then waits for the HTTP
@@ -76,7 +83,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(settings.max_connections));
-    let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
+    let refusing = Arc::new(Semaphore::new(settings.refusing_at_once));
     let connections = TaskTracker::new();
     loop {
         let tcp = tokio::select! {
@@ -96,9 +103,7 @@ pub async fn serve(
             }
             Err(_) => {
                 crate::telemetry::connection_refused();
-                if let Ok(slot) = refusing.clone().try_acquire_owned() {
-                    tokio::spawn(refuse(tcp, settings.max_connections, slot));
-                }
+                refuse(tcp, settings.max_connections, &refusing);
             }
         }
     }
@@ -142,9 +147,11 @@ async fn serve_one(conn: Counted, router: Router, settings: EdgeSettings, stop: 
     }
 }
 
-/// Answers a connection over the cap with a 503 and closes it, reading what the client
-/// sent meanwhile so the close does not reset the connection before the answer is read.
-async fn refuse(mut tcp: TcpStream, cap: usize, _slot: OwnedSemaphorePermit) {
+/// Answers a connection over the cap with a 503 and closes it. The answer is written at
+/// once (a new socket's send buffer has room for it), so every refused client is told;
+/// then, while few refusals linger, what the client sent meanwhile is read before the
+/// close, so the close does not reset the connection before the answer is read.
+fn refuse(tcp: TcpStream, cap: usize, lingering: &Arc<Semaphore>) {
     let body = format!(
         "{{\"error\":\"the server has {cap} connections open (--max-connections): try again shortly\"}}"
     );
@@ -152,8 +159,18 @@ async fn refuse(mut tcp: TcpStream, cap: usize, _slot: OwnedSemaphorePermit) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(REFUSAL_BUDGET, async {
-        tcp.write_all(answer.as_bytes()).await?;
+    if tcp.try_write(answer.as_bytes()).is_err() {
+        return;
+    }
+    if let Ok(slot) = lingering.clone().try_acquire_owned() {
+        tokio::spawn(linger(tcp, slot));
+    }
+}
+
+/// Ends a refused connection gently: our side closed, the client's request read and
+/// dropped, for a short while at most.
+async fn linger(mut tcp: TcpStream, _slot: OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(LINGER, async {
         tcp.shutdown().await?;
         let mut sink = [0u8; 4096];
         let mut left: usize = 64 * 1024;
@@ -237,10 +254,10 @@ mod tests {
 
     #[test]
     fn capacity_keeps_room_for_the_servers_own_files() {
-        assert_eq!(capacity_under(1 << 20), (1 << 20) - 256 - 64);
-        assert_eq!(capacity_under(1024), 1024 - 256 - 64);
+        assert_eq!(capacity_under(1 << 20), ((1 << 20) - 256 - 64, 64));
+        assert_eq!(capacity_under(1024), (1024 - 256 - 64, 64));
         // A small limit keeps half of it, and an eighth for refusals.
-        assert_eq!(capacity_under(100), 100 - 50 - 12);
-        assert_eq!(capacity_under(1), 1);
+        assert_eq!(capacity_under(100), (100 - 50 - 12, 12));
+        assert_eq!(capacity_under(1), (1, 1));
     }
 }
