@@ -2,6 +2,7 @@
 //! binary and tests share.
 
 use crate::config::DatabaseUrl;
+use crate::store::alerts::WebhookAdded;
 use crate::store::{self, CreatedProject, Project};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -62,7 +63,8 @@ pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
 pub struct UsageError(pub String);
 
 /// `webhook add PROJECT_ID URL`: the new webhook as printed, with its secret (made when
-/// not given).
+/// not given). `allow` is `--webhook-allow-cidr`: a URL whose host is a forbidden address
+/// outside it, or `localhost`, is refused before the database is opened.
 pub async fn add_webhook(
     url: &DatabaseUrl,
     project: i64,
@@ -70,7 +72,9 @@ pub async fn add_webhook(
     on: &[crate::model::IssueAction],
     format: crate::model::webhook::WebhookFormat,
     secret: Option<&str>,
+    allow: &[crate::alerts::target::Cidr],
 ) -> anyhow::Result<Value> {
+    crate::alerts::target::check_url(target, allow).map_err(UsageError)?;
     let store = store::open(url)
         .await
         .with_context(|| format!("cannot open {url}"))?;
@@ -83,8 +87,9 @@ pub async fn add_webhook(
         .create_webhook(project, target, on, format, &secret)
         .await?
     {
-        Some(hook) => Ok(hook.to_json(true)),
-        None => Err(UsageError(format!("no project with id {project}")).into()),
+        WebhookAdded::Added(hook) => Ok(hook.to_json(true)),
+        WebhookAdded::NoProject => Err(UsageError(format!("no project with id {project}")).into()),
+        WebhookAdded::Full => Err(UsageError(crate::model::webhook::too_many()).into()),
     }
 }
 

@@ -66,6 +66,12 @@ enum WebhookCommand {
         /// The key of the HMAC-SHA256 signature (`X-Mesher-Signature`); made when not given.
         #[arg(long, value_name = "S")]
         secret: Option<String>,
+        /// Address ranges the URL may name although they are loopback, private, link-local,
+        /// shared, unspecified, multicast or broadcast (the server checks its own list at
+        /// each delivery); repeatable, or comma-separated.
+        #[arg(long = "webhook-allow-cidr", env = "MESHER_WEBHOOK_ALLOW_CIDR", value_name = "CIDR",
+              value_delimiter = ',', value_parser = mesher::alerts::target::Cidr::parse_arg)]
+        webhook_allow_cidr: Vec<mesher::alerts::target::Cidr>,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -206,6 +212,7 @@ async fn run() -> anyhow::Result<()> {
                 on,
                 format,
                 secret,
+                webhook_allow_cidr,
                 database,
             } => {
                 let on = mesher::model::webhook::parse_triggers(&on)
@@ -217,6 +224,7 @@ async fn run() -> anyhow::Result<()> {
                     &on,
                     format,
                     secret.as_deref(),
+                    &webhook_allow_cidr,
                 )
                 .await?;
                 println!("{v}");

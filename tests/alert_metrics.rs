@@ -5,7 +5,7 @@ mod common;
 
 use common::TestServer;
 use common::process::run;
-use common::receiver::{Receiver, Reply};
+use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply, allow_loopback};
 use serde_json::json;
 use std::time::Duration;
 
@@ -29,7 +29,11 @@ async fn metric(s: &TestServer, line_start: &str) -> Option<f64> {
 async fn deliveries_are_counted_by_outcome() {
     // Retries stop after 3 s (the flaky receiver answers 200 on its third attempt, decided
     // within 2 s), so the failing receiver's delivery is given up within seconds.
-    let s = TestServer::start_with(|c| c.alert_retry_for = Duration::from_secs(3)).await;
+    let s = TestServer::start_with(|c| {
+        allow_loopback(c);
+        c.alert_retry_for = Duration::from_secs(3);
+    })
+    .await;
     let p = s.project("app").await;
     let mut flaky = Receiver::start().await;
     flaky.script(&[Reply::Status(500), Reply::Status(503)]);
@@ -44,6 +48,8 @@ async fn deliveries_are_counted_by_outcome() {
                 url,
                 "--database-url",
                 &s.db.to_string(),
+                "--webhook-allow-cidr",
+                ALLOW_LOOPBACK,
             ],
             &[],
         )

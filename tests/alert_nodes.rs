@@ -7,11 +7,14 @@ mod postgres;
 
 use common::Creds;
 use common::process::{ServerProcess, free_port, run};
-use common::receiver::{Receiver, Reply};
+use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply};
 use postgres::TestPostgres;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The receiver is on loopback: the nodes may reach it.
+const ALLOW: &[&str] = &["--webhook-allow-cidr", ALLOW_LOOPBACK];
 
 async fn post(node: &ServerProcess, p: &Creds, message: &str) -> i64 {
     let r = reqwest::Client::new()
@@ -46,6 +49,8 @@ async fn two_nodes_deliver_each_alert_once_and_survive_a_killed_one() {
             &rx.url,
             "--database-url",
             &db,
+            "--webhook-allow-cidr",
+            ALLOW_LOOPBACK,
         ],
         &[],
     )
@@ -53,11 +58,11 @@ async fn two_nodes_deliver_each_alert_once_and_survive_a_killed_one() {
     assert_eq!(code, 0, "{err}");
 
     // Node A takes the first delivery and is killed while the receiver holds it.
-    let a = ServerProcess::start(&db, free_port(), &[]).await;
+    let a = ServerProcess::start(&db, free_port(), ALLOW).await;
     let mut issues = vec![post(&a, &p, "first").await];
     let hung = rx.next().await;
     let hung_id = hung.header("x-mesher-delivery");
-    let b = ServerProcess::start(&db, free_port(), &[]).await;
+    let b = ServerProcess::start(&db, free_port(), ALLOW).await;
     a.kill().await;
     issues.push(post(&b, &p, "second").await);
     // Node B takes it over once A's lease has run out (30 s): the same delivery again.
@@ -69,7 +74,7 @@ async fn two_nodes_deliver_each_alert_once_and_survive_a_killed_one() {
     assert_eq!(again.body, hung.body);
 
     // Two live nodes, alerts raised on both: each delivered by one of them, once.
-    let a2 = ServerProcess::start(&db, free_port(), &[]).await;
+    let a2 = ServerProcess::start(&db, free_port(), ALLOW).await;
     for i in 0..20 {
         let node = if i % 2 == 0 { &a2 } else { &b };
         issues.push(post(node, &p, &format!("storm {i}")).await);

@@ -1,17 +1,24 @@
 //! SPEC §7: webhooks, against real receivers (small HTTP servers on loopback) and the real
-//! server, in process and as a child process (SIGKILL, several nodes on PostgreSQL).
+//! server, in process and as a child process (SIGKILL, several nodes on PostgreSQL). The
+//! receivers are on loopback, so servers and commands here allow 127.0.0.0/8 (SPEC §8).
 
 mod common;
 
 use common::process::{ServerProcess, free_port, run, sqlite_url};
-use common::receiver::{Received, Receiver, Reply};
+use common::receiver::{ALLOW_LOOPBACK, Received, Receiver, Reply, allow_loopback};
 use common::{Creds, TestServer, WAIT};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// `mesher webhook add` against the test server's database: the printed webhook.
+/// A server whose webhooks may reach the loopback receivers.
+async fn server() -> TestServer {
+    TestServer::start_with(allow_loopback).await
+}
+
+/// `mesher webhook add` against the test server's database, loopback allowed: the printed
+/// webhook.
 async fn add(s: &TestServer, p: &Creds, url: &str, extra: &[&str]) -> Value {
     let db = s.db.to_string();
     let pid = p.id.to_string();
@@ -22,6 +29,8 @@ async fn add(s: &TestServer, p: &Creds, url: &str, extra: &[&str]) -> Value {
         url,
         "--database-url",
         db.as_str(),
+        "--webhook-allow-cidr",
+        ALLOW_LOOPBACK,
     ];
     args.extend_from_slice(extra);
     let (code, out, err) = run(&args, &[]).await;
@@ -44,7 +53,7 @@ fn verify(r: &Received, secret: &str) {
 
 #[tokio::test]
 async fn the_commands_and_their_errors() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let db = s.db.to_string();
     let hook = add(
@@ -155,7 +164,7 @@ async fn the_commands_and_their_errors() {
 
 #[tokio::test]
 async fn a_new_issue_is_alerted_once_signed_with_its_event() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let mut rx = Receiver::start().await;
     let hook = add(&s, &p, &rx.url, &[]).await;
@@ -192,7 +201,7 @@ async fn a_new_issue_is_alerted_once_signed_with_its_event() {
 
 #[tokio::test]
 async fn regressions_and_state_changes_arrive_in_order() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let mut rx = Receiver::start().await;
     add(
@@ -241,7 +250,7 @@ async fn regressions_and_state_changes_arrive_in_order() {
 
 #[tokio::test]
 async fn failures_are_retried_as_the_same_delivery_until_delivered() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let mut rx = Receiver::start().await;
     // A redirect is not followed (a followed 301 would turn the POST into a GET): it is a
@@ -273,7 +282,11 @@ async fn failures_are_retried_as_the_same_delivery_until_delivered() {
 
 #[tokio::test]
 async fn slack_messages_name_the_issue_and_link_to_it() {
-    let s = TestServer::start_with(|c| c.public_url = Some("https://mesher.example".into())).await;
+    let s = TestServer::start_with(|c| {
+        allow_loopback(c);
+        c.public_url = Some("https://mesher.example".into());
+    })
+    .await;
     let p = s.project("app").await;
     let mut rx = Receiver::start().await;
     add(&s, &p, &rx.url, &["--format", "slack"]).await;
@@ -295,7 +308,7 @@ async fn slack_messages_name_the_issue_and_link_to_it() {
 
 #[tokio::test]
 async fn a_removed_webhook_gets_nothing() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let mut gone = Receiver::start().await;
     let mut kept = Receiver::start().await;
@@ -338,13 +351,15 @@ async fn nothing_is_lost_to_a_dead_receiver_and_a_killed_server() {
             &url,
             "--database-url",
             &db,
+            "--webhook-allow-cidr",
+            ALLOW_LOOPBACK,
         ],
         &[],
     )
     .await;
     assert_eq!(code, 0, "{err}");
     let port = free_port();
-    let server = ServerProcess::start(&db, port, &[]).await;
+    let server = ServerProcess::start(&db, port, &["--webhook-allow-cidr", ALLOW_LOOPBACK]).await;
     let http = reqwest::Client::new();
     let mut issues = Vec::new();
     for msg in ["first", "second", "third"] {
@@ -365,7 +380,7 @@ async fn nothing_is_lost_to_a_dead_receiver_and_a_killed_server() {
     server.kill().await;
     // The receiver comes back, then the server.
     let mut rx = Receiver::on(hook_port).await;
-    let server = ServerProcess::start(&db, port, &[]).await;
+    let server = ServerProcess::start(&db, port, &["--webhook-allow-cidr", ALLOW_LOOPBACK]).await;
     let mut alerted = Vec::new();
     while alerted.len() < 3 {
         let got = rx.next().await;
@@ -384,6 +399,7 @@ async fn nothing_is_lost_to_a_dead_receiver_and_a_killed_server() {
 #[tokio::test]
 async fn a_storm_is_batched_and_a_hung_receiver_slows_nothing() {
     let s = TestServer::start_with(|c| {
+        allow_loopback(c);
         c.rate_limit = 0;
         c.max_buffer = 10_000;
     })
@@ -448,7 +464,7 @@ async fn a_storm_is_batched_and_a_hung_receiver_slows_nothing() {
 
 #[tokio::test]
 async fn webhooks_over_http_with_the_project_token() {
-    let s = TestServer::start().await;
+    let s = server().await;
     let p = s.project("app").await;
     let other = s.project("other").await;
     let mut rx = Receiver::start().await;

@@ -1,7 +1,13 @@
 //! The delivery loop: claims webhooks with work due, and for each runs one delivery at a
 //! time on its own task, so a slow, hung or refusing receiver delays only itself (SPEC §7).
+//!
+//! Where it connects is checked here (SPEC §8, rules in `target`): an address literal
+//! before the request, a name by the client's resolver, which refuses the whole name when
+//! one of its addresses is forbidden and otherwise hands the connector exactly the
+//! addresses it checked, so a second lookup cannot answer differently (DNS rebinding).
 
 use super::payload::{self, retry_delay};
+use super::target::{self, Cidr, ForbiddenAddress, Host};
 use crate::log_limit::Emit;
 use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat};
@@ -9,6 +15,7 @@ use crate::store::Store;
 use crate::store::alerts::{Delivery, DeliveryOutcome};
 use crate::telemetry::{ALERT_DELIVERIES, ALERT_LATENCY, ALERTS_WAITING};
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -21,6 +28,11 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delivered (or given up) deliveries are kept this long, then deleted with their alerts.
 pub const KEEP_DELIVERED: Duration = Duration::from_secs(7 * 86_400);
+/// Most of a receiver's answer read (SPEC §8: 64 KiB); the rest is dropped with the
+/// connection, so a receiver streaming forever costs one chunk of memory.
+pub const ANSWER_LIMIT: usize = 64 * 1024;
+/// Most of a failed answer's text quoted in the log.
+const QUOTED: usize = 200;
 
 /// What the loop needs besides the store.
 #[derive(Clone, Debug)]
@@ -29,17 +41,45 @@ pub struct Settings {
     pub public_url: String,
     /// How long a delivery is retried before it is given up (SPEC §7: 24 h).
     pub retry_for: Duration,
+    /// `--webhook-allow-cidr`: forbidden addresses the operator allows.
+    pub allow: Vec<Cidr>,
 }
 
-/// Runs until `shutdown`; deliveries in flight are then dropped (their alerts stay in the
-/// outbox and go after the restart: at least once).
-pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) {
-    let client = match reqwest::Client::builder()
+/// The client's resolver: the system's (`getaddrinfo`, as reqwest's default), then every
+/// address checked.
+struct CheckedResolver {
+    allow: Arc<[Cidr]>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port in.
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            target::check_resolved(&host, &addrs, &allow)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The webhook client: 10 s per attempt, no redirects, no proxies, checked addresses.
+fn client(allow: &[Cidr]) -> reqwest::Client {
+    match reqwest::Client::builder()
         .connect_timeout(ATTEMPT_TIMEOUT)
         .timeout(ATTEMPT_TIMEOUT)
         // A redirect is a failure (retried, and logged with its status): followed, a 301
-        // would turn the POST into a bodyless GET whose 2xx would count as delivered.
+        // would turn the POST into a bodyless GET whose 2xx would count as delivered, and
+        // could point anywhere, the forbidden addresses included.
         .redirect(reqwest::redirect::Policy::none())
+        // Through a proxy the connection's address would be the proxy's, and the target's
+        // would go unchecked: webhooks connect directly, whatever HTTP(S)_PROXY says.
+        .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver {
+            allow: allow.into(),
+        }))
         .user_agent(concat!("Mesher/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -48,7 +88,13 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
             // Only a broken TLS setup fails here; the supervisor restarts the task.
             panic!("the webhook HTTP client cannot be built: {e}");
         }
-    };
+    }
+}
+
+/// Runs until `shutdown`; deliveries in flight are then dropped (their alerts stay in the
+/// outbox and go after the restart: at least once).
+pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) {
+    let client = client(&settings.allow);
     let node = crate::store::new_event_id();
     let mut in_flight: JoinSet<i64> = JoinSet::new();
     let mut busy: HashSet<i64> = HashSet::new();
@@ -162,22 +208,40 @@ async fn deliver_due(
                 break;
             }
         }
-        let failed = attempt(&client, &hook, &delivery).await;
+        let tried = attempt(&client, &hook, &delivery, &settings.allow).await;
         let now = Millis::now();
-        let outcome = match &failed {
-            None => DeliveryOutcome::Delivered,
-            Some(_) if now.0 - delivery.created.0 >= settings.retry_for.as_millis() as i64 => {
+        let outcome = match &tried {
+            Attempt::Delivered => DeliveryOutcome::Delivered,
+            // Trying again would meet the same address (or, for a name, an attacker's next
+            // DNS answer): the alerts go as if their 24 hours were over.
+            Attempt::Forbidden(_) => DeliveryOutcome::GivenUp,
+            Attempt::Failed(_)
+                if now.0 - delivery.created.0 >= settings.retry_for.as_millis() as i64 =>
+            {
                 DeliveryOutcome::GivenUp
             }
-            Some(_) => DeliveryOutcome::Retry(Millis(
+            Attempt::Failed(_) => DeliveryOutcome::Retry(Millis(
                 now.0 + retry_delay(delivery.attempts as u32 + 1).as_millis() as i64,
             )),
+        };
+        let failed = match &tried {
+            Attempt::Failed(why) => Some(why.clone()),
+            Attempt::Forbidden(f) => Some(f.to_string()),
+            Attempt::Delivered => None,
         };
         match (&outcome, &failed) {
             (DeliveryOutcome::Delivered, _) => {
                 metrics::counter!(ALERT_DELIVERIES, "outcome" => "delivered").increment(1);
                 metrics::histogram!(ALERT_LATENCY)
                     .record((now.0 - delivery.oldest_alert.0).max(0) as f64 / 1000.0);
+            }
+            (_, Some(why)) if matches!(tried, Attempt::Forbidden(_)) => {
+                metrics::counter!(ALERT_DELIVERIES, "outcome" => "forbidden_address").increment(1);
+                tracing::warn!(
+                    webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
+                    "webhook delivery refused, its alerts given up: {why} (not a webhook \
+                     target unless allowed with --webhook-allow-cidr)"
+                );
             }
             (DeliveryOutcome::Retry(at), Some(why)) => {
                 metrics::counter!(ALERT_DELIVERIES, "outcome" => "retried").increment(1);
@@ -210,8 +274,37 @@ async fn deliver_due(
     hook.id
 }
 
-/// One POST; `None` when it was answered 2xx, else why not.
-async fn attempt(client: &reqwest::Client, hook: &Webhook, d: &Delivery) -> Option<String> {
+/// How one attempt ended.
+enum Attempt {
+    /// Answered 2xx.
+    Delivered,
+    /// Not delivered, why (retried).
+    Failed(String),
+    /// Not sent: the address may not be reached (not retried).
+    Forbidden(ForbiddenAddress),
+}
+
+/// One POST, to a checked address only.
+async fn attempt(
+    client: &reqwest::Client,
+    hook: &Webhook,
+    d: &Delivery,
+    allow: &[Cidr],
+) -> Attempt {
+    // An address literal never reaches the resolver.
+    match target::host_of(&hook.url) {
+        Ok(Host::Ip(ip)) => {
+            if let Err(why) = target::check_ip(ip, allow) {
+                return Attempt::Forbidden(ForbiddenAddress {
+                    host: ip.to_string(),
+                    ip,
+                    why,
+                });
+            }
+        }
+        Ok(Host::Name(_)) => {}
+        Err(_) => return Attempt::Failed("the URL is not valid".into()),
+    }
     let sent = client
         .post(&hook.url)
         .header("content-type", "application/json")
@@ -224,10 +317,80 @@ async fn attempt(client: &reqwest::Client, hook: &Webhook, d: &Delivery) -> Opti
         .send()
         .await;
     match sent {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => Some(format!("answered {}", r.status())),
-        Err(e) if e.is_timeout() => Some(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
-        Err(e) if e.is_connect() => Some(format!("cannot connect: {e}")),
-        Err(e) => Some(e.to_string()),
+        Ok(r) => {
+            let status = r.status();
+            let head = read_answer(r).await;
+            if status.is_success() {
+                Attempt::Delivered
+            } else if head.is_empty() {
+                Attempt::Failed(format!("answered {status}"))
+            } else {
+                Attempt::Failed(format!("answered {status}: {head}"))
+            }
+        }
+        // The URL stays out of the log: a Slack webhook's path is its credential.
+        Err(e) => match forbidden_in(&e) {
+            Some(f) => Attempt::Forbidden(f.clone()),
+            None => failure(e.without_url()),
+        },
     }
+}
+
+/// Why an attempt that got no answer failed.
+fn failure(e: reqwest::Error) -> Attempt {
+    Attempt::Failed(if e.is_timeout() {
+        format!("no answer within {ATTEMPT_TIMEOUT:?}")
+    } else if e.is_connect() {
+        format!("cannot connect: {}", chain(&e))
+    } else {
+        chain(&e)
+    })
+}
+
+/// An error with its causes (reqwest's own text alone says only "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The resolver's refusal, somewhere in the connect error's causes.
+fn forbidden_in(e: &reqwest::Error) -> Option<&ForbiddenAddress> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(f) = c.downcast_ref::<ForbiddenAddress>() {
+            return Some(f);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Reads the answer's body up to [`ANSWER_LIMIT`] (a short one to its end, so its
+/// connection can be used again) and answers its start as printable text, for the log.
+/// A body that fails or stalls after the status line changes nothing: the status decides.
+async fn read_answer(mut r: reqwest::Response) -> String {
+    let mut read = 0;
+    let mut head: Vec<u8> = Vec::new();
+    while read < ANSWER_LIMIT {
+        match r.chunk().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len();
+                let room = QUOTED.saturating_sub(head.len());
+                head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&head)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }

@@ -43,6 +43,15 @@ pub const TRIGGERS: [IssueAction; 6] = [
     IssueAction::Discarded,
 ];
 
+/// Most webhooks a project has (SPEC §8): each costs a task and a connection per alert, so
+/// a project token cannot make the server deliver one alert thousands of times.
+pub const MAX_WEBHOOKS: usize = 20;
+
+/// The refusal of a project's webhook past [`MAX_WEBHOOKS`].
+pub fn too_many() -> String {
+    format!("too many webhooks: a project has at most {MAX_WEBHOOKS}; remove one first")
+}
+
 /// The triggers of a webhook added without `--on`.
 pub const DEFAULT_TRIGGERS: &str = "new,regressed";
 

@@ -47,6 +47,17 @@ pub enum DeliveryOutcome {
     GivenUp,
 }
 
+/// What adding a webhook did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookAdded {
+    /// It was added.
+    Added(Webhook),
+    /// The project does not exist.
+    NoProject,
+    /// The project already has [`MAX_WEBHOOKS`](crate::model::webhook::MAX_WEBHOOKS).
+    Full,
+}
+
 pub(super) type WebhookRow = (i64, i64, String, String, String, String);
 pub(super) type DeliveryRow = (String, i64, String, i64, i64, i64, i64, i64);
 
@@ -78,6 +89,10 @@ pub(super) fn delivery(row: DeliveryRow) -> (Delivery, Millis) {
     )
 }
 
+/// Locks the project's row (PostgreSQL: until the transaction ends), so that two adds at
+/// once cannot both find room for one more webhook; no row: no project. Binds: project.
+pub(super) const LOCK_PROJECT: &str = "UPDATE projects SET name = name WHERE id = ?";
+pub(super) const COUNT_OF_PROJECT: &str = "SELECT count(*) FROM webhooks WHERE project_id = ?";
 pub(super) const CREATE: &str = "INSERT INTO webhooks (project_id, url, triggers, format, secret, \
      created_at) SELECT id, ?, ?, ?, ?, ? FROM projects WHERE id = ? RETURNING id";
 pub(super) const LIST_ALL: &str =
@@ -162,25 +177,49 @@ macro_rules! alert_methods {
                 on: &[crate::model::IssueAction],
                 format: crate::model::webhook::WebhookFormat,
                 secret: &str,
-            ) -> Result<Option<crate::model::webhook::Webhook>, super::StoreError> {
+            ) -> Result<super::alerts::WebhookAdded, super::StoreError> {
+                use super::alerts::WebhookAdded;
                 let on_list = on.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",");
-                let id: Option<i64> = sqlx::query_scalar(&$sql(super::alerts::CREATE))
-                    .bind(url)
-                    .bind(&on_list)
-                    .bind(format.as_str())
-                    .bind(secret)
-                    .bind(crate::model::Millis::now().0)
-                    .bind(project)
-                    .fetch_optional(self.write_pool())
-                    .await?;
-                Ok(id.map(|id| crate::model::webhook::Webhook {
-                    id,
-                    project_id: project,
-                    url: url.to_owned(),
-                    on: on.to_vec(),
-                    format,
-                    secret: secret.to_owned(),
-                }))
+                let mut tx = self.begin().await?;
+                let work = async {
+                    let found = sqlx::query(&$sql(super::alerts::LOCK_PROJECT))
+                        .bind(project)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if found == 0 {
+                        return Ok(WebhookAdded::NoProject);
+                    }
+                    let n: i64 = sqlx::query_scalar(&$sql(super::alerts::COUNT_OF_PROJECT))
+                        .bind(project)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if n >= crate::model::webhook::MAX_WEBHOOKS as i64 {
+                        return Ok(WebhookAdded::Full);
+                    }
+                    let id: Option<i64> = sqlx::query_scalar(&$sql(super::alerts::CREATE))
+                        .bind(url)
+                        .bind(&on_list)
+                        .bind(format.as_str())
+                        .bind(secret)
+                        .bind(crate::model::Millis::now().0)
+                        .bind(project)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    Ok::<_, super::StoreError>(match id {
+                        Some(id) => WebhookAdded::Added(crate::model::webhook::Webhook {
+                            id,
+                            project_id: project,
+                            url: url.to_owned(),
+                            on: on.to_vec(),
+                            format,
+                            secret: secret.to_owned(),
+                        }),
+                        None => WebhookAdded::NoProject,
+                    })
+                }
+                .await;
+                Self::finish(tx, work).await
             }
 
             async fn list_webhooks(

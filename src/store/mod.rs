@@ -200,7 +200,9 @@ pub enum StoreError {
 /// it with the one body in `store::alerts`.
 #[async_trait]
 pub trait AlertOutbox: Send + Sync {
-    /// Adds a webhook; `None` when the project does not exist.
+    /// Adds a webhook unless the project is missing or has
+    /// [`MAX_WEBHOOKS`](crate::model::webhook::MAX_WEBHOOKS) already. The URL is stored as
+    /// given: checking where it leads is the caller's (and the delivery's) job.
     async fn create_webhook(
         &self,
         project: ProjectId,
@@ -208,7 +210,7 @@ pub trait AlertOutbox: Send + Sync {
         on: &[crate::model::IssueAction],
         format: crate::model::webhook::WebhookFormat,
         secret: &str,
-    ) -> Result<Option<crate::model::webhook::Webhook>, StoreError>;
+    ) -> Result<alerts::WebhookAdded, StoreError>;
     /// Every webhook (of one project), by id.
     async fn list_webhooks(
         &self,

@@ -1,18 +1,33 @@
 //! A webhook receiver for the alert tests: a real HTTP server on loopback that records
-//! every request and answers as scripted (a status, after a delay, or never).
+//! every request and answers as scripted (a status, after a delay, never, a redirect, or
+//! a body without end).
+//!
+//! It listens on 127.0.0.1, a loopback address webhooks may not reach by default (SPEC
+//! §8): servers and `webhook add` commands that use it need `--webhook-allow-cidr
+//! 127.0.0.0/8` ([`ALLOW_LOOPBACK`]).
 
 use super::WAIT;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+/// The range that lets a webhook reach a receiver.
+pub const ALLOW_LOOPBACK: &str = "127.0.0.0/8";
+
+/// `--webhook-allow-cidr 127.0.0.0/8`, for a server's config.
+pub fn allow_loopback(config: &mut mesher::ServeConfig) {
+    config.webhook_allow_cidr = vec![ALLOW_LOOPBACK.parse().unwrap()];
+}
+
 /// How the receiver answers one request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Reply {
     /// This status at once.
     Status(u16),
@@ -20,6 +35,27 @@ pub enum Reply {
     After(Duration, u16),
     /// Never (the connection is held open).
     Hang,
+    /// This status (a 3xx) with this `Location`.
+    Redirect(u16, String),
+    /// This status and a body that never ends (counted in [`Endless`]).
+    Endless(u16),
+}
+
+/// What the endless bodies sent: bytes handed to the connection, and how many bodies the
+/// client hung up on (dropped before their end, which never comes).
+#[derive(Clone, Default)]
+pub struct Endless {
+    pub bytes: Arc<AtomicU64>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+/// Counts the body dropped when the server stops sending it.
+struct DropCount(Arc<AtomicU64>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// A request the receiver got.
@@ -43,6 +79,7 @@ struct Script {
     replies: Arc<Mutex<VecDeque<Reply>>>,
     default: Arc<Mutex<Reply>>,
     seen: mpsc::UnboundedSender<Received>,
+    endless: Endless,
 }
 
 pub struct Receiver {
@@ -53,23 +90,31 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn answer(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn answer(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> Response {
     let _ = s.seen.send(Received { headers, body });
-    let reply = s
-        .replies
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(*s.default.lock().unwrap());
-    let status = match reply {
-        Reply::Status(n) => n,
+    let next = s.replies.lock().unwrap().pop_front();
+    let reply = next.unwrap_or_else(|| s.default.lock().unwrap().clone());
+    let status = |n| StatusCode::from_u16(n).unwrap();
+    match reply {
+        Reply::Status(n) => status(n).into_response(),
         Reply::After(wait, n) => {
             tokio::time::sleep(wait).await;
-            n
+            status(n).into_response()
         }
         Reply::Hang => std::future::pending().await,
-    };
-    StatusCode::from_u16(status).unwrap()
+        Reply::Redirect(n, to) => (status(n), [("location", to)]).into_response(),
+        Reply::Endless(n) => {
+            let Endless { bytes, dropped } = s.endless.clone();
+            let flag = DropCount(dropped);
+            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+            let body = futures_util::stream::repeat_with(move || {
+                let _alive = &flag;
+                bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(chunk.clone())
+            });
+            (status(n), Body::from_stream(body)).into_response()
+        }
+    }
 }
 
 impl Receiver {
@@ -87,6 +132,7 @@ impl Receiver {
             replies: Arc::default(),
             default: Arc::new(Mutex::new(Reply::Status(200))),
             seen: tx,
+            endless: Endless::default(),
         };
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(answer))
@@ -105,7 +151,16 @@ impl Receiver {
 
     /// The next requests are answered so, in order; then the default.
     pub fn script(&self, replies: &[Reply]) {
-        self.script.replies.lock().unwrap().extend(replies);
+        self.script
+            .replies
+            .lock()
+            .unwrap()
+            .extend(replies.iter().cloned());
+    }
+
+    /// What its endless bodies have sent.
+    pub fn endless(&self) -> Endless {
+        self.script.endless.clone()
     }
 
     /// How requests beyond the script are answered.
