@@ -10,6 +10,9 @@
 //! the event Mesher stores (the Sentry mapping and the detail's JSON), in this process,
 //! and reports the CPU time per event (the part of the envelope scenario that is not I/O).
 //!
+//! `... -- flood --url … --key KEY --server-pid PID --clients 16 --seconds 5` floods the
+//! server with 1 MiB bodies under unknown keys while one client posts real events.
+//!
 //! `scripts/bench.sh` starts a server pinned to CPU 0 and runs this pinned to CPU 1.
 
 use serde_json::{Value, json};
@@ -625,6 +628,87 @@ fn parse(args: &Args) -> Value {
     })
 }
 
+/// A flood of requests with unknown ingest keys (`--clients` attackers in a closed loop,
+/// each posting a 1 MiB body under a new random key, so no cache of bad keys helps),
+/// while one legitimate client posts single events at `--rate` (default 100/s). First the
+/// legitimate client alone for `--seconds`, then with the flood: what each refused request
+/// costs the server's CPU, and the legitimate client's latency in both phases.
+async fn flood(args: &Args) -> Value {
+    let rate = if args.rate > 0.0 { args.rate } else { 100.0 };
+    let alone = legit_client(args, rate).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body = bytes::Bytes::from(vec![b'{'; 1 << 20]);
+    let cpu_before = cpu_secs(args.server_pid);
+    let started = Instant::now();
+    let mut attackers = Vec::new();
+    for c in 0..args.clients {
+        let (url, stop, body) = (args.url.clone(), stop.clone(), body.clone());
+        attackers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut refused, mut other, mut broken) = (0usize, 0usize, 0usize);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let key = format!("{:016x}{:016x}", c as u64 + 1, n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                match http.post(format!("{url}/api/v1/events")).bearer_auth(&key).body(body.clone()).send().await {
+                    Ok(r) if r.status() == 401 => refused += 1,
+                    Ok(_) => other += 1,
+                    Err(_) => broken += 1,
+                }
+            }
+            (refused, other, broken)
+        }));
+    }
+    let during = legit_client(args, rate).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut refused, mut other, mut broken) = (0, 0, 0);
+    for a in attackers {
+        let (r, o, b) = a.await.unwrap();
+        (refused, other, broken) = (refused + r, other + o, broken + b);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs(args.server_pid) - cpu_before;
+    let attempts = (refused + other + broken).max(1);
+    json!({
+        "scenario": "flood",
+        "attackers": args.clients,
+        "attacker_body_bytes": body.len(),
+        "seconds": elapsed,
+        "refused_401": refused,
+        "other_status": other,
+        "connection_errors": broken,
+        "attack_requests_per_sec": (attempts as f64 / elapsed).round(),
+        "server_cpu_share": cpu / elapsed,
+        "server_cpu_us_per_attack_request": (cpu * 1e6 / attempts as f64).round(),
+        "legit_rate": rate,
+        "legit_alone": alone,
+        "legit_during_flood": during,
+    })
+}
+
+/// One keep-alive client posting single events at `rate`/s for `--seconds`: its latency
+/// from each request's scheduled time, and its errors.
+async fn legit_client(args: &Args, rate: f64) -> Value {
+    let http = reqwest::Client::new();
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.seconds);
+    let (mut lat, mut errors, mut i) = (Vec::new(), 0usize, 0u32);
+    while Instant::now() < deadline {
+        let due = start + every * i;
+        i += 1;
+        tokio::time::sleep_until(due.into()).await;
+        let body = json!({"message": format!("legit {i}"), "level": "error"});
+        match http.post(format!("{}/api/v1/events", args.url)).bearer_auth(&args.key).json(&body).send().await {
+            Ok(r) if r.status() == 202 => lat.push(due.elapsed()),
+            _ => errors += 1,
+        }
+    }
+    lat.sort();
+    json!({"requests": lat.len(), "errors": errors,
+           "latency_ms": {"p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)}})
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
@@ -635,9 +719,10 @@ async fn main() {
         "fanout" => fanout(&args).await,
         "connections" => connections(&args).await,
         "slow-consumer" => slow_consumer(&args).await,
+        "flood" => flood(&args).await,
         other => {
             eprintln!(
-                "unknown scenario '{other}': expected ingest, envelope, parse, fanout, slow-consumer or connections"
+                "unknown scenario '{other}': expected ingest, envelope, parse, fanout, slow-consumer, connections or flood"
             );
             std::process::exit(2);
         }
