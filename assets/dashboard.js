@@ -4,6 +4,7 @@
 // feed and the chart, `issue` and `issue_count` messages keep the issue list and the
 // unresolved count current. After a drop the view reconnects with `?since=<last seq>`, so
 // the server replays what it missed; rows are keyed by seq, so nothing shows twice.
+// The token goes as the socket's first message (`{"type":"auth"}`), never in its URL.
 // Everything the server sends is put into the page as text, never as HTML.
 //
 // The address fragment holds the view (never the token, once connected):
@@ -1197,7 +1198,7 @@ function streamUrl() {
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.hash = "";
   url.search = "";
-  url.searchParams.set("token", state.token);
+  // The token is the first message, never in the URL (which proxies log).
   const f = wantedFilters();
   if (f.level) url.searchParams.set("level", f.level);
   if (f.min_level) url.searchParams.set("min_level", f.min_level);
@@ -1221,6 +1222,10 @@ function openStream() {
     return;
   }
   state.ws = ws;
+  const token = state.token;
+  ws.addEventListener("open", () => {
+    if (gen === state.gen) ws.send(JSON.stringify({ type: "auth", token }));
+  });
   ws.addEventListener("message", (m) => {
     if (gen !== state.gen) return;
     let msg;

@@ -43,7 +43,8 @@ pub async fn list_projects(url: &DatabaseUrl, listen: &str) -> anyhow::Result<Ve
         .collect())
 }
 
-/// `project rotate-token ID`: the new token (the old one stops working at once).
+/// `project rotate-token ID`: the new token (running servers refuse the old one within
+/// 5 s, and close the streams it opened).
 pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
     let store = store::open(url)
         .await
@@ -52,7 +53,20 @@ pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
         Some(CreatedProject { project, token }) => {
             Ok(json!({ "id": project.id, "name": project.name, "token": token }))
         }
-        None => bail!("no project with id {id}"),
+        None => Err(UsageError(format!("no project with id {id}")).into()),
+    }
+}
+
+/// `project rotate-key ID`: the project with its new ingest key and DSN, as `project
+/// create` prints it but without the token (running servers refuse the old key within
+/// 5 s, and close the `/ingest` sockets it opened).
+pub async fn rotate_key(url: &DatabaseUrl, id: i64, listen: &str) -> anyhow::Result<Value> {
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    match store.rotate_ingest_key(id).await? {
+        Some(project) => Ok(listed(&project, listen)),
+        None => Err(UsageError(format!("no project with id {id}")).into()),
     }
 }
 

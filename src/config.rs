@@ -86,12 +86,8 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
         let s = value
             .to_str()
             .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
-        s.parse().map_err(|e: String| {
-            refuse(format!(
-                "'{}': {e}",
-                crate::telemetry::redact_url(s)
-            ))
-        })
+        s.parse()
+            .map_err(|e: String| refuse(format!("'{}': {e}", crate::telemetry::redact_url(s))))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod app;
 pub mod broker;
 pub mod bus;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod grouping;
 pub mod http;

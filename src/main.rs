@@ -121,12 +121,24 @@ enum ProjectCommand {
         #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
-    /// Replace a project's token and print the new one; the old one stops working at once.
+    /// Replace a project's token and print the new one; running servers refuse the old one
+    /// within 5 s and close the streams it opened.
     RotateToken {
         /// The project's id.
         id: i64,
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+    /// Replace a project's ingest key and print the project with its new key and DSN
+    /// (without the token); running servers refuse the old key within 5 s.
+    RotateKey {
+        /// The project's id.
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The server address to write into the DSN.
+        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -202,6 +214,17 @@ async fn run() -> anyhow::Result<()> {
                 println!(
                     "{}",
                     mesher::admin::rotate_token(&database.database_url, id).await?
+                );
+            }
+            ProjectCommand::RotateKey {
+                id,
+                database,
+                listen,
+            } => {
+                println!(
+                    "{}",
+                    mesher::admin::rotate_key(&database.database_url, id, &listen.to_string())
+                        .await?
                 );
             }
         },

@@ -264,3 +264,75 @@ async fn a_postgres_outage_answers_503_and_loses_no_202() {
     assert_eq!(stored, ["before", "after"]);
     assert_eq!(c.a.all_events(&c.p).await[1]["id"], id);
 }
+
+/// Waits (until `deadline`) for `ws`'s close frame; answers its code.
+async fn close_code_by(ws: &mut Ws, deadline: std::time::Instant) -> u16 {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => panic!("the stream was still open at the deadline"),
+            Ok(Some(Ok(Message::Close(Some(f))))) => return f.code.into(),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_or_key_is_refused_by_every_node_within_5s_and_its_streams_closed() {
+    let within = std::time::Duration::from_secs(5);
+    let c = cluster().await;
+    let mut on_a = subscribe(&c.a, &c.p).await;
+    let mut on_b = subscribe(&c.b, &c.p).await;
+    ingest(&c.b, &c.p, "before").await;
+
+    // The token, replaced through node A's database by the CLI's code.
+    let rotated = mesher::admin::rotate_token(&c.a.db, c.p.id).await.unwrap();
+    let at = std::time::Instant::now();
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(close_code_by(ws, at + within).await, 1008);
+    }
+    let new_token = rotated["token"].as_str().unwrap();
+    for node in [&c.a, &c.b] {
+        let issues = format!("/api/v1/projects/{}/issues", c.p.id);
+        assert_eq!(
+            node.get(&issues, &c.p.token).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(node.get(&issues, new_token).await.0, StatusCode::OK);
+    }
+    assert!(at.elapsed() < within);
+
+    // The ingest key.
+    let rotated = mesher::admin::rotate_key(&c.b.db, c.p.id, &c.b.addr.to_string())
+        .await
+        .unwrap();
+    let at = std::time::Instant::now();
+    let new_key = rotated["ingest_key"].as_str().unwrap();
+    for node in [&c.a, &c.b] {
+        let refused = tokio::time::timeout(within, async {
+            loop {
+                let (status, _) = node
+                    .post("/api/v1/events", &c.p.key, &json!({"message": "old"}))
+                    .await;
+                if status == StatusCode::UNAUTHORIZED {
+                    return;
+                }
+                assert_eq!(status, StatusCode::ACCEPTED);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            refused.is_ok(),
+            "the old key still worked 5 s after rotate-key"
+        );
+        let (status, v) = node
+            .post("/api/v1/events", new_key, &json!({"message": "new"}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    }
+    assert!(at.elapsed() < within);
+}

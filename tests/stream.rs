@@ -68,8 +68,8 @@ async fn refused_without_the_right_token() {
     let s = TestServer::start().await;
     let a = s.project("a").await;
     let b = s.project("b").await;
+    // (Without any token the upgrade goes ahead: the first message must carry it.)
     for (url, status) in [
-        (s.ws_url(&format!("/stream/projects/{}", a.id)), 401),
         (
             s.ws_url(&format!("/stream/projects/{}?token=nope", a.id)),
             401,
@@ -561,5 +561,139 @@ async fn a_burst_arrives_whole_and_in_order_on_every_connection() {
         }
         assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
     }
+    s.stop().await;
+}
+
+/// Opens the stream without a token in the URL (the upgrade succeeds).
+async fn connect_bare(s: &TestServer, project: i64) -> Ws {
+    let url = s.ws_url(&format!("/stream/projects/{project}"));
+    let (ws, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade goes ahead without a token");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The close frame's code and reason, within `limit`.
+async fn closed_with(ws: &mut Ws, limit: std::time::Duration) -> (u16, String) {
+    let started = std::time::Instant::now();
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("not closed within {limit:?}"))
+        {
+            Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_ne!(v["type"], "subscribed", "served without a valid token: {v}");
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_sent_as_the_first_message_opens_the_stream() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let mut ws = connect_bare(&s, p.id).await;
+    ws.send(Message::text(
+        json!({"type": "auth", "token": p.token}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["type"], "subscribed", "{hello}");
+    assert_eq!(hello["project_id"], p.id);
+    s.send_event(&p, &json!({"message": "after auth"})).await;
+    let event = recv_type(&mut ws, "event").await;
+    assert_eq!(event["event"]["message"], "after auth");
+    assert_eq!(
+        say(&mut ws, json!({"type": "auth", "token": p.token})).await["error"],
+        "this connection is already authenticated"
+    );
+
+    // The auth message and a subscribe in one write: both are answered, in order.
+    let mut ws = connect_bare(&s, p.id).await;
+    let both = [
+        json!({"type": "auth", "token": p.token}),
+        json!({"type": "subscribe", "filters": {"level": "fatal"}}),
+    ];
+    for m in both {
+        ws.feed(Message::text(m.to_string())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+    let updated = recv(&mut ws).await;
+    assert_eq!(updated["type"], "filters_updated", "{updated}");
+    assert_eq!(updated["filters"]["level"], json!(["fatal"]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_auth_message_closes_the_stream_with_1008() {
+    let deadline = std::time::Duration::from_millis(400);
+    let s = TestServer::start_with(|c| c.stream_auth_timeout = deadline).await;
+    let a = s.project("a").await;
+    let b = s.project("b").await;
+    let cases = [
+        (
+            json!({"type": "auth", "token": "0".repeat(64)}),
+            "invalid project token",
+        ),
+        (
+            json!({"type": "auth", "token": "not a token"}),
+            "invalid project token",
+        ),
+        (
+            json!({"type": "auth", "token": b.token}),
+            "does not belong to project",
+        ),
+        (
+            json!({"type": "subscribe", "filters": {}}),
+            "first message must be",
+        ),
+        (json!({"type": "auth"}), "first message must be"),
+    ];
+    for (first, reason) in cases {
+        let mut ws = connect_bare(&s, a.id).await;
+        ws.send(Message::text(first.to_string())).await.unwrap();
+        let (code, why) = closed_with(&mut ws, WAIT).await;
+        assert_eq!(code, 1008, "{first}: {why}");
+        assert!(why.contains(reason), "{first}: {why}");
+    }
+    let mut ws = connect_bare(&s, a.id).await;
+    ws.send(Message::text("not JSON")).await.unwrap();
+    assert_eq!(closed_with(&mut ws, WAIT).await.0, 1008);
+
+    // Nothing sent: closed once the deadline passes, not before.
+    let started = std::time::Instant::now();
+    let mut ws = connect_bare(&s, a.id).await;
+    let (code, why) = closed_with(&mut ws, WAIT).await;
+    assert_eq!(code, 1008, "{why}");
+    assert!(why.contains("no auth message"), "{why}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= deadline && waited < deadline * 5,
+        "closed after {waited:?}, the deadline is {deadline:?}"
+    );
+    // A ping while waiting is answered; it does not stand for the auth message.
+    let started = std::time::Instant::now();
+    let mut ws = connect_bare(&s, a.id).await;
+    ws.send(Message::Ping(b"still here".to_vec().into()))
+        .await
+        .unwrap();
+    match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Pong(p))) => assert_eq!(&p[..], b"still here"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    assert_eq!(closed_with(&mut ws, WAIT).await.0, 1008);
+    assert!(started.elapsed() >= deadline);
+    assert_eq!(
+        s.state().hub().connections(),
+        0,
+        "no refused connection joined a room"
+    );
     s.stop().await;
 }

@@ -1,8 +1,11 @@
-//! Credentials: ingest keys (SPEC §2) and project tokens (SPEC §3).
+//! Credentials: ingest keys (SPEC §2) and project tokens (SPEC §3), found where a
+//! request carries them and checked against the key directory (`crate::credentials`),
+//! which answers from memory: no database read per request.
 
+use crate::credentials::Unavailable;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{ProjectId, hash_token};
+use crate::store::ProjectId;
 use axum::http::{HeaderMap, header};
 
 /// The first value of query parameter `name`.
@@ -79,12 +82,23 @@ pub async fn ingest_project(
     project_for_key(state, &key).await
 }
 
-/// The project an ingest key belongs to; 401 when the key is unknown.
+/// The project an ingest key belongs to; 401 when the key is unknown (or is not 32
+/// lowercase hex digits, which no key is).
 pub async fn project_for_key(state: &AppState, key: &str) -> Result<ProjectId, ApiError> {
     state
-        .project_for_ingest_key(key)
-        .await?
+        .credentials()
+        .key_project(key)
+        .await
+        .map_err(unavailable)?
         .ok_or_else(|| ApiError::Unauthorized("unknown ingest key".into()))
+}
+
+/// 503: the directory could not be reloaded to check an unknown credential.
+fn unavailable(_: Unavailable) -> ApiError {
+    ApiError::Unavailable {
+        reason: "storage unavailable; retry shortly".into(),
+        retry_after: 1,
+    }
 }
 
 /// The project token from `Authorization: Bearer` or `?token=`.
@@ -105,10 +119,17 @@ pub async fn token_project(
             "missing project token: send Authorization: Bearer <token> or ?token=<token>".into(),
         )
     })?;
+    Ok(token_owner(state, &token).await?.0)
+}
+
+/// The project `token` belongs to, with the token's hash (what a connection opened with
+/// it remembers, to be closed when the token is replaced); 401 when it is unknown.
+pub async fn token_owner(state: &AppState, token: &str) -> Result<(ProjectId, String), ApiError> {
     state
-        .store()
-        .project_by_token_hash(&hash_token(&token))
-        .await?
+        .credentials()
+        .token_project(token)
+        .await
+        .map_err(unavailable)?
         .ok_or_else(|| ApiError::Unauthorized("invalid project token".into()))
 }
 

@@ -6,8 +6,13 @@
 //! This connection's task reads and answers the client, sends heartbeat pings, and takes
 //! over writing when the socket is full: a write that makes no progress for the write
 //! timeout ends the connection, which leaves every room on the way out.
+//!
+//! The token comes with the upgrade (`?token=`, `Authorization: Bearer`), or, when the
+//! request carries none, as the client's first message `{"type":"auth","token":"…"}`
+//! (so that it appears in no URL, and in no proxy's log). A connection remembers its
+//! token's hash and is closed with 1008 once the key directory no longer holds it.
 
-use super::auth::{authorize_project, query_param};
+use super::auth::{query_param, require_project, token, token_owner};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stream::messages::event_frame;
@@ -41,6 +46,10 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const READ_CHUNK: usize = 2048;
 /// Stored events read per replay query.
 const REPLAY_PAGE: u32 = 500;
+/// Close code 1008, policy violation: no valid token (RFC 6455 §7.4.1).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code 1011: the server could not check the token.
+const CLOSE_INTERNAL: u16 = 1011;
 
 /// Validates the handshake, the token and the query, then switches protocols.
 pub async fn upgrade(
@@ -53,7 +62,15 @@ pub async fn upgrade(
     let accept =
         handshake::accept_key(&parts.method, &parts.headers).map_err(ApiError::BadRequest)?;
     let q = query.as_deref();
-    authorize_project(&state, &parts.headers, q, project).await?;
+    // Without a token the upgrade goes ahead and the first message must carry it.
+    let token_hash = match token(&parts.headers, q) {
+        Some(t) => {
+            let (owner, hash) = token_owner(&state, &t).await?;
+            require_project(owner, project)?;
+            Some(hash)
+        }
+        None => None,
+    };
     let mut initial = Map::new();
     for name in ["level", "min_level", "environment", "release"] {
         if let Some(v) = query_param(q, name) {
@@ -81,7 +98,7 @@ pub async fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = Arc::new(Socket(Mutex::new(TokioIo::new(upgraded))));
-                serve(state, project, filters, since, socket).await;
+                serve(state, project, filters, since, token_hash, socket).await;
             }
             Err(e) => tracing::debug!(error = %e, "stream upgrade failed"),
         }
@@ -212,6 +229,9 @@ fn answer(conn: &StreamConn, text: &str) -> Value {
             }
             Err(e) => json!({ "type": "error", "error": e.0 }),
         },
+        Some("auth") => {
+            json!({ "type": "error", "error": "this connection is already authenticated" })
+        }
         Some(other) => {
             json!({ "type": "error", "error": format!("unknown message type '{other}': expected subscribe or ping") })
         }
@@ -248,15 +268,108 @@ fn close_reply(code: Option<u16>) -> bytes::Bytes {
     }
 }
 
+/// Why a connection is closed before it is served: its close code and reason.
+type Refusal = (u16, String);
+
+/// The token's hash from the client's first message, `{"type":"auth","token":"…"}`, once
+/// it is `project`'s; `Err(None)` when the client left (or the server is stopping: a 1001
+/// was sent), `Err(Some(refusal))` when the connection is to be closed with it.
+async fn first_message_auth(
+    state: &AppState,
+    project: i64,
+    socket: &Socket,
+    decoder: &mut Decoder,
+) -> Result<String, Option<Refusal>> {
+    let limit = state.stream_auth_timeout();
+    let deadline = Instant::now() + limit;
+    let write_timeout = state.stream_settings().write_timeout.min(CLOSE_WAIT);
+    loop {
+        let message = match decoder.next_message() {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.shutdown().cancelled() => {
+                        write_all(socket, &codec::close(codec::CLOSE_AWAY, "server shutting down"), write_timeout).await;
+                        return Err(None);
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        let why = format!("no auth message within {} s: send {{\"type\":\"auth\",\"token\":\"<token>\"}} first", limit.as_secs_f64());
+                        return Err(Some((CLOSE_POLICY, why)));
+                    }
+                    got = read(socket, decoder) => match got {
+                        Ok(n) if n > 0 => continue,
+                        _ => return Err(None),
+                    },
+                }
+            }
+            Err(e) => return Err(Some((e.close_code(), e.to_string()))),
+        };
+        let text = match message {
+            ClientMessage::Text(t) => t,
+            ClientMessage::Ping(payload) => {
+                if !write_all(socket, &codec::encode(codec::PONG, &payload), write_timeout).await {
+                    return Err(None);
+                }
+                continue;
+            }
+            ClientMessage::Pong => continue,
+            ClientMessage::Close(code) => {
+                write_all(socket, &close_reply(code), write_timeout).await;
+                return Err(None);
+            }
+            ClientMessage::Binary(_) => String::new(),
+        };
+        let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let (Some("auth"), Some(token)) = (
+            msg.get("type").and_then(Value::as_str),
+            msg.get("token").and_then(Value::as_str),
+        ) else {
+            let why = r#"the first message must be {"type":"auth","token":"<token>"}"#;
+            return Err(Some((CLOSE_POLICY, why.to_owned())));
+        };
+        return match token_owner(state, token).await {
+            Ok((owner, hash)) if owner == project => Ok(hash),
+            Ok(_) => Err(Some((
+                CLOSE_POLICY,
+                format!("this token does not belong to project {project}"),
+            ))),
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+                Err(Some((CLOSE_POLICY, "invalid project token".to_owned())))
+            }
+            Err(e) => Err(Some((CLOSE_INTERNAL, e.to_string()))),
+        };
+    }
+}
+
 async fn serve(
     state: AppState,
     project: i64,
     filters: Filters,
     since: Option<i64>,
+    token_hash: Option<String>,
     socket: Arc<Socket>,
 ) {
     let settings = *state.stream_settings();
     let timeout = settings.write_timeout;
+    let mut decoder = Decoder::new(MAX_CLIENT_MESSAGE);
+    // Subscribed before the token is checked: a change from here on is looked at.
+    let mut directory = state.credentials().watch();
+    let token_hash = match token_hash {
+        Some(hash) => hash,
+        None => match first_message_auth(&state, project, &socket, &mut decoder).await {
+            Ok(hash) => hash,
+            Err(refusal) => {
+                if let Some((code, why)) = refusal {
+                    write_all(&socket, &codec::close(code, &why), timeout.min(CLOSE_WAIT)).await;
+                }
+                return;
+            }
+        },
+    };
+    // Whether the directory still gives this connection's token to its project.
+    let revoked = |directory: &mut tokio::sync::watch::Receiver<crate::credentials::Directory>| {
+        directory.borrow_and_update().token_project(&token_hash) != Some(project)
+    };
     let hub = state.hub().clone();
     // Join the room first, then read the latest seq: every later event is queued live, and
     // everything up to `latest` comes from storage or is already known to the client.
@@ -294,7 +407,15 @@ async fn serve(
         return;
     }
 
-    let mut decoder = Decoder::new(MAX_CLIENT_MESSAGE);
+    // Messages that came with the auth message (or before the hello was written).
+    if !answer_buffered(&conn, &mut decoder, &mut None, timeout).await {
+        return;
+    }
+    let mut watching = true;
+    if revoked(&mut directory) {
+        close_revoked(&conn, timeout).await;
+        return;
+    }
     let start = Instant::now() + settings.heartbeat_interval;
     let mut heartbeat = tokio::time::interval_at(start, settings.heartbeat_interval);
     // When the unanswered ping was sent.
@@ -337,6 +458,16 @@ async fn serve(
                 flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
                 break;
             }
+            // The token was replaced (or its project is gone): checked on every change
+            // of the key directory, which is reloaded every second.
+            changed = directory.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                } else if revoked(&mut directory) {
+                    close_revoked(&conn, timeout).await;
+                    break;
+                }
+            }
             flushed = poll_fn(|cx| conn.poll_flush(cx)), if blocked => {
                 if flushed.is_err() { break; }
             }
@@ -348,24 +479,9 @@ async fn serve(
             // is answered into the same socket, so this is its backpressure.
             got = read(&socket, &mut decoder), if !blocked => {
                 if !matches!(got, Ok(n) if n > 0) { break; }
-                let mut open = true;
-                while open {
-                    match decoder.next_message() {
-                        Ok(None) => break,
-                        Ok(Some(ClientMessage::Close(code))) => {
-                            conn.push_own(close_reply(code));
-                            flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
-                            open = false;
-                        }
-                        Ok(Some(msg)) => open = on_message(&conn, msg, &mut ping_sent),
-                        Err(e) => {
-                            conn.push_own(codec::close(e.close_code(), &e.to_string()));
-                            flush_within(&conn, timeout.min(CLOSE_WAIT)).await;
-                            open = false;
-                        }
-                    }
+                if !answer_buffered(&conn, &mut decoder, &mut ping_sent, timeout).await {
+                    break;
                 }
-                if !open { break; }
             }
             _ = heartbeat.tick() => {
                 if ping_sent.is_none() {
@@ -393,6 +509,44 @@ async fn serve(
             }
         }
     }
+}
+
+/// Answers every whole message `decoder` holds; false when the connection is to end.
+async fn answer_buffered(
+    conn: &StreamConn,
+    decoder: &mut Decoder,
+    ping_sent: &mut Option<Instant>,
+    timeout: Duration,
+) -> bool {
+    loop {
+        match decoder.next_message() {
+            Ok(None) => return true,
+            Ok(Some(ClientMessage::Close(code))) => {
+                conn.push_own(close_reply(code));
+                flush_within(conn, timeout.min(CLOSE_WAIT)).await;
+                return false;
+            }
+            Ok(Some(msg)) => {
+                if !on_message(conn, msg, ping_sent) {
+                    return false;
+                }
+            }
+            Err(e) => {
+                conn.push_own(codec::close(e.close_code(), &e.to_string()));
+                flush_within(conn, timeout.min(CLOSE_WAIT)).await;
+                return false;
+            }
+        }
+    }
+}
+
+/// Closes a connection whose token no longer opens its project: 1008.
+async fn close_revoked(conn: &StreamConn, timeout: Duration) {
+    conn.push_own(codec::close(
+        CLOSE_POLICY,
+        "the project token was revoked (rotated)",
+    ));
+    flush_within(conn, timeout.min(CLOSE_WAIT)).await;
 }
 
 /// Removes a connection from the hub when dropped.

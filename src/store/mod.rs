@@ -49,6 +49,12 @@ pub struct CreatedProject {
     pub token: String,
 }
 
+/// A project's credentials as stored: `(id, ingest key, SHA-256 of the token)`.
+pub type ProjectCredentials = (ProjectId, String, String);
+
+/// The key directory's reload, the same text for both databases.
+pub(crate) const PROJECT_CREDENTIALS: &str = "SELECT id, ingest_key, token_hash FROM projects";
+
 /// An event ready to store: validated, grouped, with its id settled.
 #[derive(Clone, Debug)]
 pub struct PreparedEvent {
@@ -260,6 +266,11 @@ pub trait Store: AlertOutbox + Send + Sync + 'static {
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
     /// Replaces a project's token; `None` for an unknown project.
     async fn rotate_token(&self, id: ProjectId) -> Result<Option<CreatedProject>, StoreError>;
+    /// Replaces a project's ingest key; the project with its new key, `None` when unknown.
+    async fn rotate_ingest_key(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
+    /// Every project's credentials, in one query ([`PROJECT_CREDENTIALS`]): what the key
+    /// directory (`crate::credentials`) reloads.
+    async fn project_credentials(&self) -> Result<Vec<ProjectCredentials>, StoreError>;
     /// The project an ingest key belongs to.
     async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError>;
     /// The project whose token hashes to `token_hash`.

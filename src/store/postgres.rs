@@ -454,6 +454,23 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn rotate_ingest_key(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE projects SET ingest_key = $1 WHERE id = $2 RETURNING id, name, ingest_key",
+        )
+        .bind(new_ingest_key())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rows::project).transpose()
+    }
+
+    async fn project_credentials(&self) -> Result<Vec<super::ProjectCredentials>, StoreError> {
+        Ok(sqlx::query_as(super::PROJECT_CREDENTIALS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT id FROM projects WHERE ingest_key = $1")

@@ -47,6 +47,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("mmap_size", MMAP_SIZE.to_string());
+        create_private(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -100,6 +101,39 @@ impl SqliteStore {
     /// writer's page cache stale.
     fn write_pool(&self) -> &SqlitePool {
         &self.writer
+    }
+}
+
+/// Creates the database file readable by its owner only (0600) before SQLite does (with
+/// 0644 under the usual umask): it holds ingest keys and webhook secrets. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode. An existing file keeps its mode; one
+/// that others may read is named in a warning.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database file may be read by other users (it holds ingest keys and webhook secrets): chmod 600 it"
+                );
+            }
+            Ok(())
+        }
+        // A directory that does not exist, or cannot be written: SQLite's own error says so.
+        Err(_) => Ok(()),
     }
 }
 
@@ -221,6 +255,23 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn rotate_ingest_key(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE projects SET ingest_key = ? WHERE id = ? RETURNING id, name, ingest_key",
+        )
+        .bind(new_ingest_key())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(rows::project).transpose()
+    }
+
+    async fn project_credentials(&self) -> Result<Vec<super::ProjectCredentials>, StoreError> {
+        Ok(sqlx::query_as(super::PROJECT_CREDENTIALS)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn project_by_ingest_key(&self, key: &str) -> Result<Option<ProjectId>, StoreError> {

@@ -188,6 +188,7 @@ async function run(browser) {
     "the connection indicator does not say live",
   );
   check(sockets.length === 1, `expected one stream socket, saw ${sockets.length}`);
+  check(!sockets[0].url().includes(token), "the token is in the stream's URL (it goes as the first message)");
   check(
     !new URL(sockets[0].url()).searchParams.has("since"),
     "the first connection should not ask for a replay",
