@@ -5,10 +5,13 @@
 //! loopback (which is why most servers here allow 127.0.0.0/8).
 
 mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
 
 use common::process::run;
 use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply, allow_loopback};
 use common::{Creds, TestServer, WAIT};
+use postgres::TestPostgres;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -202,6 +205,13 @@ async fn every_spelling_of_a_forbidden_address_is_refused_by_the_command() {
     .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not an address range"), "{err}");
+    let (code, _, err) = run(
+        &["serve", "--database-url", &db, "--listen", "127.0.0.1:0"],
+        &[("MESHER_WEBHOOK_ALLOW_CIDR", "10.0.0.0/8,nowhere")],
+    )
+    .await;
+    assert_eq!(code, 2, "serve refuses a bad range too: {err}");
+    assert!(err.contains("'nowhere' is not an address range"), "{err}");
     assert_eq!(cli_list(&s).await, 2);
     s.stop().await;
 }
@@ -300,12 +310,11 @@ async fn the_21st_webhook_of_a_project_is_refused() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn twenty_webhooks_added_at_once_stay_twenty() {
-    let s = TestServer::start().await;
+/// 30 adds at once: 20 succeed, whatever the interleaving.
+async fn thirty_at_once(s: &TestServer) {
     let p = s.project("app").await;
     let adds = (0..30).map(|i| {
-        let (s, p) = (&s, &p);
+        let p = &p;
         async move {
             let url = format!("https://hooks.example.com/{i}");
             s.post(&hooks_path(p), &p.token, &json!({"url": url}))
@@ -316,7 +325,23 @@ async fn twenty_webhooks_added_at_once_stay_twenty() {
     let statuses = futures_util::future::join_all(adds).await;
     assert_eq!(statuses.iter().filter(|s| s.as_u16() == 201).count(), 20);
     assert_eq!(statuses.iter().filter(|s| s.as_u16() == 400).count(), 10);
-    assert_eq!(listed(&s, &p).await.len(), 20);
+    assert_eq!(listed(s, &p).await.len(), 20);
+}
+
+#[tokio::test]
+async fn twenty_webhooks_added_at_once_stay_twenty() {
+    let s = TestServer::start().await;
+    thirty_at_once(&s).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_webhooks_added_at_once_stay_twenty_on_postgresql() {
+    let pg = tokio::task::spawn_blocking(TestPostgres::start_new)
+        .await
+        .unwrap();
+    let s = TestServer::start_on(Some(pg.url().parse().unwrap()), |_| {}).await;
+    thirty_at_once(&s).await;
     s.stop().await;
 }
 
