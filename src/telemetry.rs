@@ -275,7 +275,9 @@ pub struct RequestSpan;
 
 impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
+        // tower-http's own target, so that `RUST_LOG=tower_http=debug` shows it as before.
         tracing::debug_span!(
+            target: "tower_http::trace::make_span",
             "request",
             method = %request.method(),
             uri = %redact_uri(request.uri()),
