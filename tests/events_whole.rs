@@ -268,3 +268,197 @@ async fn the_python_sdk_chain_locals_and_context_survive() {
     assert!(crumbs.iter().any(|b| b["message"] == "reading settings"));
     s.stop().await;
 }
+
+/// The number tokens of a JSON text, in order, as written (strings skipped).
+fn number_tokens(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                out.push(&text[start..i]);
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Numbers that a parse into `f64` or `u64`/`i64` and back would change: random floats
+/// (shortest round-trip text), 2^63, 2^64+1, -0.0, 1e300, long decimals.
+fn numbers(seed: u64) -> String {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out: Vec<String> = [
+        "908260.4524125041",
+        "9223372036854775808",
+        "18446744073709551617",
+        "-0.0",
+        "1e300",
+        "1E+2",
+        "0.1000000000000000055511151231257827021181583404541015625",
+        "3.141592653589793238462643383279502884197169399375105820974944",
+        "123456789012345678901234567890",
+        "-9223372036854775809",
+        "1.0",
+        "2.50",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for _ in 0..200 {
+        let bits = next();
+        let f = match bits % 3 {
+            0 => (next() % 10_000_000) as f64 / 7.0 + (next() % 1000) as f64 * 1e-9,
+            1 => f64::from_bits(bits >> 2 | 0x3000_0000_0000_0000),
+            _ => (next() as f64) * 1e-12,
+        };
+        out.push(format!("{f:?}"));
+    }
+    format!("[{}]", out.join(", "))
+}
+
+/// `GET .../events/<id>`'s `data` as its text, exactly as answered.
+async fn data_text(s: &TestServer, p: &Creds, id: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        event: Whole,
+    }
+    #[derive(serde::Deserialize)]
+    struct Whole {
+        data: Box<serde_json::value::RawValue>,
+    }
+    let r = s
+        .http
+        .get(s.url(&format!("/api/v1/projects/{}/events/{id}", p.id)))
+        .bearer_auth(&p.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Answer = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    answer.event.data.get().to_owned()
+}
+
+#[tokio::test]
+async fn numbers_come_back_digit_for_digit_from_every_route() {
+    let s = TestServer::start_with(|c| c.rate_limit = 0).await;
+    let p = s.project("svc").await;
+    let native = |id: &str, seed: u64| {
+        format!(
+            r#"{{"event_id": "{id}", "message": "m", "extra": {{"n": {}, "f": 908260.4524125041}}, "breadcrumbs": [{{"timestamp": 1764583200.123456789, "data": {{"v": {}}}}}], "custom": {}}}"#,
+            numbers(seed),
+            numbers(seed + 1),
+            numbers(seed + 2)
+        )
+    };
+    let sentry = |id: &str, seed: u64| {
+        format!(
+            r#"{{"event_id": "{id}", "message": "m", "extra": {{"n": {}}}, "contexts": {{"metrics": {{"v": {}}}}}, "breadcrumbs": {{"values": [{{"timestamp": 1764583200.987654321}}]}}}}"#,
+            numbers(seed),
+            numbers(seed + 1)
+        )
+    };
+    let mut sent: Vec<(String, String)> = Vec::new();
+
+    let id = format!("{:032x}", 1);
+    let body = native(&id, 10);
+    let r = s
+        .http
+        .post(s.url("/api/v1/events"))
+        .bearer_auth(&p.key)
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    sent.push((id, body));
+
+    let (a, b) = (format!("{:032x}", 2), format!("{:032x}", 3));
+    let (ea, eb) = (native(&a, 20), native(&b, 30));
+    let r = s
+        .http
+        .post(s.url("/api/v1/events/bulk"))
+        .bearer_auth(&p.key)
+        .body(format!("[ {ea} ,\n{eb}]"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    sent.push((a, ea));
+    sent.push((b, eb));
+
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/ingest?sentry_key={}", p.key)))
+            .await
+            .unwrap();
+    let id = format!("{:032x}", 4);
+    let framed = native(&id, 40);
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        framed.clone(),
+    ))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(answer.to_text().unwrap().contains("accepted"), "{answer}");
+    sent.push((id, framed));
+
+    let id = format!("{:032x}", 5);
+    let payload = sentry(&id, 50);
+    let body = envelope(
+        json!({"event_id": id}),
+        &[(
+            json!({"type": "event", "length": payload.len()}),
+            payload.as_bytes(),
+        )],
+    );
+    sentry_post(&s, &p, &format!("/api/{}/envelope/", p.id), true, body).await;
+    sent.push((id, payload));
+
+    let id = format!("{:032x}", 6);
+    let stored = sentry(&id, 60);
+    sentry_post(
+        &s,
+        &p,
+        &format!("/api/{}/store/", p.id),
+        false,
+        stored.clone().into_bytes(),
+    )
+    .await;
+    sent.push((id, stored));
+
+    for (id, text) in &sent {
+        let tokens = number_tokens(text);
+        assert!(tokens.len() > 400, "{}", tokens.len());
+        // Parsed into a tree and written out again, these numbers change (which is what
+        // this test guards against): a float such as 908260.4524125041 loses a digit.
+        let rebuilt: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_ne!(number_tokens(&rebuilt.to_string()), tokens);
+        let got = data_text(&s, &p, id).await;
+        assert_eq!(number_tokens(&got), tokens, "event {id}");
+        assert_eq!(got, text.trim(), "event {id}: the text as sent");
+    }
+    s.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The fingerprint chain of SPEC §3, plus the issue title and culprit an event gives.
 
 use super::normalize::normalize;
+use crate::model::json::chars_at_most;
 use crate::model::{Frame, NewEvent};
 use sha2::{Digest, Sha256};
 
@@ -30,15 +31,33 @@ pub struct Fingerprint {
 /// The placeholder a custom fingerprint may use for "what the default rules would give".
 pub const DEFAULT_PLACEHOLDER: &str = "{{ default }}";
 
-fn hash(source: FingerprintSource, parts: &[String]) -> String {
-    let mut h = Sha256::new();
-    h.update(format!("{source:?}").as_bytes());
-    for p in parts {
-        // Length-prefixing keeps ["ab","c"] and ["a","bc"] apart.
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
+/// The hash of a rule's parts, fed one by one.
+struct Hasher(Sha256);
+
+impl Hasher {
+    fn new(source: FingerprintSource) -> Hasher {
+        let mut h = Sha256::new();
+        h.update(format!("{source:?}").as_bytes());
+        Hasher(h)
     }
-    hex::encode(&h.finalize()[..16])
+
+    fn part(&mut self, p: &str) {
+        // Length-prefixing keeps ["ab","c"] and ["a","bc"] apart.
+        self.0.update((p.len() as u64).to_le_bytes());
+        self.0.update(p.as_bytes());
+    }
+
+    fn finish(self) -> String {
+        hex::encode(&self.0.finalize()[..16])
+    }
+}
+
+fn hash(source: FingerprintSource, parts: &[String]) -> String {
+    let mut h = Hasher::new(source);
+    for p in parts {
+        h.part(p);
+    }
+    h.finish()
 }
 
 /// The frames that count for grouping: those marked in-app, or every frame when none
@@ -51,22 +70,34 @@ fn grouping_frames(frames: &[Frame]) -> Vec<&Frame> {
     }
 }
 
-/// The message text the chain normalizes: the message, else `Type: value`.
+/// Most characters of a message grouping reads (normalization, the title), as Sentry
+/// Relay's message limit: a longer message groups and titles by its first 8,192, so that
+/// its length costs nothing past them.
+pub const MAX_MESSAGE_CHARS: usize = 8192;
+
+/// At most the first [`MAX_MESSAGE_CHARS`] characters of `s`.
+fn head(s: &str) -> &str {
+    chars_at_most(s, MAX_MESSAGE_CHARS)
+}
+
+/// The message text the chain normalizes: the message, else `Type: value` (each read to
+/// [`MAX_MESSAGE_CHARS`]).
 fn message_text(event: &NewEvent) -> String {
     match &event.message {
-        Some(m) => m.clone(),
+        Some(m) => head(m).to_owned(),
         None => exception_text(event).unwrap_or_default(),
     }
 }
 
 fn exception_text(event: &NewEvent) -> Option<String> {
     let e = event.detail.exception.as_ref()?;
-    Some(match (&e.ty, &e.value) {
-        (Some(t), Some(v)) => format!("{t}: {v}"),
-        (Some(t), None) => t.clone(),
-        (None, Some(v)) => v.clone(),
+    let text = match (&e.ty, &e.value) {
+        (Some(t), Some(v)) => format!("{}: {}", head(t), head(v)),
+        (Some(t), None) => head(t).to_owned(),
+        (None, Some(v)) => head(v).to_owned(),
         (None, None) => return None,
-    })
+    };
+    Some(head(&text).to_owned())
 }
 
 /// The default rules of the chain (everything but the custom fingerprint).
@@ -91,7 +122,7 @@ fn default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
     if let Some(e) = &event.detail.exception {
         let parts = vec![
             e.ty.clone().unwrap_or_default(),
-            normalize(e.value.as_deref().unwrap_or("")),
+            normalize(head(e.value.as_deref().unwrap_or(""))),
         ];
         return (FingerprintSource::Exception, parts);
     }
@@ -104,18 +135,24 @@ fn default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
 /// Computes the fingerprint: the first rule of SPEC §3 that applies.
 pub fn fingerprint(event: &NewEvent) -> Fingerprint {
     if let Some(custom) = &event.detail.fingerprint {
-        let mut parts = Vec::with_capacity(custom.len());
+        let mut h = Hasher::new(FingerprintSource::Custom);
+        // `{{ default }}` is the default rules' answer, computed once however often it
+        // appears (the entries are bounded by `MAX_FINGERPRINT_ENTRIES`, but each
+        // placeholder used to normalize the message again).
+        let mut default = None;
         for p in custom {
             if p == DEFAULT_PLACEHOLDER {
-                let (source, default) = default_parts(event);
-                parts.push(format!("{source:?}"));
-                parts.extend(default);
+                let (source, parts) = default.get_or_insert_with(|| default_parts(event));
+                h.part(&format!("{source:?}"));
+                for part in parts.iter() {
+                    h.part(part);
+                }
             } else {
-                parts.push(p.clone());
+                h.part(p);
             }
         }
         return Fingerprint {
-            hash: hash(FingerprintSource::Custom, &parts),
+            hash: h.finish(),
             source: FingerprintSource::Custom,
         };
     }
@@ -221,6 +258,45 @@ mod tests {
         let e = ev(json!({"message": "yyy", "fingerprint": ["group-1"]}));
         assert_eq!(fingerprint(&d), fingerprint(&e));
         assert_eq!(fingerprint(&d).hash.len(), 32);
+    }
+
+    #[test]
+    fn default_placeholder_is_computed_once() {
+        let message = "timeout after 30s ".repeat(6_000);
+        let mut fp = vec![json!("{{ default }}"); 63];
+        fp.push(json!("eu"));
+        let e = ev(json!({"message": message, "fingerprint": fp}));
+        super::super::normalize::CALLS.with(|c| c.set(0));
+        let many = fingerprint(&e);
+        assert_eq!(super::super::normalize::CALLS.with(|c| c.get()), 1);
+        // The same hash as the placeholder's parts written out each time.
+        let (source, parts) = default_parts(&e);
+        let mut written = Vec::new();
+        for _ in 0..63 {
+            written.push(format!("{source:?}"));
+            written.extend(parts.iter().cloned());
+        }
+        written.push("eu".to_owned());
+        assert_eq!(many.hash, hash(FingerprintSource::Custom, &written));
+    }
+
+    #[test]
+    fn grouping_reads_the_first_8192_characters_of_a_message() {
+        let head = "x".repeat(MAX_MESSAGE_CHARS - 1);
+        let a = ev(json!({"message": format!("{head}a tail that differs 1")}));
+        let b = ev(json!({"message": format!("{head}a and more")}));
+        let c = ev(json!({"message": format!("{head}b")}));
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+        let ea = ev(json!({"exception": {"type": "E", "value": format!("{head}a 1")}}));
+        let eb = ev(json!({"exception": {"type": "E", "value": format!("{head}a 2")}}));
+        assert_eq!(fingerprint(&ea), fingerprint(&eb));
+        assert_eq!(title(&a).chars().count(), TITLE_MAX_CHARS);
+        // A short message groups as it always did.
+        assert_eq!(
+            fingerprint(&ev(json!({"message": "m 1"}))).hash,
+            hash(FingerprintSource::Message, &["m <num>".to_owned()])
+        );
     }
 
     #[test]

@@ -38,9 +38,17 @@ const PLACEHOLDERS: [Option<&str>; 9] = [
 static VARIABLE_PARTS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new_many(&PATTERNS).expect("normalizer patterns compile"));
 
+#[cfg(test)]
+thread_local! {
+    /// How often [`normalize`] ran on this thread (what grouping costs, for its tests).
+    pub(crate) static CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Lowercases `text` and replaces its variable parts with `<uuid>`, `<timestamp>`, `<ip>`,
 /// `<email>`, `<hex>` or `<num>`; runs of white space become one space.
 pub fn normalize(text: &str) -> String {
+    #[cfg(test)]
+    CALLS.with(|c| c.set(c.get() + 1));
     let lower = text.to_lowercase();
     let mut replaced = String::with_capacity(lower.len());
     let mut last = 0;

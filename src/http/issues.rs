@@ -5,13 +5,16 @@ use super::body::ApiPath as Path;
 use crate::bus::DomainMessage;
 use crate::error::ApiError;
 use crate::model::search;
+use crate::model::stored::received_json;
 use crate::model::{Issue, IssueCommand, IssueSort, IssueStatus, Term};
 use crate::state::AppState;
 use crate::store::{EventPage, ListedEvent, StoredEvent};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// Reads an integer query parameter within `min..=max`, or `default` when absent.
@@ -124,6 +127,21 @@ pub async fn project_events(
     ))
 }
 
+/// The answer of [`project_event`]: the listed event plus `data`.
+#[derive(Serialize)]
+struct WholeEvent<'a> {
+    #[serde(flatten)]
+    listed: ListedEvent<'a>,
+    /// The stored text as it is: rebuilt as a `Value`, a float such as 908260.4524125041
+    /// would come back as 908260.452412504, and big integers would change.
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+struct WholeAnswer<'a> {
+    event: WholeEvent<'a>,
+}
+
 /// `GET /api/v1/projects/<id>/events/<event_id>`: the listed event plus `data`, the event
 /// exactly as it was received (SPEC §3.2).
 pub async fn project_event(
@@ -131,7 +149,7 @@ pub async fn project_event(
     Path((project, event_id)): Path<(i64, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize_project(&state, &headers, query.as_deref(), project).await?;
     let id = crate::model::event::normalize_event_id(&event_id).ok_or_else(|| {
         ApiError::BadRequest(format!(
@@ -144,21 +162,22 @@ pub async fn project_event(
         .event_by_id(project, &id)
         .await?
         .ok_or_else(not_found)?;
-    let mut out = serde_json::to_value(event.listed()).unwrap_or_default();
-    let data = match raw {
-        // Stored by this version or later: exactly what was received.
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            tracing::error!(event = %id, error = %e, "a stored event is not JSON");
-            ApiError::Unavailable {
-                reason: "the stored event could not be read".into(),
-                retry_after: 1,
-            }
-        })?,
-        // Stored before events were kept whole.
-        None => Value::Null,
-    };
-    out["data"] = data;
-    Ok(Json(json!({ "event": out })))
+    // `None`: stored before events were kept whole.
+    let data = raw.map(received_json).transpose().map_err(|e| {
+        tracing::error!(event = %id, error = %e, "a stored event is not JSON");
+        ApiError::Unavailable {
+            reason: "the stored event could not be read".into(),
+            retry_after: 1,
+        }
+    })?;
+    // Serialized straight to the answer's bytes: through a `Value`, `data` would be parsed.
+    Ok(Json(WholeAnswer {
+        event: WholeEvent {
+            listed: event.listed(),
+            data,
+        },
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/issues/<id>`

@@ -1,14 +1,19 @@
 //! The native event schema (SPEC §2.1) and its validation.
 //!
-//! Validation works on a `serde_json::Value` rather than a derived struct so that every
-//! error names the field and says what was expected, as the API promises.
+//! Validation reads the keys it needs where they lie in the text (`model::json`), rather
+//! than through a derived struct, so that every error names the field and says what was
+//! expected, as the API promises; and rather than through a `Value` tree, so that no part
+//! it does not read (nor a part past a limit) is ever built.
 
+use super::json::{self, Kind};
 use super::level::Level;
 use super::time::Millis;
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 /// A JSON value kept as its text: stored and served as sent, never built into a `Value`
 /// tree. Breadcrumbs, `extra`, `user` and `sdk` are only stored, so a Sentry event's are
@@ -153,55 +158,91 @@ pub struct NewEvent {
 #[error("{0}")]
 pub struct InvalidEvent(pub String);
 
-fn invalid(msg: impl Into<String>) -> InvalidEvent {
+/// Why a body is not an event: not JSON, or JSON that is not a valid event.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON, but not a valid event.
+    #[error("{0}")]
+    Invalid(#[from] InvalidEvent),
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> InvalidEvent {
     InvalidEvent(msg.into())
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
+/// Tags indexed per event (search, tag breakdown, stream filters): Sentry Relay's limits.
+/// Past them a pair stays in the event's `data` only.
+pub const MAX_TAGS: usize = 100;
+/// Longest tag key indexed, in characters.
+pub const MAX_TAG_KEY_CHARS: usize = 200;
+/// Longest tag value indexed, in characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 200;
+/// Most entries a `fingerprint` may have (more: the event is refused).
+pub const MAX_FINGERPRINT_ENTRIES: usize = 64;
+/// Longest `fingerprint` entry, in characters (longer: the event is refused).
+pub const MAX_FINGERPRINT_ENTRY_CHARS: usize = 1000;
+/// Stack frames read per stack trace: Relay's hard limit keeps the first 249 and the last
+/// (the innermost, where the exception was raised); the others stay in `data` only.
+pub const MAX_FRAMES: usize = 250;
+/// Breadcrumbs kept in an event's listed detail: the last 100 (an SDK's default trail);
+/// all of them stay in `data`.
+pub const MAX_BREADCRUMBS: usize = 100;
+
+/// A string, unescaped (`field` names it if it cannot be: a lone UTF-16 surrogate).
+fn unescape(raw: &RawValue, field: impl FnOnce() -> String) -> Result<String, InvalidEvent> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| invalid(format!("field '{}' is not valid JSON: {e}", field())))
 }
 
-/// Reads an optional string field; `null` counts as absent.
+/// An optional string field; `null` counts as absent.
 fn opt_string(
-    obj: &Map<String, Value>,
+    raw: Option<&RawValue>,
     path: &str,
     key: &str,
 ) -> Result<Option<String>, InvalidEvent> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid(format!(
+    let Some(raw) = raw else { return Ok(None) };
+    match Kind::of(raw) {
+        Kind::Null => Ok(None),
+        Kind::String => unescape(raw, || format!("{path}{key}")).map(Some),
+        other => Err(invalid(format!(
             "field '{path}{key}' must be a string, got {}",
-            type_name(other)
+            other.name()
         ))),
     }
 }
 
-fn opt_int(obj: &Map<String, Value>, path: &str, key: &str) -> Result<Option<i64>, InvalidEvent> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
-        Some(other) => Err(invalid(format!(
+fn opt_int(raw: Option<&RawValue>, path: &str, key: &str) -> Result<Option<i64>, InvalidEvent> {
+    let Some(raw) = raw else { return Ok(None) };
+    let kind = Kind::of(raw);
+    if kind == Kind::Null {
+        return Ok(None);
+    }
+    let n = match kind {
+        Kind::Number => serde_json::from_str::<Value>(raw.get())
+            .ok()
+            .and_then(|v| v.as_i64()),
+        _ => None,
+    };
+    n.map(Some).ok_or_else(|| {
+        invalid(format!(
             "field '{path}{key}' must be an integer, got {}",
-            type_name(other)
-        ))),
-    }
+            kind.name()
+        ))
+    })
 }
 
-fn opt_object(obj: &Map<String, Value>, key: &str) -> Result<Option<RawJson>, InvalidEvent> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(RawJson::of(v))),
-        Some(other) => Err(invalid(format!(
+/// An object stored as its text, exactly as sent.
+fn opt_object(raw: Option<&RawValue>, key: &str) -> Result<Option<RawJson>, InvalidEvent> {
+    let Some(raw) = raw else { return Ok(None) };
+    match Kind::of(raw) {
+        Kind::Null => Ok(None),
+        Kind::Object => Ok(Some(RawJson::from_raw(raw.to_owned()))),
+        other => Err(invalid(format!(
             "field '{key}' must be an object, got {}",
-            type_name(other)
+            other.name()
         ))),
     }
 }
@@ -224,13 +265,24 @@ pub fn normalize_event_id(raw: &str) -> Option<String> {
 }
 
 /// Parses a timestamp: an RFC 3339 string or unix seconds (number or numeric string).
-pub fn parse_timestamp(v: &Value) -> Result<Option<Millis>, InvalidEvent> {
+pub fn parse_timestamp(raw: Option<&RawValue>) -> Result<Option<Millis>, InvalidEvent> {
+    let Some(raw) = raw else { return Ok(None) };
+    // A list or an object is named, not printed: it may be large.
+    let v = match json::scalar(raw) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) | None => {
+            return Err(invalid(format!(
+                "field 'timestamp' must be an RFC 3339 date-time or unix seconds, got {}",
+                Kind::of(raw).name()
+            )));
+        }
+    };
     let bad = || {
         invalid(format!(
             "field 'timestamp' must be an RFC 3339 date-time or unix seconds, got {v}"
         ))
     };
-    match v {
+    match &v {
         Value::Null => Ok(None),
         Value::Number(n) => n
             .as_f64()
@@ -245,72 +297,227 @@ pub fn parse_timestamp(v: &Value) -> Result<Option<Millis>, InvalidEvent> {
     }
 }
 
-/// A tag value: strings as they are; numbers and booleans as their JSON text.
-fn tag_value(key: &str, v: &Value) -> Result<String, InvalidEvent> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Ok(v.to_string()),
-        other => Err(invalid(format!(
-            "tag '{key}' must be a string, got {}",
-            type_name(other)
-        ))),
+/// A number's or a boolean's text as a tag value or fingerprint entry has it: as a parsed
+/// number prints (so `1.50` is `1.5`, as it always was), or as sent when it does not fit
+/// an `f64`.
+fn scalar_text(raw: &RawValue) -> String {
+    serde_json::from_str::<Value>(raw.get())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| raw.get().to_owned())
+}
+
+/// A tag value: strings as they are; numbers and booleans as their JSON text; `None` for
+/// any other kind.
+pub(crate) fn tag_value(raw: &RawValue, key: &str) -> Option<Result<String, InvalidEvent>> {
+    match Kind::of(raw) {
+        Kind::String => Some(unescape(raw, || format!("tags.{key}"))),
+        Kind::Number | Kind::Bool => Some(Ok(scalar_text(raw))),
+        _ => None,
     }
 }
 
-fn parse_tags(v: Option<&Value>) -> Result<BTreeMap<String, String>, InvalidEvent> {
-    match v {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), tag_value(k, v)?)))
-            .collect(),
-        Some(other) => Err(invalid(format!(
+/// The tags an event indexes: of the first [`MAX_TAGS`] pairs sent, those whose key and
+/// value fit their limits (a key given again replaces its value, as in an object; a value
+/// too long to index unindexes it). The pairs after them are not read at all: they stay in
+/// the event's `data` only, and cost no more than being skipped.
+#[derive(Default)]
+pub(crate) struct TagSet {
+    tags: BTreeMap<String, String>,
+    read: usize,
+}
+
+impl TagSet {
+    /// Whether [`MAX_TAGS`] pairs were read (the rest is not).
+    pub fn is_full(&self) -> bool {
+        self.read >= MAX_TAGS
+    }
+
+    /// Reads a pair: indexed if it fits.
+    pub fn add(&mut self, key: Cow<'_, str>, value: String) {
+        self.read += 1;
+        if key.chars().count() <= MAX_TAG_KEY_CHARS && value.chars().count() <= MAX_TAG_VALUE_CHARS
+        {
+            self.tags.insert(key.into_owned(), value);
+        } else {
+            self.tags.remove(key.as_ref());
+        }
+    }
+
+    /// The indexed pairs.
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        self.tags
+    }
+}
+
+fn parse_tags(raw: Option<&RawValue>) -> Result<BTreeMap<String, String>, InvalidEvent> {
+    let Some(raw) = raw.filter(|r| Kind::of(r) != Kind::Null) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut tags = TagSet::default();
+    let mut error = None;
+    let walked = json::each_entry(raw, |key, v| {
+        if tags.is_full() {
+            return ControlFlow::Break(());
+        }
+        match tag_value(v, &key) {
+            Some(Ok(value)) => {
+                tags.add(key, value);
+                ControlFlow::Continue(())
+            }
+            Some(Err(e)) => {
+                error = Some(e);
+                ControlFlow::Break(())
+            }
+            None => {
+                error = Some(invalid(format!(
+                    "tag '{key}' must be a string, got {}",
+                    Kind::of(v).name()
+                )));
+                ControlFlow::Break(())
+            }
+        }
+    });
+    if walked.is_none() {
+        return Err(invalid(format!(
             "field 'tags' must be an object of strings, got {}",
-            type_name(other)
-        ))),
+            Kind::of(raw).name()
+        )));
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(tags.into_map()),
     }
 }
 
-/// `fingerprint`: a string or a non-empty list of strings.
-pub(crate) fn parse_fingerprint(v: Option<&Value>) -> Result<Option<Vec<String>>, InvalidEvent> {
+/// `fingerprint`: a string or a non-empty list of strings (numbers and booleans as their
+/// text), at most [`MAX_FINGERPRINT_ENTRIES`] entries of at most
+/// [`MAX_FINGERPRINT_ENTRY_CHARS`] characters.
+pub(crate) fn parse_fingerprint(
+    raw: Option<&RawValue>,
+) -> Result<Option<Vec<String>>, InvalidEvent> {
     let bad = |what: &str| {
         invalid(format!(
             "field 'fingerprint' must be a string or a list of strings, got {what}"
         ))
     };
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-        Some(Value::Array(items)) if items.is_empty() => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(_) | Value::Bool(_) => Ok(i.to_string()),
-                other => Err(bad(&format!("a list holding {}", type_name(other)))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(other) => Err(bad(type_name(other))),
+    let too_long = |field: String| {
+        invalid(format!(
+            "field '{field}' is longer than {MAX_FINGERPRINT_ENTRY_CHARS} characters: a fingerprint entry has at most {MAX_FINGERPRINT_ENTRY_CHARS}"
+        ))
+    };
+    let Some(raw) = raw else { return Ok(None) };
+    match Kind::of(raw) {
+        Kind::Null => Ok(None),
+        Kind::String => {
+            let s = unescape(raw, || "fingerprint".into())?;
+            if s.chars().count() > MAX_FINGERPRINT_ENTRY_CHARS {
+                return Err(too_long("fingerprint".into()));
+            }
+            Ok(Some(vec![s]).filter(|v| !v[0].is_empty()))
+        }
+        Kind::List => {
+            let mut entries = Vec::new();
+            let mut error = None;
+            json::each_item(raw, |i, item| {
+                if i == MAX_FINGERPRINT_ENTRIES {
+                    error = Some(invalid(format!(
+                        "field 'fingerprint' has more than {MAX_FINGERPRINT_ENTRIES} entries: a fingerprint has at most {MAX_FINGERPRINT_ENTRIES}"
+                    )));
+                    return ControlFlow::Break(());
+                }
+                let entry = match Kind::of(item) {
+                    Kind::String => unescape(item, || format!("fingerprint[{i}]")),
+                    Kind::Number | Kind::Bool => Ok(scalar_text(item)),
+                    other => Err(bad(&format!("a list holding {}", other.name()))),
+                };
+                match entry {
+                    Ok(s) if s.chars().count() > MAX_FINGERPRINT_ENTRY_CHARS => {
+                        error = Some(too_long(format!("fingerprint[{i}]")));
+                        ControlFlow::Break(())
+                    }
+                    Ok(s) => {
+                        entries.push(s);
+                        ControlFlow::Continue(())
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            });
+            match error {
+                Some(e) => Err(e),
+                None => Ok(Some(entries).filter(|e| !e.is_empty())),
+            }
+        }
+        other => Err(bad(other.name())),
     }
 }
 
-fn parse_exception(v: Option<&Value>) -> Result<Option<Exception>, InvalidEvent> {
-    let obj = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            return Err(invalid(format!(
-                "field 'exception' must be an object, got {}",
-                type_name(other)
-            )));
+/// The frames of a list that are read ([`MAX_FRAMES`]: the first 249 and the last), with
+/// their places in the list; `None` if `raw` is not a list. The frames between are
+/// skipped unread.
+pub(crate) fn kept_frames(raw: &RawValue) -> Option<Vec<(usize, &RawValue)>> {
+    let mut kept = Vec::new();
+    let mut last = None;
+    json::each_item(raw, |i, frame| {
+        if i < MAX_FRAMES - 1 {
+            kept.push((i, frame));
+        } else {
+            last = Some((i, frame));
         }
+        ControlFlow::Continue(())
+    })?;
+    kept.extend(last);
+    Some(kept)
+}
+
+/// The last [`MAX_BREADCRUMBS`] objects of a list, as sent. `strict`: the first element
+/// that is not an object is answered as `Err((index, kind))`; otherwise such elements
+/// are skipped. `None` if `raw` is not a list.
+pub(crate) fn kept_breadcrumbs(
+    raw: &RawValue,
+    strict: bool,
+) -> Option<Result<Vec<RawJson>, (usize, Kind)>> {
+    let mut kept = std::collections::VecDeque::new();
+    let mut bad = None;
+    json::each_item(raw, |i, crumb| match Kind::of(crumb) {
+        Kind::Object => {
+            if kept.len() == MAX_BREADCRUMBS {
+                kept.pop_front();
+            }
+            kept.push_back(crumb);
+            ControlFlow::Continue(())
+        }
+        other if strict => {
+            bad = Some((i, other));
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })?;
+    Some(match bad {
+        Some(bad) => Err(bad),
+        None => Ok(kept
+            .into_iter()
+            .map(|c| RawJson::from_raw(c.to_owned()))
+            .collect()),
+    })
+}
+
+fn parse_exception(raw: Option<&RawValue>) -> Result<Option<Exception>, InvalidEvent> {
+    let Some(raw) = raw.filter(|r| Kind::of(r) != Kind::Null) else {
+        return Ok(None);
+    };
+    let Some([ty, value, module]) = json::pick(raw, &["type", "value", "module"]) else {
+        return Err(invalid(format!(
+            "field 'exception' must be an object, got {}",
+            Kind::of(raw).name()
+        )));
     };
     let exc = Exception {
-        ty: opt_string(obj, "exception.", "type")?.filter(|s| !s.is_empty()),
-        value: opt_string(obj, "exception.", "value")?.filter(|s| !s.is_empty()),
-        module: opt_string(obj, "exception.", "module")?,
+        ty: opt_string(ty, "exception.", "type")?.filter(|s| !s.is_empty()),
+        value: opt_string(value, "exception.", "value")?.filter(|s| !s.is_empty()),
+        module: opt_string(module, "exception.", "module")?,
     };
     if exc.ty.is_none() && exc.value.is_none() {
         return Err(invalid("field 'exception' needs a 'type' or a 'value'"));
@@ -318,80 +525,137 @@ fn parse_exception(v: Option<&Value>) -> Result<Option<Exception>, InvalidEvent>
     Ok(Some(exc))
 }
 
-fn parse_frames(v: Option<&Value>) -> Result<Vec<Frame>, InvalidEvent> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
+fn parse_frame(i: usize, raw: &RawValue) -> Result<Frame, InvalidEvent> {
+    const KEYS: [&str; 7] = [
+        "filename",
+        "function",
+        "module",
+        "lineno",
+        "colno",
+        "context_line",
+        "in_app",
+    ];
+    let Some(
+        [
+            filename,
+            function,
+            module,
+            lineno,
+            colno,
+            context_line,
+            in_app,
+        ],
+    ) = json::pick(raw, &KEYS)
+    else {
+        return Err(invalid(format!(
+            "field 'stacktrace[{i}]' must be an object, got {}",
+            Kind::of(raw).name()
+        )));
+    };
+    let path = format!("stacktrace[{i}].");
+    let in_app = match in_app.map(Kind::of) {
+        None | Some(Kind::Null) => None,
+        Some(Kind::Bool) => Some(in_app.is_some_and(|r| r.get() == "true")),
         Some(other) => {
             return Err(invalid(format!(
-                "field 'stacktrace' must be a list of frames, got {}",
-                type_name(other)
+                "field '{path}in_app' must be a boolean, got {}",
+                other.name()
             )));
         }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let Value::Object(f) = item else {
-                return Err(invalid(format!(
-                    "field 'stacktrace[{i}]' must be an object, got {}",
-                    type_name(item)
-                )));
-            };
-            let path = format!("stacktrace[{i}].");
-            let in_app = match f.get("in_app") {
-                None | Some(Value::Null) => None,
-                Some(Value::Bool(b)) => Some(*b),
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "field '{path}in_app' must be a boolean, got {}",
-                        type_name(other)
-                    )));
-                }
-            };
-            Ok(Frame {
-                filename: opt_string(f, &path, "filename")?,
-                function: opt_string(f, &path, "function")?,
-                module: opt_string(f, &path, "module")?,
-                lineno: opt_int(f, &path, "lineno")?,
-                colno: opt_int(f, &path, "colno")?,
-                context_line: opt_string(f, &path, "context_line")?,
-                in_app,
-            })
-        })
-        .collect()
+    Ok(Frame {
+        filename: opt_string(filename, &path, "filename")?,
+        function: opt_string(function, &path, "function")?,
+        module: opt_string(module, &path, "module")?,
+        lineno: opt_int(lineno, &path, "lineno")?,
+        colno: opt_int(colno, &path, "colno")?,
+        context_line: opt_string(context_line, &path, "context_line")?,
+        in_app,
+    })
 }
 
-fn parse_breadcrumbs(v: Option<&Value>) -> Result<Vec<RawJson>, InvalidEvent> {
-    match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => {
-            if let Some((i, bad)) = items.iter().enumerate().find(|(_, b)| !b.is_object()) {
-                return Err(invalid(format!(
-                    "field 'breadcrumbs[{i}]' must be an object, got {}",
-                    type_name(bad)
-                )));
-            }
-            Ok(items.iter().map(RawJson::of).collect())
-        }
-        Some(other) => Err(invalid(format!(
+fn parse_frames(raw: Option<&RawValue>) -> Result<Vec<Frame>, InvalidEvent> {
+    let Some(raw) = raw.filter(|r| Kind::of(r) != Kind::Null) else {
+        return Ok(Vec::new());
+    };
+    let Some(kept) = kept_frames(raw) else {
+        return Err(invalid(format!(
+            "field 'stacktrace' must be a list of frames, got {}",
+            Kind::of(raw).name()
+        )));
+    };
+    kept.into_iter().map(|(i, f)| parse_frame(i, f)).collect()
+}
+
+fn parse_breadcrumbs(raw: Option<&RawValue>) -> Result<Vec<RawJson>, InvalidEvent> {
+    let Some(raw) = raw.filter(|r| Kind::of(r) != Kind::Null) else {
+        return Ok(Vec::new());
+    };
+    match kept_breadcrumbs(raw, true) {
+        Some(Ok(kept)) => Ok(kept),
+        Some(Err((i, kind))) => Err(invalid(format!(
+            "field 'breadcrumbs[{i}]' must be an object, got {}",
+            kind.name()
+        ))),
+        None => Err(invalid(format!(
             "field 'breadcrumbs' must be a list, got {}",
-            type_name(other)
+            Kind::of(raw).name()
         ))),
     }
 }
 
+/// The top-level keys a native event has (SPEC §2.1); any other is kept in `data` only.
+const NATIVE_KEYS: [&str; 14] = [
+    "event_id",
+    "level",
+    "environment",
+    "release",
+    "message",
+    "exception",
+    "timestamp",
+    "tags",
+    "stacktrace",
+    "breadcrumbs",
+    "extra",
+    "user",
+    "sdk",
+    "fingerprint",
+];
+
 impl NewEvent {
-    /// Validates one native event (SPEC §2.1).
-    pub fn from_json(value: &Value) -> Result<NewEvent, InvalidEvent> {
-        let Value::Object(obj) = value else {
+    /// Validates one native event (SPEC §2.1) from its JSON text.
+    pub fn parse(bytes: &[u8]) -> Result<NewEvent, ParseError> {
+        Ok(NewEvent::from_raw(json::document(bytes)?)?)
+    }
+
+    /// Validates one native event (SPEC §2.1) from JSON text already checked. Only the
+    /// keys Mesher reads are parsed, each within the event limits; nothing else is built.
+    pub fn from_raw(doc: &RawValue) -> Result<NewEvent, InvalidEvent> {
+        let Some(
+            [
+                event_id,
+                level,
+                environment,
+                release,
+                message,
+                exception,
+                timestamp,
+                tags,
+                stacktrace,
+                breadcrumbs,
+                extra,
+                user,
+                sdk,
+                fingerprint,
+            ],
+        ) = json::pick(doc, &NATIVE_KEYS)
+        else {
             return Err(invalid(format!(
                 "an event must be a JSON object, got {}",
-                type_name(value)
+                Kind::of(doc).name()
             )));
         };
-        let event_id = match opt_string(obj, "", "event_id")? {
+        let event_id = match opt_string(event_id, "", "event_id")? {
             None => None,
             Some(raw) => Some(normalize_event_id(&raw).ok_or_else(|| {
                 invalid(format!(
@@ -399,16 +663,16 @@ impl NewEvent {
                 ))
             })?),
         };
-        let level = match opt_string(obj, "", "level")? {
+        let level = match opt_string(level, "", "level")? {
             None => Level::Error,
             Some(s) => s.parse::<Level>().map_err(|e| invalid(e.to_string()))?,
         };
-        let environment = opt_string(obj, "", "environment")?
+        let environment = opt_string(environment, "", "environment")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "production".to_owned());
-        let release = opt_string(obj, "", "release")?.filter(|s| !s.is_empty());
-        let message = opt_string(obj, "", "message")?.filter(|s| !s.trim().is_empty());
-        let exception = parse_exception(obj.get("exception"))?;
+        let release = opt_string(release, "", "release")?.filter(|s| !s.is_empty());
+        let message = opt_string(message, "", "message")?.filter(|s| !s.trim().is_empty());
+        let exception = parse_exception(exception)?;
         if message.is_none() && exception.is_none() {
             return Err(invalid(
                 "field 'message' is required unless 'exception' is given",
@@ -420,19 +684,25 @@ impl NewEvent {
             level,
             environment,
             release,
-            timestamp: parse_timestamp(obj.get("timestamp").unwrap_or(&Value::Null))?,
-            tags: parse_tags(obj.get("tags"))?,
+            timestamp: parse_timestamp(timestamp)?,
+            tags: parse_tags(tags)?,
             detail: EventDetail {
                 exception,
-                stacktrace: parse_frames(obj.get("stacktrace"))?,
-                breadcrumbs: parse_breadcrumbs(obj.get("breadcrumbs"))?,
-                extra: opt_object(obj, "extra")?,
-                user: opt_object(obj, "user")?,
-                sdk: opt_object(obj, "sdk")?,
-                fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
+                stacktrace: parse_frames(stacktrace)?,
+                breadcrumbs: parse_breadcrumbs(breadcrumbs)?,
+                extra: opt_object(extra, "extra")?,
+                user: opt_object(user, "user")?,
+                sdk: opt_object(sdk, "sdk")?,
+                fingerprint: parse_fingerprint(fingerprint)?,
             },
             raw: None,
         })
+    }
+
+    /// Validates one native event given as a `Value` (tests, and callers holding one).
+    pub fn from_json(value: &Value) -> Result<NewEvent, InvalidEvent> {
+        let text = serde_json::value::to_raw_value(value).expect("a Value serializes");
+        NewEvent::from_raw(&text)
     }
 }
 
@@ -487,6 +757,142 @@ mod tests {
         assert!(normalize_event_id("6f9619ff8b86d011b42d00c04fc964f").is_none());
         assert!(normalize_event_id("6f9619ff8b86d011b42d00c04fc964fg").is_none());
         assert!(normalize_event_id("6f9619ff-8b86d-011-b42d-00c04fc964ff").is_none());
+    }
+
+    fn parse(text: &str) -> Result<NewEvent, String> {
+        NewEvent::parse(text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn not_json_and_not_an_object() {
+        assert!(
+            parse(r#"{"message": "x""#)
+                .unwrap_err()
+                .starts_with("invalid JSON: ")
+        );
+        assert!(NewEvent::parse(b"{\"message\": \"\xff\"}").is_err());
+        assert!(NewEvent::parse(b"{\"message\": \"m\", \"other\": \"\xff\"}").is_err());
+        assert_eq!(
+            parse(r#""x""#).unwrap_err(),
+            "an event must be a JSON object, got a string"
+        );
+    }
+
+    #[test]
+    fn stored_parts_keep_their_text_and_unknown_keys_are_not_read() {
+        let text = r#"{"message": "m", "extra": {"f": 908260.4524125041, "big": 18446744073709551617},
+            "user": {"id" : 7}, "breadcrumbs": [{"t": 1.10}], "unknown": [[[[1e400]]]]}"#;
+        let e = parse(text).unwrap();
+        assert_eq!(
+            e.detail.extra.unwrap().get(),
+            r#"{"f": 908260.4524125041, "big": 18446744073709551617}"#
+        );
+        assert_eq!(e.detail.user.unwrap().get(), r#"{"id" : 7}"#);
+        assert_eq!(e.detail.breadcrumbs[0].get(), r#"{"t": 1.10}"#);
+        // A key given twice: the last counts, as in a parsed object.
+        assert_eq!(
+            parse(r#"{"message": "a", "message": "b"}"#)
+                .unwrap()
+                .message
+                .as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn tags_past_the_limits_are_not_indexed() {
+        let mut tags = serde_json::Map::new();
+        tags.insert("k".repeat(MAX_TAG_KEY_CHARS + 1), json!("long key"));
+        tags.insert(
+            "long value".into(),
+            json!("v".repeat(MAX_TAG_VALUE_CHARS + 1)),
+        );
+        tags.insert(
+            "é".repeat(MAX_TAG_KEY_CHARS),
+            json!("é".repeat(MAX_TAG_VALUE_CHARS)),
+        );
+        for i in 0..40_000 {
+            tags.insert(format!("t{i:05}"), json!(i));
+        }
+        let e = NewEvent::from_json(&json!({"message": "m", "tags": tags})).unwrap();
+        // The first 100 pairs sent: the two long ones not indexed, the one that just fits
+        // indexed.
+        assert_eq!(e.tags.len(), MAX_TAGS - 2);
+        assert!(e.tags.contains_key(&"é".repeat(MAX_TAG_KEY_CHARS)));
+        assert_eq!(e.tags.get("t00000").map(String::as_str), Some("0"));
+        assert_eq!(e.tags.get("t00096").map(String::as_str), Some("96"));
+        assert!(!e.tags.contains_key("t00097"));
+        // Past the limit a pair is not read (it stays in `data` only); before it, it is
+        // checked.
+        tags.insert("bad".into(), json!({}));
+        assert!(NewEvent::from_json(&json!({"message": "m", "tags": tags})).is_ok());
+        assert_eq!(
+            err(json!({"message": "m", "tags": {"a": "1", "bad": {}}})),
+            "tag 'bad' must be a string, got an object"
+        );
+        // A key given again replaces its value.
+        let e = parse(r#"{"message": "m", "tags": {"a": "1", "a": "2"}}"#).unwrap();
+        assert_eq!(e.tags.get("a").map(String::as_str), Some("2"));
+    }
+
+    #[test]
+    fn fingerprint_limits() {
+        let entries =
+            |n: usize, len: usize| json!({"message": "m", "fingerprint": vec!["x".repeat(len); n]});
+        let e = NewEvent::from_json(&entries(
+            MAX_FINGERPRINT_ENTRIES,
+            MAX_FINGERPRINT_ENTRY_CHARS,
+        ))
+        .unwrap();
+        assert_eq!(e.detail.fingerprint.unwrap().len(), MAX_FINGERPRINT_ENTRIES);
+        assert_eq!(
+            err(entries(2000, 1)),
+            "field 'fingerprint' has more than 64 entries: a fingerprint has at most 64"
+        );
+        assert_eq!(
+            err(entries(3, MAX_FINGERPRINT_ENTRY_CHARS + 1)),
+            "field 'fingerprint[0]' is longer than 1000 characters: a fingerprint entry has at most 1000"
+        );
+        assert!(
+            err(json!({"message": "m", "fingerprint": "x".repeat(1001)})).contains("at most 1000")
+        );
+        assert_eq!(
+            NewEvent::from_json(&json!({"message": "m", "fingerprint": [1.50, true, "a"]}))
+                .unwrap()
+                .detail
+                .fingerprint,
+            Some(vec!["1.5".to_owned(), "true".to_owned(), "a".to_owned()])
+        );
+    }
+
+    #[test]
+    fn frames_and_breadcrumbs_are_bounded() {
+        let frames: Vec<Value> = (0..10_000)
+            .map(|i| json!({"function": format!("f{i}"), "lineno": i}))
+            .collect();
+        let crumbs: Vec<Value> = (0..10_000).map(|i| json!({"n": i})).collect();
+        let e = NewEvent::from_json(
+            &json!({"message": "m", "stacktrace": frames, "breadcrumbs": crumbs}),
+        )
+        .unwrap();
+        // Relay's hard limit: the first 249 frames and the last.
+        assert_eq!(e.detail.stacktrace.len(), MAX_FRAMES);
+        assert_eq!(e.detail.stacktrace[248].function.as_deref(), Some("f248"));
+        assert_eq!(e.detail.stacktrace[249].function.as_deref(), Some("f9999"));
+        // The last breadcrumbs, the ones nearest the error.
+        assert_eq!(e.detail.breadcrumbs.len(), MAX_BREADCRUMBS);
+        assert_eq!(e.detail.breadcrumbs[0].get(), r#"{"n":9900}"#);
+        // A frame that is read is checked, with its place in the list.
+        let mut frames: Vec<Value> = vec![json!({}); 300];
+        frames[299] = json!({"lineno": "7"});
+        assert_eq!(
+            err(json!({"message": "m", "stacktrace": frames})),
+            "field 'stacktrace[299].lineno' must be an integer, got a string"
+        );
+        assert_eq!(
+            err(json!({"message": "m", "breadcrumbs": [{}, 1]})),
+            "field 'breadcrumbs[1]' must be an object, got a number"
+        );
     }
 
     #[test]

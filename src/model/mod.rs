@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod issue;
+pub mod json;
 pub mod level;
 pub mod message;
 pub mod search;
@@ -9,7 +10,7 @@ pub mod stored;
 pub mod time;
 pub mod webhook;
 
-pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent, RawJson};
+pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent, ParseError, RawJson};
 pub use issue::{Issue, IssueAction, IssueCommand, IssueStatus};
 pub use level::Level;
 pub use message::DomainMessage;

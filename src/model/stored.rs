@@ -74,6 +74,15 @@ impl Default for DetailJson {
     }
 }
 
+/// An event's stored bytes as received, as JSON text kept as it is (numbers keep every
+/// digit they were sent with). Bytes that are not UTF-8 (a skipped field may hold some)
+/// read with U+FFFD in their place.
+pub fn received_json(bytes: Vec<u8>) -> Result<Box<RawValue>, serde_json::Error> {
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    RawValue::from_string(text)
+}
+
 /// The stream's `event` object (SPEC §4).
 #[derive(Serialize)]
 pub struct EventSummary<'a> {

@@ -1,19 +1,28 @@
 //! Sentry's event schema mapped to Mesher's (SPEC §2.2).
 //!
 //! The parts Mesher interprets — the exception, its stack frames, the log entry and the
-//! level — are read with `sentry-types`' protocol types. The rest is read by hand, where
-//! Sentry's wire format is looser than those types: `message` may be a string or an object,
-//! `tags` an object or a list of pairs, `breadcrumbs` a list or `{"values": [...]}`, and
-//! `user`, `sdk`, `extra` and breadcrumbs are stored as sent.
+//! level — are read as `sentry-types`' protocol types read them. The rest is read by hand,
+//! where Sentry's wire format is looser than those types: `message` may be a string or an
+//! object, `tags` an object or a list of pairs, `breadcrumbs` a list or
+//! `{"values": [...]}`, and `user`, `sdk`, `extra` and breadcrumbs are stored as sent.
+//!
+//! Nothing is built but what is read, within the event limits (`model::event`): the
+//! keys are found in the text and parsed one by one; only the last exception value (the
+//! one raised) is read, of its frames the first 249 and the last (Relay's 250), of the
+//! breadcrumbs the last 100, of the tags the first 100 that fit. So an event of 1 MiB,
+//! however built, costs about its size.
 
 use crate::model::event::{
-    EventDetail, InvalidEvent, normalize_event_id, parse_fingerprint, parse_timestamp,
+    EventDetail, InvalidEvent, MAX_BREADCRUMBS, MAX_FRAMES, ParseError, TagSet, kept_breadcrumbs,
+    kept_frames, normalize_event_id, parse_fingerprint, parse_timestamp, tag_value,
 };
+use crate::model::json::{self, Kind};
 use crate::model::{Exception, Frame, Level, NewEvent, RawJson};
 use sentry_types::protocol::v7;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::ControlFlow;
 
 fn invalid(msg: impl Into<String>) -> InvalidEvent {
     InvalidEvent(msg.into())
@@ -24,106 +33,191 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value, path: &str) -> Result<T, Inva
     serde_json::from_value(v).map_err(|e| invalid(format!("field '{path}': {e}")))
 }
 
-fn string_field(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, InvalidEvent> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+/// `raw` as a `Value` for a typed check: scalars as they are, a list or an object empty
+/// (a type error names the kind, never the contents, so the message is the same).
+fn shape(raw: &RawValue) -> Value {
+    match Kind::of(raw) {
+        Kind::List => Value::Array(Vec::new()),
+        Kind::Object => Value::Object(Map::new()),
+        _ => json::scalar(raw)
+            .and_then(Result::ok)
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// An object of the given keys' shapes, the absent and `null` ones left out.
+fn shapes<const N: usize>(fields: [(&str, Option<&RawValue>); N]) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .filter(|(_, v)| !json::is_null(*v))
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), shape(v))))
+        .collect()
+}
+
+/// A string, unescaped (an unescapable one, a lone surrogate, is an error naming `key`).
+fn unescape(raw: &RawValue, key: &str) -> Result<String, InvalidEvent> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| invalid(format!("field '{key}' is not valid JSON: {e}")))
+}
+
+fn string_field(raw: Option<&RawValue>, key: &str) -> Result<Option<String>, InvalidEvent> {
+    match raw.map(|r| (r, Kind::of(r))) {
+        None | Some((_, Kind::Null)) => Ok(None),
+        Some((r, Kind::String)) => Ok(Some(unescape(r, key)?).filter(|s| !s.is_empty())),
         Some(_) => Err(invalid(format!("field '{key}' must be a string"))),
+    }
+}
+
+/// A log parameter as it fills a `%s`: a string as it is, a scalar as its JSON text, a
+/// list or an object as sent (never built into a tree).
+fn param_text(raw: &RawValue) -> String {
+    match json::scalar(raw) {
+        Some(Ok(Value::String(s))) => s,
+        Some(Ok(v)) => v.to_string(),
+        _ => raw.get().to_owned(),
     }
 }
 
 /// `logentry` (or `message` as an object): `formatted` when given, else `message` with its
 /// `%s` placeholders filled from `params`.
-fn log_message(v: &Value, path: &str) -> Result<Option<String>, InvalidEvent> {
-    let Value::Object(obj) = v else {
+fn log_message(raw: &RawValue, path: &str) -> Result<Option<String>, InvalidEvent> {
+    let Some([formatted, message, params]) = json::pick(raw, &["formatted", "message", "params"])
+    else {
         return Err(invalid(format!("field '{path}' must be an object")));
     };
     // sentry-types' LogEntry has no `formatted`.
-    if let Some(Value::String(f)) = obj.get("formatted")
+    if let Some(Ok(f)) = formatted.and_then(json::string)
         && !f.trim().is_empty()
     {
-        return Ok(Some(f.clone()));
+        return Ok(Some(f));
     }
-    let mut entry = obj.clone();
-    entry.remove("formatted");
-    if !entry.contains_key("message") {
+    let Some(message) = message else {
         return Ok(None);
+    };
+    let mut entry = Map::new();
+    entry.insert("message".into(), shape(message));
+    if let Some(params) = params {
+        entry.insert("params".into(), shape(params));
     }
-    let entry: v7::LogEntry = typed(Value::Object(entry), path)?;
-    let mut params = entry.params.iter();
+    typed::<v7::LogEntry>(Value::Object(entry), path)?;
+    let message = unescape(message, path)?;
     let mut out = String::new();
-    let mut rest = entry.message.as_str();
-    while let Some(i) = rest.find("%s") {
-        out.push_str(&rest[..i]);
-        match params.next() {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(p) => out.push_str(&p.to_string()),
-            None => out.push_str("%s"),
-        }
-        rest = &rest[i + 2..];
+    let mut rest = message.as_str();
+    if let Some(params) = params {
+        // As many parameters are read as there are placeholders; the rest are skipped.
+        json::each_item(params, |_, p| match rest.find("%s") {
+            Some(i) => {
+                out.push_str(&rest[..i]);
+                out.push_str(&param_text(p));
+                rest = &rest[i + 2..];
+                ControlFlow::Continue(())
+            }
+            None => ControlFlow::Break(()),
+        });
     }
     out.push_str(rest);
     Ok(Some(out).filter(|s| !s.trim().is_empty()))
 }
 
-fn message(obj: &Map<String, Value>) -> Result<Option<String>, InvalidEvent> {
-    let from_message = match obj.get("message") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.trim().is_empty()),
-        Some(v @ Value::Object(_)) => log_message(v, "message")?,
+fn message(
+    message: Option<&RawValue>,
+    logentry: Option<&RawValue>,
+) -> Result<Option<String>, InvalidEvent> {
+    let from_message = match message.map(|m| (m, Kind::of(m))) {
+        None | Some((_, Kind::Null)) => None,
+        Some((m, Kind::String)) => Some(unescape(m, "message")?).filter(|s| !s.trim().is_empty()),
+        Some((m, Kind::Object)) => log_message(m, "message")?,
         Some(_) => return Err(invalid("field 'message' must be a string or an object")),
     };
-    match (obj.get("logentry"), from_message) {
-        (Some(v @ Value::Object(_)), None) => log_message(v, "logentry"),
+    match (
+        logentry.filter(|l| Kind::of(l) == Kind::Object),
+        from_message,
+    ) {
+        (Some(l), None) => log_message(l, "logentry"),
         (_, m) => Ok(m),
     }
 }
 
-/// The last `exception.values[]` entry (the one raised last) and its frames, oldest first.
-fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>, InvalidEvent> {
-    let values = match obj.get("exception") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(list)) => list,
-        Some(Value::Object(o)) => match o.get("values") {
-            Some(Value::Array(list)) => list,
-            None | Some(Value::Null) => return Ok(None),
+/// The last element of a list and its place (`None` for an empty list); the others are
+/// skipped unread.
+fn last_item(list: &RawValue) -> Option<(usize, &RawValue)> {
+    let mut last = None;
+    json::each_item(list, |i, item| {
+        last = Some((i, item));
+        ControlFlow::Continue(())
+    });
+    last
+}
+
+/// One frame of `exception.values[i]`, typed as `sentry-types` reads it.
+fn frame(raw: &RawValue, path: &str) -> Result<Frame, InvalidEvent> {
+    const KEYS: [&str; 8] = [
+        "filename",
+        "abs_path",
+        "function",
+        "module",
+        "lineno",
+        "colno",
+        "context_line",
+        "in_app",
+    ];
+    let Some(found) = json::pick(raw, &KEYS) else {
+        return Err(invalid(format!("field '{path}' must be an object")));
+    };
+    let picked = shapes(std::array::from_fn::<_, 8, _>(|k| (KEYS[k], found[k])));
+    let frame: v7::Frame = typed(Value::Object(picked), path)?;
+    Ok(Frame {
+        filename: frame.filename.or(frame.abs_path),
+        function: frame.function,
+        module: frame.module,
+        lineno: frame.lineno.and_then(|n| i64::try_from(n).ok()),
+        colno: frame.colno.and_then(|n| i64::try_from(n).ok()),
+        context_line: frame.context_line,
+        in_app: frame.in_app,
+    })
+}
+
+/// The last value of `exception` (the one raised last) and its frames, oldest first.
+fn exception(raw: Option<&RawValue>) -> ExceptionResult {
+    let values = match raw.map(|r| (r, Kind::of(r))) {
+        None | Some((_, Kind::Null)) => return Ok(None),
+        Some((list, Kind::List)) => list,
+        Some((o, Kind::Object)) => match json::pick(o, &["values"]).and_then(|[v]| v) {
+            None => return Ok(None),
+            Some(v) if Kind::of(v) == Kind::Null => return Ok(None),
+            Some(v) if Kind::of(v) == Kind::List => v,
             Some(_) => return Err(invalid("field 'exception.values' must be a list")),
         },
         Some(_) => return Err(invalid("field 'exception' must be an object or a list")),
     };
-    let Some(last) = values.last() else {
+    let Some((i, last)) = last_item(values) else {
         return Ok(None);
     };
-    let i = values.len() - 1;
-    let Value::Object(raw) = last else {
+    let Some([ty, value, module, stacktrace]) =
+        json::pick(last, &["type", "value", "module", "stacktrace"])
+    else {
         return Err(invalid(format!(
             "field 'exception.values[{i}]' must be an object"
         )));
     };
     // Only what Mesher reads goes through the typed schema, so that a field Mesher ignores
     // (a mechanism's help link, a native frame's address) cannot reject the event.
-    let mut picked = Map::new();
-    for key in ["type", "value", "module"] {
-        if let Some(v) = raw.get(key).filter(|v| !v.is_null()) {
-            picked.insert(key.to_owned(), v.clone());
-        }
-    }
+    let mut picked = shapes([("type", ty), ("value", value), ("module", module)]);
     // sentry-types requires `type`; Sentry accepts an exception with only a value.
     picked
         .entry("type")
         .or_insert_with(|| Value::String(String::new()));
-    let frames = match raw.get("stacktrace") {
-        Some(Value::Object(st)) => match st.get("frames") {
-            Some(Value::Array(frames)) => frames.as_slice(),
-            None | Some(Value::Null) => &[],
-            Some(_) => {
-                return Err(invalid(format!(
+    let frames = match stacktrace.map(|s| (s, Kind::of(s))) {
+        None | Some((_, Kind::Null)) => Vec::new(),
+        Some((st, Kind::Object)) => match json::pick(st, &["frames"]).and_then(|[f]| f) {
+            None => Vec::new(),
+            Some(f) if Kind::of(f) == Kind::Null => Vec::new(),
+            Some(f) => kept_frames(f).ok_or_else(|| {
+                invalid(format!(
                     "field 'exception.values[{i}].stacktrace.frames' must be a list"
-                )));
-            }
+                ))
+            })?,
         },
-        None | Some(Value::Null) => &[],
         Some(_) => {
             return Err(invalid(format!(
                 "field 'exception.values[{i}].stacktrace' must be an object"
@@ -131,42 +225,9 @@ fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>
         }
     };
     let exc: v7::Exception = typed(Value::Object(picked), &format!("exception.values[{i}]"))?;
-    // Frames are borrowed: only the picked keys of each are copied (`vars` and context
-    // lines can be large).
     let frames = frames
-        .iter()
-        .enumerate()
-        .map(|(j, f)| {
-            let path = format!("exception.values[{i}].stacktrace.frames[{j}]");
-            let Value::Object(f) = f else {
-                return Err(invalid(format!("field '{path}' must be an object")));
-            };
-            let mut picked = Map::new();
-            for key in [
-                "filename",
-                "abs_path",
-                "function",
-                "module",
-                "lineno",
-                "colno",
-                "context_line",
-                "in_app",
-            ] {
-                if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
-                    picked.insert(key.to_owned(), v.clone());
-                }
-            }
-            let frame: v7::Frame = typed(Value::Object(picked), &path)?;
-            Ok(Frame {
-                filename: frame.filename.or(frame.abs_path),
-                function: frame.function,
-                module: frame.module,
-                lineno: frame.lineno.and_then(|n| i64::try_from(n).ok()),
-                colno: frame.colno.and_then(|n| i64::try_from(n).ok()),
-                context_line: frame.context_line,
-                in_app: frame.in_app,
-            })
-        })
+        .into_iter()
+        .map(|(j, f)| frame(f, &format!("exception.values[{i}].stacktrace.frames[{j}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let exception = Exception {
         ty: Some(exc.ty).filter(|t| !t.is_empty()),
@@ -181,74 +242,91 @@ fn exception(obj: &Map<String, Value>) -> Result<Option<(Exception, Vec<Frame>)>
     Ok(Some((exception, frames)))
 }
 
-fn tag_value(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
-        _ => None,
-    }
-}
-
-/// `tags`: an object, or a list of `[key, value]` pairs.
-fn tags(v: Option<&Value>) -> Result<BTreeMap<String, String>, InvalidEvent> {
-    let mut out = BTreeMap::new();
-    match v {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                let v =
-                    tag_value(v).ok_or_else(|| invalid(format!("tag '{k}' must be a string")))?;
-                out.insert(k.clone(), v);
+/// `tags`: an object, or a list of `[key, value]` pairs; indexed within the event limits
+/// (`TagSet`: once it is full, the rest is not read).
+fn tags(raw: Option<&RawValue>) -> Result<BTreeMap<String, String>, InvalidEvent> {
+    let mut out = TagSet::default();
+    match raw.map(|r| (r, Kind::of(r))) {
+        None | Some((_, Kind::Null)) => {}
+        Some((map, Kind::Object)) => {
+            let mut error = None;
+            json::each_entry(map, |k, v| {
+                if out.is_full() {
+                    return ControlFlow::Break(());
+                }
+                match tag_value(v, &k) {
+                    Some(Ok(value)) => {
+                        out.add(k, value);
+                        return ControlFlow::Continue(());
+                    }
+                    Some(Err(e)) => error = Some(e),
+                    None => error = Some(invalid(format!("tag '{k}' must be a string"))),
+                }
+                ControlFlow::Break(())
+            });
+            if let Some(e) = error {
+                return Err(e);
             }
         }
-        Some(Value::Array(pairs)) => {
-            for (i, pair) in pairs.iter().enumerate() {
-                let kv = match pair {
-                    Value::Array(kv) if kv.len() == 2 => kv,
-                    _ => {
-                        return Err(invalid(format!(
-                            "field 'tags[{i}]' must be a [key, value] pair"
-                        )));
-                    }
+        Some((pairs, Kind::List)) => {
+            let mut error = None;
+            json::each_item(pairs, |i, pair| {
+                if out.is_full() {
+                    return ControlFlow::Break(());
+                }
+                let Some((k, v)) = json::pair(pair) else {
+                    error = Some(invalid(format!(
+                        "field 'tags[{i}]' must be a [key, value] pair"
+                    )));
+                    return ControlFlow::Break(());
                 };
-                match (&kv[0], tag_value(&kv[1])) {
-                    (Value::String(k), Some(v)) => {
-                        out.insert(k.clone(), v);
+                match (json::text(k), tag_value(v, "")) {
+                    (Some(Ok(k)), Some(Ok(value))) => {
+                        out.add(k, value);
+                        return ControlFlow::Continue(());
                     }
+                    (Some(Err(e)), _) => {
+                        error = Some(invalid(format!("field 'tags[{i}]' is not valid JSON: {e}")))
+                    }
+                    (_, Some(Err(e))) => error = Some(e),
                     _ => {
-                        return Err(invalid(format!(
+                        error = Some(invalid(format!(
                             "field 'tags[{i}]' must be a pair of strings"
-                        )));
+                        )))
                     }
                 }
+                ControlFlow::Break(())
+            });
+            if let Some(e) = error {
+                return Err(e);
             }
         }
         Some(_) => return Err(invalid("field 'tags' must be an object or a list of pairs")),
     }
-    Ok(out)
+    Ok(out.into_map())
 }
 
-/// `breadcrumbs`: a list or `{"values": [...]}`; objects kept as sent.
-fn breadcrumbs(v: Option<&Value>) -> Result<Vec<RawJson>, InvalidEvent> {
-    let list = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(Value::Object(o)) => match o.get("values") {
-            Some(Value::Array(list)) => list,
-            None | Some(Value::Null) => return Ok(Vec::new()),
+/// `breadcrumbs`: a list or `{"values": [...]}`; the last objects kept as sent.
+fn breadcrumbs(raw: Option<&RawValue>) -> Result<Vec<RawJson>, InvalidEvent> {
+    let list = match raw.map(|r| (r, Kind::of(r))) {
+        None | Some((_, Kind::Null)) => return Ok(Vec::new()),
+        Some((list, Kind::List)) => list,
+        Some((o, Kind::Object)) => match json::pick(o, &["values"]).and_then(|[v]| v) {
+            None => return Ok(Vec::new()),
+            Some(v) if Kind::of(v) == Kind::Null => return Ok(Vec::new()),
+            Some(v) if Kind::of(v) == Kind::List => v,
             Some(_) => return Err(invalid("field 'breadcrumbs.values' must be a list")),
         },
         Some(_) => return Err(invalid("field 'breadcrumbs' must be a list or an object")),
     };
-    Ok(list
-        .iter()
-        .filter(|b| b.is_object())
-        .map(RawJson::of)
-        .collect())
+    Ok(kept_breadcrumbs(list, false)
+        .and_then(Result::ok)
+        .unwrap_or_default())
 }
 
-fn object(obj: &Map<String, Value>, key: &str) -> Option<RawJson> {
-    obj.get(key).filter(|v| v.is_object()).map(RawJson::of)
+fn object(raw: Option<&RawValue>) -> Option<RawJson> {
+    raw.filter(|r| Kind::of(r) == Kind::Object)
+        .map(|r| RawJson::from_raw(r.to_owned()))
 }
 
 /// The parts of an event that are only stored: breadcrumbs, `extra`, `user`, `sdk`.
@@ -259,135 +337,193 @@ struct StoredParts {
     sdk: Option<RawJson>,
 }
 
-impl StoredParts {
-    /// From the whole event's tree.
-    fn of(obj: &Map<String, Value>) -> Result<StoredParts, InvalidEvent> {
-        Ok(StoredParts {
-            breadcrumbs: breadcrumbs(obj.get("breadcrumbs"))?,
-            extra: object(obj, "extra"),
-            user: object(obj, "user"),
-            sdk: object(obj, "sdk"),
-        })
-    }
-}
-
-/// The top-level keys [`to_new_event`] reads, each parsed as it is scanned (`null`
-/// included, as `Some(Null)`); every other key is skipped while parsing, not built into a
-/// tree.
-#[derive(serde::Deserialize)]
-struct Picked {
-    #[serde(default, deserialize_with = "present")]
-    event_id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    level: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    message: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    logentry: Option<Value>,
-    /// Typed while scanning: only what [`exception`] reads is built (an SDK's frames carry
-    /// `vars` and context lines that are large and never read here).
-    #[serde(default)]
-    exception: Option<PickedException>,
-    #[serde(default, deserialize_with = "present")]
-    environment: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    release: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    timestamp: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    tags: Option<Value>,
-    /// Stored only: copied as text while scanning (`null` reads as absent, as in
-    /// [`StoredParts::of`]).
-    #[serde(default)]
-    breadcrumbs: Option<ListOrValues<Box<RawValue>>>,
-    #[serde(default)]
-    extra: Option<Box<RawValue>>,
-    #[serde(default)]
-    user: Option<Box<RawValue>>,
-    #[serde(default)]
-    sdk: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    fingerprint: Option<Value>,
-}
-
-/// A key that is given, `null` too (`Option`'s own reading would make `null` absent).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    <Value as serde::Deserialize>::deserialize(d).map(Some)
-}
-
-/// An event scanned once for the keys [`to_new_event`] reads: those it interprets as a
-/// small `Value`, those it only stores as their text.
-pub struct PickedEvent {
-    value: Value,
-    scanned: Scanned,
-}
-
-impl PickedEvent {
-    /// The event, with the same answer or error [`to_new_event`] gives for the whole JSON.
-    pub fn into_new_event(self) -> Result<NewEvent, InvalidEvent> {
-        event_of(&self.value, Some(self.scanned))
-    }
-}
-
-/// What the scan built that [`to_new_event`] reads from the whole tree: the exception (or
-/// its error, named in the order the fields are checked) and the stored-only parts.
-struct Scanned {
-    exception: ExceptionResult,
-    stored: StoredParts,
+/// The top-level keys the mapping reads, as their text.
+#[derive(Default)]
+struct Fields<'a> {
+    event_id: Option<&'a RawValue>,
+    level: Option<&'a RawValue>,
+    message: Option<&'a RawValue>,
+    logentry: Option<&'a RawValue>,
+    environment: Option<&'a RawValue>,
+    release: Option<&'a RawValue>,
+    timestamp: Option<&'a RawValue>,
+    tags: Option<&'a RawValue>,
+    fingerprint: Option<&'a RawValue>,
 }
 
 /// The last exception value (the one raised) and its frames, oldest first; or the error.
 type ExceptionResult = Result<Option<(Exception, Vec<Frame>)>, InvalidEvent>;
 
+/// Every top-level key the mapping reads.
+const KEYS: [&str; 14] = [
+    "event_id",
+    "level",
+    "message",
+    "logentry",
+    "exception",
+    "environment",
+    "release",
+    "timestamp",
+    "tags",
+    "breadcrumbs",
+    "extra",
+    "user",
+    "sdk",
+    "fingerprint",
+];
+
+/// The event in `doc` (text already checked to be JSON), its keys found where they lie.
+fn event_in(doc: &RawValue) -> Result<NewEvent, InvalidEvent> {
+    let Some(
+        [
+            event_id,
+            level,
+            message,
+            logentry,
+            exc,
+            environment,
+            release,
+            timestamp,
+            tags,
+            crumbs,
+            extra,
+            user,
+            sdk,
+            fingerprint,
+        ],
+    ) = json::pick(doc, &KEYS)
+    else {
+        return Err(invalid("an event must be a JSON object"));
+    };
+    let fields = Fields {
+        event_id,
+        level,
+        message,
+        logentry,
+        environment,
+        release,
+        timestamp,
+        tags,
+        fingerprint,
+    };
+    // The stored parts' errors come after the others' (`event_of`'s order).
+    let stored = breadcrumbs(crumbs).map(|breadcrumbs| StoredParts {
+        breadcrumbs,
+        extra: object(extra),
+        user: object(user),
+        sdk: object(sdk),
+    });
+    event_of(fields, exception(exc), stored)
+}
+
+/// The top-level keys [`to_new_event`] reads, found in one scan of the event: those it
+/// interprets as their text (no tree built), the exception typed as it is scanned, every
+/// other key skipped.
+#[derive(serde::Deserialize)]
+struct Picked<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    level: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    logentry: Option<&'a RawValue>,
+    /// Typed while scanning: only what [`exception`] reads is built (an SDK's frames carry
+    /// `vars` and context lines that are large and never read here).
+    #[serde(default)]
+    exception: Option<PickedException>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    environment: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    release: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    tags: Option<&'a RawValue>,
+    /// Stored only: the last objects copied as text while scanning (`null` reads as
+    /// absent, as in [`breadcrumbs`]).
+    #[serde(borrow, default)]
+    breadcrumbs: Option<ListOrValues<LastObjects<'a>>>,
+    #[serde(borrow, default)]
+    extra: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sdk: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    fingerprint: Option<&'a RawValue>,
+}
+
+/// A key that is given, as its text (`null` included; `Option`'s own reading would make
+/// `null` absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// An event scanned once for the keys [`to_new_event`] reads.
+pub struct PickedEvent<'a> {
+    fields: Fields<'a>,
+    exception: ExceptionResult,
+    stored: StoredParts,
+}
+
+impl PickedEvent<'_> {
+    /// The event, with the same answer or error [`to_new_event`] gives for the whole JSON.
+    pub fn into_new_event(self) -> Result<NewEvent, InvalidEvent> {
+        event_of(self.fields, self.exception, Ok(self.stored))
+    }
+}
+
 /// The event's keys that [`to_new_event`] reads, picked in one scan of `bytes`, or `None`
 /// when the bytes are not a JSON object with each of those keys once and in a shape the
-/// scan knows (the caller then parses them whole, for the same answer and error).
+/// scan knows (the caller then reads them as [`parse_event`] does, for the same answer
+/// and error).
 ///
 /// Measured (docs/BENCHMARKS.md): an SDK event's modules, contexts and request, built into
 /// a `Value` tree and dropped unread, were a large part of parsing it; so were its
 /// breadcrumbs, built into a tree only to be written out again.
-pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent> {
+pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent<'_>> {
     // A derived struct also reads a JSON array (as its fields in order): objects only.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
-    let p: Picked = serde_json::from_slice(bytes).ok()?;
-    let object_text =
-        |raw: Option<Box<RawValue>>| raw.map(RawJson::from_raw).filter(RawJson::is_object);
+    let p: Picked<'_> = serde_json::from_slice(bytes).ok()?;
+    let object_text = |raw: Option<&RawValue>| object(raw.filter(|r| Kind::of(r) != Kind::Null));
     let stored = StoredParts {
-        // As [`breadcrumbs`]: the objects of the list, the rest dropped.
-        breadcrumbs: p
-            .breadcrumbs
-            .map_or_else(Vec::new, |b| b.0)
-            .into_iter()
-            .map(RawJson::from_raw)
-            .filter(RawJson::is_object)
-            .collect(),
+        breadcrumbs: p.breadcrumbs.map_or_else(Vec::new, |b| b.0.into_kept()),
         extra: object_text(p.extra),
         user: object_text(p.user),
         sdk: object_text(p.sdk),
     };
-    let values = p.exception.map_or_else(Vec::new, |e| e.0);
-    let n = values.len();
-    let exception = match values.into_iter().last() {
+    let exception = match p.exception.and_then(|e| e.0.last) {
         None => Ok(None),
-        Some(ObjectOnly(last)) => last.into_exception(n - 1),
+        Some((n, ObjectOnly(last))) => last.into_exception(n),
     };
-    let map = object_of([
-        ("event_id", p.event_id),
-        ("level", p.level),
-        ("message", p.message),
-        ("logentry", p.logentry),
-        ("environment", p.environment),
-        ("release", p.release),
-        ("timestamp", p.timestamp),
-        ("tags", p.tags),
-        ("fingerprint", p.fingerprint),
-    ]);
     Some(PickedEvent {
-        value: Value::Object(map),
-        scanned: Scanned { exception, stored },
+        fields: Fields {
+            event_id: p.event_id,
+            level: p.level,
+            message: p.message,
+            logentry: p.logentry,
+            environment: p.environment,
+            release: p.release,
+            timestamp: p.timestamp,
+            tags: p.tags,
+            fingerprint: p.fingerprint,
+        },
+        exception,
+        stored,
     })
+}
+
+/// One Sentry event (an envelope's `event` item or a `store` body) from its bytes: picked
+/// in one scan when it has the usual shape, else read key by key, for the same answer.
+pub fn parse_event(bytes: &[u8]) -> Result<NewEvent, ParseError> {
+    if let Some(picked) = picked_event(bytes) {
+        return Ok(picked.into_new_event()?);
+    }
+    Ok(event_in(json::document(bytes)?)?)
 }
 
 /// A struct read from a JSON object only (serde's derive would also read an array, as the
@@ -415,38 +551,34 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> 
 
 /// Sentry's two shapes of a list (of exceptions, of breadcrumbs): the list itself, or an
 /// object's `values` (absent or `null`: empty). Any other shape fails the picked parse,
-/// and the event is parsed whole (for the same error).
-struct ListOrValues<T>(Vec<T>);
+/// and the event is read key by key (for the same error). `C` reads the list.
+struct ListOrValues<C>(C);
 
 #[derive(serde::Deserialize)]
-struct Values<T> {
+struct Values<C> {
     #[serde(default = "Option::default")]
-    values: Option<Vec<T>>,
+    values: Option<C>,
 }
 
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ListOrValues<T> {
+impl<'de, C: serde::Deserialize<'de> + Default> serde::Deserialize<'de> for ListOrValues<C> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
-            type Value = ListOrValues<T>;
+        struct V<C>(std::marker::PhantomData<C>);
+        impl<'de, C: serde::Deserialize<'de> + Default> serde::de::Visitor<'de> for V<C> {
+            type Value = ListOrValues<C>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a list or an object of values")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
-                mut seq: A,
+                seq: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    list.push(item);
-                }
-                Ok(ListOrValues(list))
+                C::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(ListOrValues)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 map: A,
             ) -> Result<Self::Value, A::Error> {
-                let v = <Values<T> as serde::Deserialize>::deserialize(
+                let v = <Values<C> as serde::Deserialize>::deserialize(
                     serde::de::value::MapAccessDeserializer::new(map),
                 )?;
                 Ok(ListOrValues(v.values.unwrap_or_default()))
@@ -456,10 +588,89 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ListOrValues<T
     }
 }
 
+/// A list's last [`MAX_BREADCRUMBS`] objects, as their text; other elements skipped.
+#[derive(Default)]
+struct LastObjects<'a>(VecDeque<&'a RawValue>);
+
+impl LastObjects<'_> {
+    fn into_kept(self) -> Vec<RawJson> {
+        self.0
+            .into_iter()
+            .map(|r| RawJson::from_raw(r.to_owned()))
+            .collect()
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for LastObjects<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = LastObjects<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut kept = VecDeque::new();
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    if Kind::of(item) == Kind::Object {
+                        if kept.len() == MAX_BREADCRUMBS {
+                            kept.pop_front();
+                        }
+                        kept.push_back(item);
+                    }
+                }
+                Ok(LastObjects(kept))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+/// A list's last element, typed, with its place; the ones before are typed and dropped
+/// as the next arrives (the whole parse reads only the last, but an earlier one that does
+/// not fit the type falls back to it).
+struct Last<T> {
+    last: Option<(usize, T)>,
+}
+
+impl<T> Default for Last<T> {
+    fn default() -> Self {
+        Last { last: None }
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Last<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Last<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut last = None;
+                let mut i = 0;
+                while let Some(item) = seq.next_element::<T>()? {
+                    last = Some((i, item));
+                    i += 1;
+                }
+                Ok(Last { last })
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
 /// The exception's values as [`exception`] reads them: of the last (its index kept, for
 /// the error) the type, value, module and each frame's picked keys, typed as
 /// `sentry-types` reads them.
-type PickedException = ListOrValues<ObjectOnly<PickedExceptionValue>>;
+type PickedException = ListOrValues<Last<ObjectOnly<PickedExceptionValue>>>;
 
 #[derive(serde::Deserialize)]
 struct PickedExceptionValue {
@@ -476,7 +687,46 @@ struct PickedExceptionValue {
 #[derive(serde::Deserialize)]
 struct PickedStacktrace {
     #[serde(default)]
-    frames: Option<Vec<ObjectOnly<PickedFrame>>>,
+    frames: Option<KeptFrames>,
+}
+
+/// Frames as [`kept_frames`] keeps them: the first 249 typed as they are scanned, of the
+/// rest only the last (the ones between skipped unread).
+struct KeptFrames(Vec<PickedFrame>);
+
+impl<'de> serde::Deserialize<'de> for KeptFrames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeptFrames;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of frames")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut frames = Vec::new();
+                while frames.len() < MAX_FRAMES - 1 {
+                    match seq.next_element::<ObjectOnly<PickedFrame>>()? {
+                        Some(ObjectOnly(f)) => frames.push(f),
+                        None => return Ok(KeptFrames(frames)),
+                    }
+                }
+                let mut last: Option<&'de RawValue> = None;
+                while let Some(f) = seq.next_element::<&'de RawValue>()? {
+                    last = Some(f);
+                }
+                if let Some(f) = last {
+                    let ObjectOnly(f) = serde_json::from_str::<ObjectOnly<PickedFrame>>(f.get())
+                        .map_err(serde::de::Error::custom)?;
+                    frames.push(f);
+                }
+                Ok(KeptFrames(frames))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// A frame's keys as `sentry_types::protocol::v7::Frame` types them.
@@ -500,14 +750,6 @@ struct PickedFrame {
     in_app: Option<bool>,
 }
 
-/// `fields` as an object, the `None` ones left out.
-fn object_of<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
-    fields
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-        .collect()
-}
-
 impl PickedExceptionValue {
     /// As [`exception`] maps `exception.values[i]`, the last value.
     fn into_exception(self, i: usize) -> ExceptionResult {
@@ -524,9 +766,9 @@ impl PickedExceptionValue {
         let frames = self
             .stacktrace
             .and_then(|ObjectOnly(st)| st.frames)
-            .unwrap_or_default()
+            .map_or_else(Vec::new, |f| f.0)
             .into_iter()
-            .map(|ObjectOnly(f)| Frame {
+            .map(|f| Frame {
                 filename: f.filename.or(f.abs_path),
                 function: f.function,
                 module: f.module,
@@ -540,19 +782,20 @@ impl PickedExceptionValue {
     }
 }
 
-/// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event.
+/// Maps one Sentry event (an envelope's `event` item or a `store` body) to a Mesher event,
+/// read key by key (as [`parse_event`] does when the picked scan does not apply).
 pub fn to_new_event(value: &Value) -> Result<NewEvent, InvalidEvent> {
-    event_of(value, None)
+    event_in(&serde_json::value::to_raw_value(value).expect("a Value serializes"))
 }
 
-/// [`to_new_event`], with the exception and the stored-only parts read from `value` unless
-/// the scan built them.
-fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, InvalidEvent> {
-    let (scanned_exception, stored) = scanned.map(|s| (s.exception, s.stored)).unzip();
-    let Value::Object(obj) = value else {
-        return Err(invalid("an event must be a JSON object"));
-    };
-    let event_id = match string_field(obj, "event_id")? {
+/// The event from its read keys, exception and stored parts, its fields checked in order
+/// so that an event's first error is the one named.
+fn event_of(
+    fields: Fields<'_>,
+    exception: ExceptionResult,
+    stored: Result<StoredParts, InvalidEvent>,
+) -> Result<NewEvent, InvalidEvent> {
+    let event_id = match string_field(fields.event_id, "event_id")? {
         None => None,
         Some(raw) => Some(normalize_event_id(&raw).ok_or_else(|| {
             invalid(format!(
@@ -560,7 +803,7 @@ fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, Invalid
             ))
         })?),
     };
-    let level = match string_field(obj, "level")? {
+    let level = match string_field(fields.level, "level")? {
         None => Level::Error,
         Some(raw) => {
             let sentry: v7::Level = raw.parse().map_err(|_| {
@@ -574,11 +817,8 @@ fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, Invalid
                 .map_err(|e: crate::model::level::UnknownLevel| invalid(e.to_string()))?
         }
     };
-    let message = message(obj)?;
-    let exception = match scanned_exception {
-        Some(scanned) => scanned?,
-        None => exception(obj)?,
-    };
+    let message = message(fields.message, fields.logentry)?;
+    let exception = exception?;
     if message.is_none() && exception.is_none() {
         return Err(invalid(
             "the event has neither a message, a logentry nor an exception",
@@ -588,15 +828,12 @@ fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, Invalid
         Some((e, frames)) => (Some(e), frames),
         None => (None, Vec::new()),
     };
-    // In the order the fields are checked, so an event's first error is the one named.
-    let environment = string_field(obj, "environment")?.unwrap_or_else(|| "production".into());
-    let release = string_field(obj, "release")?;
-    let timestamp = parse_timestamp(obj.get("timestamp").unwrap_or(&Value::Null))?;
-    let tags = tags(obj.get("tags"))?;
-    let stored = match stored {
-        Some(stored) => stored,
-        None => StoredParts::of(obj)?,
-    };
+    let environment =
+        string_field(fields.environment, "environment")?.unwrap_or_else(|| "production".into());
+    let release = string_field(fields.release, "release")?;
+    let timestamp = parse_timestamp(fields.timestamp)?;
+    let tags = tags(fields.tags)?;
+    let stored = stored?;
     Ok(NewEvent {
         event_id,
         message,
@@ -612,7 +849,7 @@ fn event_of(value: &Value, scanned: Option<Scanned>) -> Result<NewEvent, Invalid
             extra: stored.extra,
             user: stored.user,
             sdk: stored.sdk,
-            fingerprint: parse_fingerprint(obj.get("fingerprint"))?,
+            fingerprint: parse_fingerprint(fields.fingerprint)?,
         },
         raw: None,
     })
@@ -772,6 +1009,62 @@ mod tests {
             "field 'event_id' must be 32 hex digits or a UUID, got 'nope'"
         );
         assert_eq!(err(json!([1])), "an event must be a JSON object");
+    }
+
+    /// Both readings: the one-scan pick and, for a key given twice (which the pick leaves
+    /// to it), the key-by-key one.
+    fn both(v: &Value) -> [Result<NewEvent, String>; 2] {
+        let bytes = serde_json::to_vec(v).unwrap();
+        let picked = picked_event(&bytes).expect("picked").into_new_event();
+        let mut dup = bytes;
+        dup.pop();
+        // `level` twice makes the derived scan fail; the last (the same) counts.
+        let level = v.get("level").cloned().unwrap_or(json!("error"));
+        dup.extend_from_slice(format!(r#", "level": {level}, "level": {level}}}"#).as_bytes());
+        assert!(picked_event(&dup).is_none());
+        [
+            picked.map_err(|e| e.0),
+            parse_event(&dup).map_err(|e| e.to_string()),
+        ]
+    }
+
+    #[test]
+    fn limits_hold_on_both_readings() {
+        // Many exception values: only the last is read.
+        let values: Vec<Value> = (0..5_000)
+            .map(
+                |i| json!({"type": format!("E{i}"), "stacktrace": {"frames": [{"function": "f"}]}}),
+            )
+            .collect();
+        // Many frames: the first 249 and the last.
+        let frames: Vec<Value> = (0..5_000)
+            .map(|i| json!({"function": format!("f{i}")}))
+            .collect();
+        let mut last = values.last().unwrap().clone();
+        last["stacktrace"]["frames"] = json!(frames);
+        let mut values = values;
+        *values.last_mut().unwrap() = last;
+        let pairs: Vec<Value> = (0..5_000).map(|i| json!([format!("t{i:04}"), i])).collect();
+        let crumbs: Vec<Value> = (0..5_000).map(|i| json!({"n": i})).collect();
+        let params: Vec<Value> = (0..50_000).map(|i| json!(i)).collect();
+        let v = json!({"exception": {"values": values}, "tags": pairs, "breadcrumbs": crumbs,
+            "logentry": {"message": "a %s b %s", "params": params}});
+        for e in both(&v) {
+            let e = e.unwrap();
+            assert_eq!(title(&e), "E4999");
+            assert_eq!(e.detail.stacktrace.len(), MAX_FRAMES);
+            assert_eq!(e.detail.stacktrace[249].function.as_deref(), Some("f4999"));
+            assert_eq!(e.tags.len(), crate::model::event::MAX_TAGS);
+            assert_eq!(e.detail.breadcrumbs.len(), MAX_BREADCRUMBS);
+            assert_eq!(e.message.as_deref(), Some("a 0 b 1"));
+        }
+        let fp = json!({"message": "m", "fingerprint": vec!["{{ default }}"; 2000]});
+        for e in both(&fp) {
+            assert_eq!(
+                e.unwrap_err(),
+                "field 'fingerprint' has more than 64 entries: a fingerprint has at most 64"
+            );
+        }
     }
 
     /// The picked keys give the same event as the whole JSON, for the SDK's shape and

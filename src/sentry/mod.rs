@@ -6,7 +6,7 @@ pub mod event;
 pub mod scan;
 
 pub use envelope::{Envelope, EnvelopeError, Item};
-pub use event::{picked_event, to_new_event};
+pub use event::{parse_event, picked_event, to_new_event};
 pub use scan::{Limits, ScanError, Scanner};
 
 /// Envelope item types that carry an error event; every other type is accepted and ignored
