@@ -519,3 +519,54 @@ async fn stats_count_what_the_project_got_per_minute() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_search_is_a_400_naming_the_limit_and_logs_no_error() {
+    use common::process::{ServerProcess, free_port, run, sqlite_url};
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let (code, out, err) = run(&["project", "create", "app", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let p = common::Creds::from_json(&serde_json::from_str(&out).unwrap());
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = ServerProcess::start_with_log_level(&db, free_port(), &[], "info", log).await;
+    let http = reqwest::Client::new();
+    let search = |query: String| {
+        let url = format!("{}/api/v1/projects/{}/issues", server.base, p.id);
+        let (http, token) = (http.clone(), p.token.clone());
+        async move {
+            let r = http
+                .get(url)
+                .query(&[("query", query)])
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("not answered (builder error: {})", e.is_builder()));
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Single letters: a URI holds at most 64 KiB.
+    let words = |n: usize| vec!["w"; n].join(" ");
+    // Once: SQLite's expression tree overflowed, 503 "storage unavailable" and an ERROR.
+    let (status, v) = search(words(25_000)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("at most 1024"), "{v}");
+    let (status, v) = search(words(33)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"], "the query has 33 terms: a query has at most 32");
+    // 32 terms of every kind run.
+    let terms: Vec<String> = (0..32)
+        .map(|i| match i % 4 {
+            0 => format!("tag{i}:v{i}"),
+            1 => format!("environment:e{i}"),
+            2 => "is:unresolved".to_owned(),
+            _ => format!("\"text {i}\""),
+        })
+        .collect();
+    let (status, v) = search(terms.join(" ")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    server.kill().await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -125,9 +125,32 @@ fn tokens(q: &str) -> Result<Vec<(Option<String>, String, bool)>, InvalidQuery> 
     Ok(out)
 }
 
-/// Parses a query into its terms (empty: every issue).
+/// Most terms a query may have. Each term is a condition of the one SQL statement a
+/// search runs, so the query's length, not the server, must say where it stops (SQLite's
+/// expression tree has a depth limit: a search of 25,000 words once answered 503).
+pub const MAX_TERMS: usize = 32;
+
+/// Longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1024;
+
+/// Parses a query into its terms (empty: every issue): at most [`MAX_TERMS`] terms and
+/// [`MAX_QUERY_CHARS`] characters.
 pub fn parse(q: &str) -> Result<Vec<Term>, InvalidQuery> {
-    tokens(q)?
+    // Checked before any work: the tokenizer looks ahead for each term.
+    if q.chars().nth(MAX_QUERY_CHARS).is_some() {
+        return Err(InvalidQuery(format!(
+            "the query is {} characters long: a query has at most {MAX_QUERY_CHARS}",
+            q.chars().count()
+        )));
+    }
+    let tokens = tokens(q)?;
+    if tokens.len() > MAX_TERMS {
+        return Err(InvalidQuery(format!(
+            "the query has {} terms: a query has at most {MAX_TERMS}",
+            tokens.len()
+        )));
+    }
+    tokens
         .into_iter()
         .map(|(key, value, quoted)| {
             let Some(key) = key else {
@@ -208,6 +231,28 @@ mod tests {
             "search term 'release:' has no value (an empty quoted value)"
         );
         assert_eq!(err(r#"a "b c"#), r#"unclosed quote in the query at '"b c'"#);
+    }
+
+    #[test]
+    fn queries_are_bounded() {
+        let words = |n: usize| vec!["w"; n].join(" ");
+        assert_eq!(parse(&words(MAX_TERMS)).unwrap().len(), MAX_TERMS);
+        assert_eq!(
+            parse(&words(MAX_TERMS + 1)).unwrap_err().0,
+            "the query has 33 terms: a query has at most 32"
+        );
+        let long = "é".repeat(MAX_QUERY_CHARS);
+        assert_eq!(parse(&long).unwrap(), [Term::Text(long.clone())]);
+        assert_eq!(
+            parse(&format!("{long}x")).unwrap_err().0,
+            "the query is 1025 characters long: a query has at most 1024"
+        );
+        assert!(
+            parse(&words(25_000))
+                .unwrap_err()
+                .0
+                .contains("at most 1024")
+        );
     }
 
     #[test]
