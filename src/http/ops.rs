@@ -5,29 +5,48 @@ use crate::state::AppState;
 use crate::telemetry;
 use axum::Json;
 use axum::extract::State;
-use axum::http::Uri;
-use serde_json::{Value, json};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
-/// `GET /healthz`: `200 {"status":"ok"}` when the database answers (SPEC §6), else 503
-/// naming it. With Redis, the body also says whether it is reachable; a node cut off from
-/// Redis still serves its own streams and ingestion, so it stays `"ok"` for load balancers.
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if let Err(e) = state.store().ping().await {
-        let redis = match state.redis() {
-            Some(r) if r.is_up() => "; redis up",
-            Some(_) => "; redis unreachable",
-            None => "",
-        };
-        return Err(ApiError::Unavailable {
-            reason: format!("database unavailable: {e}{redis}"),
-            retry_after: 1,
-        });
+/// `GET /healthz`: `200 {"status":"ok"}` when the database answers and the latest group
+/// commit succeeded (SPEC §6, §8); else `503 {"status":"degraded","error":...}` naming
+/// what is wrong: the database unreachable, or commits failing (a full disk, a database
+/// file gone) though reads still work, until one succeeds again. With Redis, the body also
+/// says whether it is reachable; a node cut off from Redis still serves its own streams
+/// and ingestion, so it stays `"ok"` for load balancers.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let redis = match state.redis() {
+        None => None,
+        Some(r) if r.is_up() => Some("up"),
+        Some(_) => Some("unreachable"),
+    };
+    let (database, failure) = match state.store().ping().await {
+        Err(e) => ("unavailable", Some(format!("database unavailable: {e}"))),
+        Ok(()) => (
+            "up",
+            state
+                .ingestor()
+                .commit_health()
+                .failure()
+                .map(|e| format!("commits are failing: {e}")),
+        ),
+    };
+    let mut body = json!({ "status": "ok", "database": database });
+    if let Some(redis) = redis {
+        body["redis"] = json!(redis);
     }
-    Ok(Json(match state.redis() {
-        None => json!({ "status": "ok", "database": "up" }),
-        Some(r) if r.is_up() => json!({ "status": "ok", "database": "up", "redis": "up" }),
-        Some(_) => json!({ "status": "ok", "database": "up", "redis": "unreachable" }),
-    }))
+    let Some(error) = failure else {
+        return Json(body).into_response();
+    };
+    body["status"] = json!("degraded");
+    body["error"] = json!(error);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: Prometheus text (SPEC §6). Gauges of the present are read here.

@@ -56,6 +56,11 @@ impl Ingestor {
         }
     }
 
+    /// How the latest group commit went (`/healthz`).
+    pub fn commit_health(&self) -> &writer::CommitHealth {
+        self.writer.health()
+    }
+
     /// Refuses new events from now on; what is queued is still committed (shutdown).
     pub fn close_intake(&self) {
         self.writer.close_intake();

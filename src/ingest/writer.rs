@@ -14,6 +14,7 @@ use crate::bus::Bus;
 use crate::log_limit::Emit;
 use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -26,11 +27,45 @@ pub struct WriteRequest {
     reply: Reply,
 }
 
+/// The outcome of the latest group commit, for `/healthz`: the server is degraded while
+/// commits fail (a full disk, a database gone) even though the database still answers a
+/// read, and healthy again once one succeeds.
+#[derive(Debug, Default)]
+pub struct CommitHealth {
+    /// Whether the latest commit failed (read without the lock on every commit).
+    failing: AtomicBool,
+    /// Its error.
+    error: std::sync::Mutex<Option<String>>,
+}
+
+impl CommitHealth {
+    /// The latest commit's error, if it failed.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn succeeded(&self) {
+        if self.failing.load(Ordering::Acquire) {
+            *self.error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.failing.store(false, Ordering::Release);
+        }
+    }
+
+    fn failed(&self, error: String) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        self.failing.store(true, Ordering::Release);
+    }
+}
+
 /// The sending side: cheap to clone.
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<WriteRequest>,
     intake_closed: CancellationToken,
+    health: Arc<CommitHealth>,
 }
 
 /// The receiving side, shared so that a restarted writer takes over the same queue.
@@ -38,25 +73,34 @@ pub struct WriterHandle {
 pub struct WriterQueue {
     rx: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
     intake_closed: CancellationToken,
+    health: Arc<CommitHealth>,
 }
 
 /// A writer queue of `capacity` requests.
 pub fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
     let (tx, rx) = mpsc::channel(capacity);
     let intake_closed = CancellationToken::new();
+    let health = Arc::new(CommitHealth::default());
     (
         WriterHandle {
             tx,
             intake_closed: intake_closed.clone(),
+            health: health.clone(),
         },
         WriterQueue {
             rx: Arc::new(Mutex::new(rx)),
             intake_closed,
+            health,
         },
     )
 }
 
 impl WriterHandle {
+    /// How the latest commit went.
+    pub fn health(&self) -> &CommitHealth {
+        &self.health
+    }
+
     /// Refuses new requests from now on; the writer commits what is queued, then ends.
     /// Shutdown calls this once the HTTP server has drained, so that a request stuck
     /// mid-body cannot keep the writer (and the process) alive.
@@ -122,6 +166,7 @@ pub async fn run(
             .record(started.elapsed().as_secs_f64());
         match written {
             Ok(result) => {
+                queue.health.succeeded();
                 let stored = result
                     .outcomes
                     .iter()
@@ -151,6 +196,7 @@ pub async fn run(
                     Emit::Quiet => {}
                 }
                 let reason = store_reason(&e);
+                queue.health.failed(e.to_string());
                 for (reply, _) in replies {
                     let _ = reply.send(Err(IngestError::Storage(reason.clone())));
                 }
@@ -190,7 +236,19 @@ fn store_reason(e: &StoreError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{BUSY_REQUESTS, Duration, waits};
+    use super::{BUSY_REQUESTS, CommitHealth, Duration, waits};
+
+    #[test]
+    fn health_follows_the_latest_commit() {
+        let h = CommitHealth::default();
+        assert_eq!(h.failure(), None);
+        h.failed("database or disk is full".into());
+        assert_eq!(h.failure().as_deref(), Some("database or disk is full"));
+        h.failed("disk I/O error".into());
+        assert_eq!(h.failure().as_deref(), Some("disk I/O error"));
+        h.succeeded();
+        assert_eq!(h.failure(), None);
+    }
 
     #[test]
     fn a_commit_waits_only_after_a_busy_one_and_with_room() {
