@@ -137,18 +137,22 @@ pub fn fingerprint(event: &NewEvent) -> Fingerprint {
     if let Some(custom) = &event.detail.fingerprint {
         let mut h = Hasher::new(FingerprintSource::Custom);
         // `{{ default }}` is the default rules' answer, computed once however often it
-        // appears (the entries are bounded by `MAX_FINGERPRINT_ENTRIES`, but each
-        // placeholder used to normalize the message again).
+        // appears (each placeholder used to normalize the message again). Its parts are
+        // hashed where it first appears; a later one adds only the placeholder's text, which
+        // groups alike (the same parts either way) without hashing them again: 64 of them
+        // over 250 long frame names would hash some 64 MB.
         let mut default = None;
         for p in custom {
-            if p == DEFAULT_PLACEHOLDER {
-                let (source, parts) = default.get_or_insert_with(|| default_parts(event));
+            if p != DEFAULT_PLACEHOLDER {
+                h.part(p);
+            } else if default.is_none() {
+                let (source, parts) = default.insert(default_parts(event));
                 h.part(&format!("{source:?}"));
                 for part in parts.iter() {
                     h.part(part);
                 }
             } else {
-                h.part(p);
+                h.part(DEFAULT_PLACEHOLDER);
             }
         }
         return Fingerprint {
@@ -269,15 +273,27 @@ mod tests {
         super::super::normalize::CALLS.with(|c| c.set(0));
         let many = fingerprint(&e);
         assert_eq!(super::super::normalize::CALLS.with(|c| c.get()), 1);
-        // The same hash as the placeholder's parts written out each time.
+        // The parts are hashed once, where the placeholder first appears.
         let (source, parts) = default_parts(&e);
-        let mut written = Vec::new();
-        for _ in 0..63 {
-            written.push(format!("{source:?}"));
-            written.extend(parts.iter().cloned());
-        }
+        let mut written = vec![format!("{source:?}")];
+        written.extend(parts.iter().cloned());
+        written.extend(vec![DEFAULT_PLACEHOLDER.to_owned(); 62]);
         written.push("eu".to_owned());
         assert_eq!(many.hash, hash(FingerprintSource::Custom, &written));
+        // Which groups as before: alike for the same defaults, apart for others.
+        let same = ev(json!({"message": "timeout after 31s ".repeat(6_000), "fingerprint": fp}));
+        let other = ev(json!({"message": "other", "fingerprint": fp}));
+        assert_eq!(fingerprint(&same), many);
+        assert_ne!(fingerprint(&other), many);
+        // One placeholder hashes as it always did.
+        let one = ev(json!({"message": "m 1", "fingerprint": ["{{ default }}", "eu"]}));
+        assert_eq!(
+            fingerprint(&one).hash,
+            hash(
+                FingerprintSource::Custom,
+                &["Message".into(), "m <num>".into(), "eu".into()]
+            )
+        );
     }
 
     #[test]
