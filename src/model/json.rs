@@ -285,8 +285,9 @@ pub fn pair(raw: &RawValue) -> Option<(&RawValue, &RawValue)> {
         .flatten()
 }
 
-/// A list's elements as `Vec<&RawValue>`: used where the elements are
-/// bounded (a bulk request's 100 events); `Err(n)` past `max` elements, with their count.
+/// A list's elements as `Vec<&RawValue>`, where their number is bounded (a bulk request's
+/// 100 events): `Err(n)` past `max` elements, with their count (the rest only counted);
+/// `None` if `raw` is not a list.
 pub fn items_at_most(raw: &RawValue, max: usize) -> Option<Result<Vec<&RawValue>, usize>> {
     let mut items = Vec::new();
     let mut n = 0;
