@@ -632,10 +632,15 @@ fn parse(args: &Args) -> Value {
 /// each posting a 1 MiB body under a new random key, so no cache of bad keys helps),
 /// while one legitimate client posts single events at `--rate` (default 100/s). First the
 /// legitimate client alone for `--seconds`, then with the flood: what each refused request
-/// costs the server's CPU, and the legitimate client's latency in both phases.
+/// costs the server's CPU (over what the legitimate client alone costs it), and the
+/// legitimate client's latency in both phases.
 async fn flood(args: &Args) -> Value {
     let rate = if args.rate > 0.0 { args.rate } else { 100.0 };
+    let cpu_alone = cpu_secs(args.server_pid);
+    let alone_started = Instant::now();
     let alone = legit_client(args, rate).await;
+    // The server's CPU per second for the legitimate client alone, taken off below.
+    let cpu_alone = (cpu_secs(args.server_pid) - cpu_alone) / alone_started.elapsed().as_secs_f64();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let body = bytes::Bytes::from(vec![b'{'; 1 << 20]);
     let cpu_before = cpu_secs(args.server_pid);
@@ -649,8 +654,18 @@ async fn flood(args: &Args) -> Value {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
-                let key = format!("{:016x}{:016x}", c as u64 + 1, n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                match http.post(format!("{url}/api/v1/events")).bearer_auth(&key).body(body.clone()).send().await {
+                let key = format!(
+                    "{:016x}{:016x}",
+                    c as u64 + 1,
+                    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                );
+                match http
+                    .post(format!("{url}/api/v1/events"))
+                    .bearer_auth(&key)
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 401 => refused += 1,
                     Ok(_) => other += 1,
                     Err(_) => broken += 1,
@@ -668,6 +683,7 @@ async fn flood(args: &Args) -> Value {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_secs(args.server_pid) - cpu_before;
+    let attack_cpu = (cpu - cpu_alone * elapsed).max(0.0);
     let attempts = (refused + other + broken).max(1);
     json!({
         "scenario": "flood",
@@ -679,7 +695,7 @@ async fn flood(args: &Args) -> Value {
         "connection_errors": broken,
         "attack_requests_per_sec": (attempts as f64 / elapsed).round(),
         "server_cpu_share": cpu / elapsed,
-        "server_cpu_us_per_attack_request": (cpu * 1e6 / attempts as f64).round(),
+        "server_cpu_us_per_attack_request": (attack_cpu * 1e6 / attempts as f64).round(),
         "legit_rate": rate,
         "legit_alone": alone,
         "legit_during_flood": during,
@@ -699,7 +715,13 @@ async fn legit_client(args: &Args, rate: f64) -> Value {
         i += 1;
         tokio::time::sleep_until(due.into()).await;
         let body = json!({"message": format!("legit {i}"), "level": "error"});
-        match http.post(format!("{}/api/v1/events", args.url)).bearer_auth(&args.key).json(&body).send().await {
+        match http
+            .post(format!("{}/api/v1/events", args.url))
+            .bearer_auth(&args.key)
+            .json(&body)
+            .send()
+            .await
+        {
             Ok(r) if r.status() == 202 => lat.push(due.elapsed()),
             _ => errors += 1,
         }

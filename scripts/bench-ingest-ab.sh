@@ -3,7 +3,8 @@
 # Usage: scripts/bench-ingest-ab.sh [-n RUNS] BINARY...
 # Each run, per binary: a fresh server on a new SQLite file (CPU 0), then `examples/bench
 # ingest` on CPU 1 with 32 keep-alive clients, single events and bulks of 100
-# (BENCH_SECONDS each, default 5), then Sentry envelopes of a 15 KB SDK event. One JSON line
+# (BENCH_SECONDS each, default 5), then Sentry envelopes of a 15 KB SDK event, then a flood
+# of 401s beside one real client (`bench flood`). One JSON line
 # per measurement, with the binary, the server's CPU per event and the mean commit added (the
 # CPU per event varies less than the throughput on a shared machine, but still drifts).
 # BENCH_DB_DIR=/dev/shm puts the SQLite files on tmpfs: the same write path without the
@@ -68,6 +69,9 @@ one() { # binary
     measured "$bin" ingest --url "http://127.0.0.1:$port" --key "$key" --clients 32 --batch "$batch" --seconds "$secs"
   done
   measured "$bin" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$secs"
+  # A flood of 401s (64 clients, 1 MiB bodies, unknown keys) beside one real client at 100/s.
+  taskset -c 1 "$bench" flood --url "http://127.0.0.1:$port" --key "$key" --server-pid "$server" --clients 64 --seconds "$secs" |
+    sed "s|^{|{\"binary\":\"$bin\",|"
   kill "$server"; wait "$server" 2>/dev/null || true
   rm -rf "$work"
 }

@@ -57,9 +57,9 @@ ingest=(--url "http://127.0.0.1:$port" --key "$key" --clients 32 --seconds "$SEC
 pin 1 "$dir/examples/bench" ingest "${ingest[@]}" --batch 1
 pin 1 "$dir/examples/bench" ingest "${ingest[@]}" --batch 1 --rate "${BENCH_INGEST_RATE:-10000}"
 pin 1 "$dir/examples/bench" ingest "${ingest[@]}" --batch 100
-# A flood of 401s: 16 clients posting 1 MiB bodies under unknown keys, while one client
+# A flood of 401s: 64 clients posting 1 MiB bodies under unknown keys, while one client
 # sends real events at 100/s; the server's CPU per refused request and that client's latency.
-pin 1 "$dir/examples/bench" flood --url "http://127.0.0.1:$port" --key "$key" --server-pid "$server" --clients 16 --seconds "$SECONDS_PER"
+pin 1 "$dir/examples/bench" flood --url "http://127.0.0.1:$port" --key "$key" --server-pid "$server" --clients 64 --seconds "$SECONDS_PER"
 # Sentry envelopes of a 15 KB Python SDK event (chain, locals, source context), 32 clients.
 pin 1 "$dir/examples/bench" envelope --url "http://127.0.0.1:$port" --key "$key" --project "$project" --clients 32 --seconds "$SECONDS_PER"
 # The same SDK event's mapping alone, in the generator's process (no server, no I/O).

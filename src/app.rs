@@ -126,10 +126,10 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
 }
 
 /// The listener's limits: `--max-connections` as far as the open-file limit allows.
-fn edge_settings(config: &ServeConfig) -> http::listener::EdgeSettings {
+fn edge_settings(config: &ServeConfig) -> crate::state::EdgeSettings {
     let (max_connections, refusing_at_once) =
         http::listener::connection_capacity(config.max_connections as usize);
-    http::listener::EdgeSettings {
+    crate::state::EdgeSettings {
         max_connections,
         refusing_at_once,
         header_timeout: Duration::from_millis(config.header_timeout_ms),

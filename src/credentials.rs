@@ -29,13 +29,14 @@ use tokio_util::sync::CancellationToken;
 /// How often the directory is reloaded however quiet things are: the bound on how long a
 /// rotated credential keeps working (the contract says 5 s).
 pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
-/// The least time between the starts of two reloads: at most 4 queries per second
+/// The least time between the starts of two reloads: at most 10 queries per second
 /// however many unknown credentials arrive.
-pub const MIN_RELOAD_GAP: Duration = Duration::from_millis(250);
+pub const MIN_RELOAD_GAP: Duration = Duration::from_millis(100);
 /// Unknown credentials remembered, of each kind; the oldest is forgotten first.
 pub const NEGATIVE_CAPACITY: usize = 4096;
-/// How long a miss waits for its reload before the request is answered 503.
-const RELOAD_WAIT: Duration = Duration::from_secs(5);
+/// How long a miss waits for its reload before the request is answered 503 (the
+/// database is slow or gone): short, so a request never holds its connection long.
+const RELOAD_WAIT: Duration = Duration::from_secs(1);
 
 /// The database could not be asked (the request may be retried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

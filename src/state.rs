@@ -24,6 +24,21 @@ pub struct StreamSettings {
     pub heartbeat_timeout: Duration,
 }
 
+/// How the edge treats connections.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeSettings {
+    /// Open client connections at most (`--max-connections`, or what the open-file limit
+    /// allows).
+    pub max_connections: usize,
+    /// Refused connections lingering at once to have their request read before the
+    /// close; past it a refused connection is closed right after its 503, so refusing
+    /// costs a bounded number of descriptors too.
+    pub refusing_at_once: usize,
+    /// How long a connection may take to send a complete request head, from its accept or
+    /// its previous response (`--header-timeout-ms`); also how long it may sit idle.
+    pub header_timeout: Duration,
+}
+
 /// The default of `--body-timeout-ms`.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stream opened without a token waits for its `auth` message.
@@ -51,7 +66,7 @@ struct Inner {
     /// How long a request body may take to arrive (`--body-timeout-ms`).
     body_timeout: Duration,
     /// Connection limits and timeouts of the listener.
-    edge: crate::http::listener::EdgeSettings,
+    edge: EdgeSettings,
 }
 
 impl AppState {
@@ -78,7 +93,7 @@ impl AppState {
             credentials,
             stream_auth_timeout: DEFAULT_STREAM_AUTH_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
-            edge: crate::http::listener::EdgeSettings {
+            edge: EdgeSettings {
                 max_connections: 10_000,
                 refusing_at_once: 64,
                 header_timeout: Duration::from_secs(10),
@@ -95,7 +110,7 @@ impl AppState {
     }
 
     /// Sets the listener's limits; before the state is shared.
-    pub fn with_edge(mut self, edge: crate::http::listener::EdgeSettings) -> AppState {
+    pub fn with_edge(mut self, edge: EdgeSettings) -> AppState {
         Arc::get_mut(&mut self.0)
             .expect("the edge settings are set before the state is shared")
             .edge = edge;
@@ -103,7 +118,7 @@ impl AppState {
     }
 
     /// The listener's limits.
-    pub fn edge(&self) -> crate::http::listener::EdgeSettings {
+    pub fn edge(&self) -> EdgeSettings {
         self.0.edge
     }
 

@@ -63,7 +63,8 @@ async fn raw_exchange(addr: &str, request: &[u8]) -> String {
 
 async fn project_of(server: &ServerProcess, db: &str) -> common::Creds {
     let _ = server;
-    let (code, out, err) = common::process::run(&["project", "create", "edge", "--database-url", db], &[]).await;
+    let (code, out, err) =
+        common::process::run(&["project", "create", "edge", "--database-url", db], &[]).await;
     assert_eq!(code, 0, "{err}");
     common::Creds::from_json(&serde_json::from_str(out.trim()).unwrap())
 }
@@ -92,9 +93,16 @@ async fn a_request_without_credentials_costs_no_body_work() {
             .unwrap();
         assert_eq!(r.status(), 401);
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     let spent = cpu_of(pid) - before;
-    assert!(spent < Duration::from_millis(200), "the server spent {spent:?} of CPU");
+    assert!(
+        spent < Duration::from_millis(200),
+        "the server spent {spent:?} of CPU"
+    );
     // Every other route: an unknown key or token is 401 whatever the body is (zstd, broken
     // gzip), so a stranger learns nothing of how the body would have been read.
     let bad_key = "sentry_key=ffffffffffffffffffffffffffffffff";
@@ -105,7 +113,10 @@ async fn a_request_without_credentials_costs_no_body_work() {
         format!("/api/v1/projects/{}/webhooks?token=nope", p.id),
     ];
     for route in &routes {
-        for (encoding, body) in [("zstd", b"(\xb5/\xfd".to_vec()), ("gzip", b"not gzip".to_vec())] {
+        for (encoding, body) in [
+            ("zstd", b"(\xb5/\xfd".to_vec()),
+            ("gzip", b"not gzip".to_vec()),
+        ] {
             let r = http
                 .post(format!("{}{route}", server.base))
                 .header("Content-Encoding", encoding)
@@ -127,14 +138,20 @@ async fn a_slow_body_without_credentials_is_answered_401_at_once_and_closed() {
         format!("/api/{}/store/", p.id),
         format!("/api/{}/envelope/", p.id),
     ] {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n{{"
-        );
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n{{");
         let started = Instant::now();
         let answer = raw_exchange(&s.addr.to_string(), head.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
-        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
-        assert!(started.elapsed() < Duration::from_millis(1500), "{path}: {:?}", started.elapsed());
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{path}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -160,9 +177,17 @@ async fn stacked_codings_are_refused_before_the_body() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 415, "{route} {}", &encoding[..encoding.len().min(30)]);
+        assert_eq!(
+            r.status(),
+            415,
+            "{route} {}",
+            &encoding[..encoding.len().min(30)]
+        );
         let v: Value = r.json().await.unwrap();
-        assert!(v["error"].as_str().unwrap().contains("Content-Encoding"), "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("Content-Encoding"),
+            "{v}"
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
     // Two codings are fine.
@@ -189,7 +214,10 @@ async fn an_early_answer_closes_the_connection_and_the_next_request_succeeds() {
         .build()
         .unwrap();
     let big = vec![b' '; 2 << 20];
-    for (key, want) in [(p.key.as_str(), 413), ("ffffffffffffffffffffffffffffffff", 401)] {
+    for (key, want) in [
+        (p.key.as_str(), 413),
+        ("ffffffffffffffffffffffffffffffff", 401),
+    ] {
         let r = client
             .post(s.url("/api/v1/events"))
             .header("Authorization", format!("Bearer {key}"))
@@ -222,6 +250,47 @@ async fn an_early_answer_closes_the_connection_and_the_next_request_succeeds() {
 }
 
 #[tokio::test]
+async fn after_an_early_answer_the_server_reads_the_rest_instead_of_resetting() {
+    let s = TestServer::start().await;
+    let p = s.project("app").await;
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    let total = 2 << 20;
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {total}\r\n\r\n",
+        p.key
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // Past the route's limit: the server answers 413 before the body's end.
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < (1 << 20) + 128 * 1024 {
+        tcp.write_all(&chunk).await.unwrap();
+        sent += chunk.len();
+    }
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    // The rest of the body still goes through: the server lingers, reading it, and then
+    // ends the connection cleanly (a reset would fail these writes or the read).
+    while sent < total {
+        tcp.write_all(&chunk)
+            .await
+            .expect("the server reads what is still sent");
+        sent += chunk.len();
+    }
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(read.is_ok(), "closed with a reset: {read:?}");
+}
+
+#[tokio::test]
 async fn a_half_sent_head_is_closed_after_the_header_timeout() {
     let s = TestServer::start_with(|c| c.header_timeout_ms = 300).await;
     let started = Instant::now();
@@ -235,10 +304,15 @@ async fn a_half_sent_head_is_closed_after_the_header_timeout() {
         .expect("closed in time")
         .ok();
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     // An idle keep-alive connection is closed the same time after its last answer.
     let mut tcp = TcpStream::connect(s.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut all = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut all))
         .await
@@ -265,7 +339,10 @@ async fn a_body_that_keeps_coming_is_not_cut_by_the_idle_limit() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut answer = vec![0; 1024];
-    let n = tokio::time::timeout(WAIT, tcp.read(&mut answer)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
 }
@@ -274,10 +351,9 @@ async fn a_body_that_keeps_coming_is_not_cut_by_the_idle_limit() {
 async fn past_max_connections_new_requests_get_503_while_open_streams_go_on() {
     let s = TestServer::start_with(|c| c.max_connections = 12).await;
     let p = s.project("app").await;
-    let (mut stream, _) = tokio_tungstenite::connect_async(s.ws_url(&format!(
-        "/stream/projects/{}?token={}",
-        p.id, p.token
-    )))
+    let (mut stream, _) = tokio_tungstenite::connect_async(
+        s.ws_url(&format!("/stream/projects/{}?token={}", p.id, p.token)),
+    )
     .await
     .unwrap();
     common::ws::next_of(&mut stream, "subscribed").await;
@@ -294,9 +370,16 @@ async fn past_max_connections_new_requests_get_503_while_open_streams_go_on() {
     }
     // A new request is answered 503 at once, with Retry-After, and closed.
     let started = Instant::now();
-    let answer = raw_exchange(&s.addr.to_string(), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let answer = raw_exchange(
+        &s.addr.to_string(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
     assert!(answer.contains("--max-connections"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(1));
     // The stream opened before goes on receiving what the earlier ingest socket sends.
@@ -382,7 +465,10 @@ async fn at_a_low_open_file_limit_the_server_refuses_instead_of_running_out() {
     let _ = child.wait().await;
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains("Too many open files"), "{logged}");
-    assert!(logged.contains("the open-file limit allows fewer client connections"), "{logged}");
+    assert!(
+        logged.contains("the open-file limit allows fewer client connections"),
+        "{logged}"
+    );
 }
 
 #[tokio::test]
@@ -427,11 +513,44 @@ async fn a_silent_ingest_socket_is_pinged_and_closed() {
         }
     }
     assert!(pings >= 3, "{pings} pings");
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(r#"{"message":"alive"}"#.into()))
-        .await
-        .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"message":"alive"}"#.into(),
+    ))
+    .await
+    .unwrap();
     let answer = common::ws::next_json(&mut ws).await;
     assert_eq!(answer["status"], "accepted");
+}
+
+#[tokio::test]
+async fn an_ingest_socket_that_sends_but_never_reads_is_closed() {
+    use futures_util::SinkExt;
+    let s = TestServer::start_with(|c| {
+        c.write_timeout_ms = 300;
+        c.rate_limit = 0;
+    })
+    .await;
+    let p = s.project("app").await;
+    // A client with a tiny receive buffer that never reads the answers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(s.addr).await.unwrap();
+    let url = s.ws_url(&format!("/ingest?sentry_key={}", p.key));
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let event = tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"message":"never read the answer"}"#.into(),
+    );
+    // The answers fill both sockets' buffers; the server's write then times out and it
+    // closes the connection, which our sending finds out.
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            if ws.send(event.clone()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a socket that never reads");
 }
 
 /// A tiny deterministic generator, so a failing fuzz case can be replayed.
@@ -439,7 +558,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 
@@ -470,7 +592,10 @@ fn fuzz_body(rng: &mut Lcg) -> (Vec<u8>, Option<&'static str>) {
         5 => (vec![b'['; 10_000], None),
         6 => (vec![b'x'; (1 << 20) + 100_000], None),
         7 => (gzip(&vec![b' '; 3 << 20]), Some("gzip")),
-        8 => (br#"{"message": {"nested": [1,2,3]}, "level": 7}"#.to_vec(), None),
+        8 => (
+            br#"{"message": {"nested": [1,2,3]}, "level": 7}"#.to_vec(),
+            None,
+        ),
         _ => {
             let mut e = event.clone();
             let at = rng.below(e.len() as u64) as usize;
@@ -515,7 +640,10 @@ async fn a_fuzz_run_of_every_ingest_route_on_one_keep_alive_client() {
         *statuses.entry(status).or_default() += 1;
         let _ = r.bytes().await.unwrap();
     }
-    assert!(statuses.contains_key(&413) && statuses.contains_key(&400), "{statuses:?}");
+    assert!(
+        statuses.contains_key(&413) && statuses.contains_key(&400),
+        "{statuses:?}"
+    );
     // The /ingest socket: malformed frames are answered and the socket kept.
     use futures_util::SinkExt;
     let (mut ws, _) =
@@ -532,7 +660,10 @@ async fn a_fuzz_run_of_every_ingest_route_on_one_keep_alive_client() {
             .await
             .unwrap();
         let answer = common::ws::next_json(&mut ws).await;
-        assert!(answer.get("error").is_some() || answer["status"] == "accepted", "{answer}");
+        assert!(
+            answer.get("error").is_some() || answer["status"] == "accepted",
+            "{answer}"
+        );
     }
     let r = s.send_event(&p, &json!({"message": "still fine"})).await;
     assert_eq!(r.0, 202);

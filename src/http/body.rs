@@ -3,8 +3,8 @@
 use crate::error::ApiError;
 use crate::ingest::decode::{DecodeError, Encoding, decode_body, encodings};
 use crate::state::AppState;
-use axum::body::{Body, BodyDataStream};
 use axum::RequestExt;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
@@ -30,7 +30,7 @@ impl FromRequest<AppState> for DecodedBody {
 }
 
 /// The codings of a request's `Content-Encoding` (at most two; 415 otherwise).
-pub fn content_encodings(headers: &HeaderMap) -> Result<Vec<Encoding>, ApiError> {
+pub(super) fn content_encodings(headers: &HeaderMap) -> Result<Vec<Encoding>, ApiError> {
     let value = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str())
@@ -51,20 +51,22 @@ async fn read_all(body: Body, idle: Duration) -> Result<Bytes, ApiError> {
 }
 
 /// The next piece of a body, or 408 when none came within `idle`.
-pub async fn next_within(
+pub(super) async fn next_within(
     frames: &mut BodyDataStream,
     idle: Duration,
 ) -> Result<Option<Result<Bytes, axum::Error>>, ApiError> {
-    tokio::time::timeout(idle, frames.next()).await.map_err(|_| {
-        ApiError::RequestTimeout(format!(
-            "the request body sent nothing for {} ms",
-            idle.as_millis()
-        ))
-    })
+    tokio::time::timeout(idle, frames.next())
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body sent nothing for {} ms",
+                idle.as_millis()
+            ))
+        })
 }
 
 /// A body that could not be read: over the route's limit (413), or broken off (400).
-pub fn body_error(e: axum::Error) -> ApiError {
+fn body_error(e: axum::Error) -> ApiError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {

@@ -18,10 +18,12 @@ use std::task::{Context, Poll};
 use tower::ServiceExt;
 
 /// Runs `request` through the router; marks the answer `Connection: close` when the
-/// request's body was not read to its end.
+/// request's body was not read to its end, and `close_gently` so that the socket reads
+/// what the client still sends before it closes (`client_socket`).
 pub async fn handle(
     router: Router,
     request: Request<Incoming>,
+    close_gently: Arc<AtomicBool>,
 ) -> Result<Response<Body>, Infallible> {
     if request.body().is_end_stream() || request.version() > Version::HTTP_11 {
         return router.oneshot(request.map(Body::new)).await;
@@ -35,6 +37,7 @@ pub async fn handle(
     });
     let mut response = router.oneshot(request).await?;
     if !finished.load(Ordering::Relaxed) {
+        close_gently.store(true, Ordering::Relaxed);
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

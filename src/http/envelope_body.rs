@@ -3,8 +3,8 @@
 //! the event items (1 MiB each, 1 MiB together) are ever held; attachments and every other
 //! item stream by.
 
-use crate::error::ApiError;
 use super::body::{content_encodings, next_within};
+use crate::error::ApiError;
 use crate::ingest::decode::MAX_BODY;
 use crate::ingest::inflate::{InflateError, StreamDecoder};
 use crate::sentry::scan::{Limits, ScanError, Scanner, size};
@@ -121,7 +121,9 @@ pub async fn read_header_line(
                 .into(),
         )
     };
-    let codings = content_encodings(headers)?;
+    // Every failure is the same 401: a client without credentials learns nothing of how
+    // its body would have been read.
+    let codings = content_encodings(headers).map_err(|_| no_key())?;
     let line = Arc::new(Mutex::new(Vec::new()));
     let mut decoder = StreamDecoder::new(&codings, FirstLine(line.clone()));
     let mut frames = body.into_data_stream();
@@ -129,7 +131,7 @@ pub async fn read_header_line(
     let mut raw = 0;
     let found = tokio::time::timeout(HEADER_WAIT, async {
         while let Some(frame) = frames.next().await {
-            let frame = frame.map_err(frame_error)?;
+            let frame = frame.map_err(|_| no_key())?;
             raw += frame.len();
             seen.push(frame.clone());
             match decoder.write(&frame) {
@@ -229,10 +231,7 @@ mod tests {
         let body = Body::from_stream(stalled);
         let e = refused(read_envelope(&HeaderMap::new(), body, Duration::from_millis(250)).await);
         assert!(matches!(e, ApiError::RequestTimeout(_)), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            "the request body sent nothing for 250 ms"
-        );
+        assert_eq!(e.to_string(), "the request body sent nothing for 250 ms");
     }
 
     #[tokio::test]

@@ -45,8 +45,8 @@ pub async fn post_bulk(
     let project = ingest_project(&state, &headers, query.as_deref()).await?;
     let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
     // Each element is read where it lies and stored as the text it was sent as.
-    let list = json::document(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let list =
+        json::document(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     let items = match json::items_at_most(list, MAX_BULK_EVENTS) {
         None => {
             return Err(ApiError::BadRequest(

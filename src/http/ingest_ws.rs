@@ -68,19 +68,22 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
     directory.mark_changed();
     let mut watching = true;
     // Pinged like a stream connection (SPEC §8): a client that stops answering is closed
-    // instead of holding its socket and memory for as long as it likes.
-    let beat = *state.stream_settings();
-    let first = Instant::now() + beat.heartbeat_interval;
-    let mut heartbeat = tokio::time::interval_at(first, beat.heartbeat_interval);
+    // instead of holding its socket and memory for as long as it likes. Every write has
+    // the stream's write timeout, so a client that sends but never reads cannot hold the
+    // task in a full socket either.
+    let settings = *state.stream_settings();
+    let first = Instant::now() + settings.heartbeat_interval;
+    let mut heartbeat = tokio::time::interval_at(first, settings.heartbeat_interval);
     let mut ping_sent: Option<Instant> = None;
+    let limit = settings.write_timeout;
     loop {
-        let pong_due = ping_sent.map_or(first, |sent| sent + beat.heartbeat_timeout);
+        let pong_due = ping_sent.map_or(first, |sent| sent + settings.heartbeat_timeout);
         let msg = tokio::select! {
             m = socket.recv() => m,
             _ = heartbeat.tick() => {
                 if ping_sent.is_none() {
                     ping_sent = Some(Instant::now());
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    if !send_within(&mut socket, Message::Ping(Default::default()), limit).await {
                         return;
                     }
                 }
@@ -93,17 +96,11 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
             changed = directory.changed(), if watching => {
                 watching = changed.is_ok();
                 if watching && directory.borrow_and_update().key_project(&key) != Some(project) {
-                    let bye = Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "the ingest key was revoked (rotated)".into() }));
-                    let _ = tokio::time::timeout(crate::ws::CLOSE_WAIT, socket.send(bye)).await;
-                    return;
+                    return close(&mut socket, close_code::POLICY, "the ingest key was revoked (rotated)").await;
                 }
                 continue;
             }
-            _ = shutdown.cancelled() => {
-                let bye = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() }));
-                let _ = tokio::time::timeout(crate::ws::CLOSE_WAIT, socket.send(bye)).await;
-                return;
-            }
+            _ = shutdown.cancelled() => return close(&mut socket, close_code::AWAY, "server shutting down").await,
         };
         let reply = match msg {
             Some(Ok(Message::Text(text))) => answer(&state, project, text.as_str()).await,
@@ -118,20 +115,38 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "ingest socket closed on error");
-                if let Some(close) = close_for_read_error(&e) {
-                    let _ = socket.send(Message::Close(Some(close))).await;
+                if let Some(frame) = close_for_read_error(&e) {
+                    let _ = send_within(
+                        &mut socket,
+                        Message::Close(Some(frame)),
+                        crate::ws::CLOSE_WAIT,
+                    )
+                    .await;
                 }
                 return;
             }
         };
-        if socket
-            .send(Message::Text(reply.to_string().into()))
-            .await
-            .is_err()
-        {
+        if !send_within(&mut socket, Message::Text(reply.to_string().into()), limit).await {
             return;
         }
     }
+}
+
+/// Sends `message` unless the socket takes none of it for `limit`; false when it failed.
+async fn send_within(socket: &mut WebSocket, message: Message, limit: std::time::Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Says goodbye with `code` (not waiting long for a client that does not read).
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let bye = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    send_within(socket, bye, crate::ws::CLOSE_WAIT).await;
 }
 
 /// The close frame for a protocol error the client caused: 1007 for a text frame that is

@@ -5,18 +5,17 @@
 //! timer (so hyper's header timeout never fires) and, at the open-file limit, sleeps a
 //! second per failed accept while every new client waits.
 
+use super::client_socket::{self, ClientSocket};
 use super::early_close;
+use crate::state::EdgeSettings;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,21 +26,6 @@ const RESERVED_FDS: u64 = 256;
 const REFUSING_AT_ONCE: u64 = 64;
 /// How long a refused connection may linger to have its request read before the close.
 const LINGER: Duration = Duration::from_millis(250);
-
-/// How the edge treats connections.
-#[derive(Clone, Copy, Debug)]
-pub struct EdgeSettings {
-    /// Open client connections at most (`--max-connections`, or what the open-file limit
-    /// allows).
-    pub max_connections: usize,
-    /// Refused connections lingering at once to have their request read before the
-    /// close; past it a refused connection is closed right after its 503, so refusing
-    /// costs a bounded number of descriptors too.
-    pub refusing_at_once: usize,
-    /// How long a connection may take to send a complete request head, from its accept or
-    /// its previous response (`--header-timeout-ms`); also how long it may sit idle.
-    pub header_timeout: Duration,
-}
 
 /// Raises the soft open-file limit to the hard one and answers how many client
 /// connections, and refusals in flight, fit under it (at most `wanted` connections), with
@@ -98,8 +82,9 @@ pub async fn serve(
         };
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                let conn = Counted { tcp, _permit: permit };
-                connections.spawn(serve_one(conn, router.clone(), settings, stop.clone()));
+                tune_socket(&tcp);
+                let socket = ClientSocket::new(tcp, permit, refusing.clone());
+                connections.spawn(serve_one(socket, router.clone(), settings, stop.clone()));
             }
             Err(_) => {
                 crate::telemetry::connection_refused();
@@ -122,17 +107,22 @@ async fn accept_failed(e: io::Error) {
 }
 
 /// One HTTP/1.1 connection, with upgrades, until it closes or the server stops.
-async fn serve_one(conn: Counted, router: Router, settings: EdgeSettings, stop: CancellationToken) {
-    tune_socket(&conn.tcp);
+async fn serve_one(
+    socket: ClientSocket,
+    router: Router,
+    settings: EdgeSettings,
+    stop: CancellationToken,
+) {
+    let closing = socket.close_gently_flag();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        early_close::handle(router.clone(), request)
+        early_close::handle(router.clone(), request, closing.clone())
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .keep_alive(true);
     let connection = http
-        .serve_connection(TokioIo::new(conn), service)
+        .serve_connection(TokioIo::new(socket), service)
         .with_upgrades();
     tokio::pin!(connection);
     let outcome = tokio::select! {
@@ -163,26 +153,8 @@ fn refuse(tcp: TcpStream, cap: usize, lingering: &Arc<Semaphore>) {
         return;
     }
     if let Ok(slot) = lingering.clone().try_acquire_owned() {
-        tokio::spawn(linger(tcp, slot));
+        tokio::spawn(client_socket::linger(tcp, slot, LINGER, 64 * 1024));
     }
-}
-
-/// Ends a refused connection gently: our side closed, the client's request read and
-/// dropped, for a short while at most.
-async fn linger(mut tcp: TcpStream, _slot: OwnedSemaphorePermit) {
-    let _ = tokio::time::timeout(LINGER, async {
-        tcp.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        let mut left: usize = 64 * 1024;
-        while left > 0 {
-            match tcp.read(&mut sink).await? {
-                0 => break,
-                n => left = left.saturating_sub(n),
-            }
-        }
-        Ok::<_, io::Error>(())
-    })
-    .await;
 }
 
 /// Kernel send buffer of every accepted connection (Linux doubles it for bookkeeping).
@@ -191,7 +163,7 @@ async fn linger(mut tcp: TcpStream, _slot: OwnedSemaphorePermit) {
 /// grow with the kernel's autotuning (past 500 KB within 10 s, docs/BENCHMARKS.md,
 /// "Slow consumers"); capped, it blocks its writer after this much and its bounded outbox
 /// drops the rest.
-pub const SEND_BUFFER: usize = 64 * 1024;
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// Socket options of every accepted connection: the capped send buffer, and no Nagle (a
 /// small stream frame would otherwise wait for the client's delayed ACK; the stream's
@@ -202,49 +174,6 @@ fn tune_socket(tcp: &TcpStream) {
     }
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
-}
-
-/// A client connection holding its place under the cap for as long as it is open,
-/// through an upgrade to a WebSocket too (the socket moves into the upgrade with it).
-struct Counted {
-    tcp: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+mod client_socket;
 pub mod dashboard;
 mod early_close;
 pub mod envelope_body;

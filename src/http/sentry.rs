@@ -101,7 +101,7 @@ pub async fn envelope(
     let mut body = request.into_limited_body();
     if outside.is_empty() {
         let (header, rest) = read_header_line(&headers, body).await?;
-        let (dsn_key, _) = envelope_dsn(&header)?.unzip();
+        let dsn_key = envelope_dsn(&header).ok().flatten().map(|(key, _)| key);
         authorize(&state, &credentials(&headers, None, dsn_key), project).await?;
         body = rest;
     } else {
@@ -173,8 +173,7 @@ pub async fn store(
     )
     .await?;
     let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
-    let mut event =
-        sentry::parse_event(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut event = sentry::parse_event(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     event.raw = Some(body);
     let accepted = state.ingestor().ingest(project, vec![event]).await?;
     Ok(answer(accepted.into_iter().next().map(|a| a.id)))

@@ -145,7 +145,10 @@ mod tests {
         brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
             .write_all(text)
             .unwrap();
-        assert_eq!(decode_body(&[Encoding::Brotli], br.into()).unwrap(), &text[..]);
+        assert_eq!(
+            decode_body(&[Encoding::Brotli], br.into()).unwrap(),
+            &text[..]
+        );
         assert_eq!(
             decode_body(&[], Bytes::from_static(text)).unwrap(),
             &text[..]

@@ -369,8 +369,15 @@ fn parse_tags(raw: Option<&RawValue>) -> Result<BTreeMap<String, String>, Invali
                 ControlFlow::Break(())
             }
             None => {
+                // The key as sent may be up to the body's size: the message shows its start.
+                let shown: String = key.chars().take(64).collect();
+                let more = if key.chars().nth(64).is_some() {
+                    "…"
+                } else {
+                    ""
+                };
                 error = Some(invalid(format!(
-                    "tag '{key}' must be a string, got {}",
+                    "tag '{shown}{more}' must be a string, got {}",
                     Kind::of(v).name()
                 )));
                 ControlFlow::Break(())
