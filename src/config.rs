@@ -30,7 +30,7 @@ impl FromStr for DatabaseUrl {
             "postgres" | "postgresql" => Ok(DatabaseUrl::Postgres(s.to_owned())),
             "" => Err(format!(
                 "'{}' is not a database URL: expected sqlite://PATH or postgres://USER@HOST/DB",
-                crate::telemetry::redact_url(s)
+                crate::redact::redact_url(s)
             )),
             other => Err(format!(
                 "unknown database scheme '{other}': expected sqlite:// or postgres://"
@@ -43,7 +43,7 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatabaseUrl::Sqlite(u) | DatabaseUrl::Postgres(u) => {
-                f.write_str(&crate::telemetry::redact_url(u))
+                f.write_str(&crate::redact::redact_url(u))
             }
         }
     }
@@ -56,7 +56,7 @@ impl fmt::Debug for DatabaseUrl {
             DatabaseUrl::Postgres(u) => ("Postgres", u),
         };
         f.debug_tuple(variant)
-            .field(&crate::telemetry::redact_url(u))
+            .field(&crate::redact::redact_url(u))
             .finish()
     }
 }
@@ -87,7 +87,7 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
             .to_str()
             .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
         s.parse()
-            .map_err(|e: String| refuse(format!("'{}': {e}", crate::telemetry::redact_url(s))))
+            .map_err(|e: String| refuse(format!("'{}': {e}", crate::redact::redact_url(s))))
     }
 }
 

@@ -31,6 +31,9 @@ pub const KEEP_DELIVERED: Duration = Duration::from_secs(7 * 86_400);
 /// Most of a receiver's answer read (SPEC §8: 64 KiB); the rest is dropped with the
 /// connection, so a receiver streaming forever costs one chunk of memory.
 pub const ANSWER_LIMIT: usize = 64 * 1024;
+/// Deliveries in flight at once, at most: each holds an outgoing connection, and the
+/// descriptors the server keeps for itself (`http::listener`) are counted.
+const MAX_IN_FLIGHT: usize = 64;
 /// Most of a failed answer's text quoted in the log.
 const QUOTED: usize = 200;
 
@@ -81,6 +84,9 @@ fn client(allow: &[Cidr]) -> reqwest::Client {
             allow: allow.into(),
         }))
         .user_agent(concat!("Mesher/", env!("CARGO_PKG_VERSION")))
+        // Idle connections kept for the next delivery are descriptors too.
+        .pool_max_idle_per_host(2)
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
         .build()
     {
         Ok(c) => c,
@@ -133,7 +139,10 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
                 match store.claim_webhooks(&node, Millis::now()).await {
                     Ok(claimed) => {
                         for hook in claimed {
-                            if busy.insert(hook.id) {
+                            if tasks.len() >= MAX_IN_FLIGHT {
+                                // Left for a later poll, here or on another node.
+                                let _ = store.release_webhook(hook.id, &node).await;
+                            } else if busy.insert(hook.id) {
                                 let id = hook.id;
                                 let work = deliver_due(store.clone(), client.clone(), hook, node.clone(), settings.clone());
                                 tasks.insert(in_flight.spawn(work).id(), id);

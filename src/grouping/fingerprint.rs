@@ -137,7 +137,7 @@ pub fn fingerprint(event: &NewEvent) -> Fingerprint {
     if let Some(custom) = &event.detail.fingerprint {
         let mut h = Hasher::new(FingerprintSource::Custom);
         // `{{ default }}` is the default rules' answer, computed once however often it
-        // appears (each placeholder used to normalize the message again). Its parts are
+        // appears, so repeating it costs nothing (SPEC §8). Its parts are
         // hashed where it first appears; a later one adds only the placeholder's text, which
         // groups alike (the same parts either way) without hashing them again: 64 of them
         // over 250 long frame names would hash some 64 MB.

@@ -122,7 +122,7 @@ pub fn router(state: AppState) -> Router {
         routes.layer(
             TraceLayer::new_for_http()
                 // The query's `token` and `sentry_key` values are logged as `***`.
-                .make_span_with(crate::telemetry::RequestSpan)
+                .make_span_with(crate::redact::RequestSpan)
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
     } else {

@@ -127,7 +127,7 @@ fn tokens(q: &str) -> Result<Vec<(Option<String>, String, bool)>, InvalidQuery> 
 
 /// Most terms a query may have. Each term is a condition of the one SQL statement a
 /// search runs, so the query's length, not the server, must say where it stops (SQLite's
-/// expression tree has a depth limit: a search of 25,000 words once answered 503).
+/// expression tree has a depth limit, and a query past it would fail as a storage error).
 pub const MAX_TERMS: usize = 32;
 
 /// Longest query, in characters.
