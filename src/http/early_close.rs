@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, Version, header};
+use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use std::convert::Infallible;
@@ -18,8 +18,9 @@ use std::task::{Context, Poll};
 use tower::ServiceExt;
 
 /// Runs `request` through the router; marks the answer `Connection: close` when the
-/// request's body was not read to its end, and `close_gently` so that the socket reads
-/// what the client still sends before it closes (`client_socket`).
+/// request's body was not read to its end, and (unless it is a 401 or 403) `close_gently`
+/// so that the socket reads what the client still sends before it closes
+/// (`client_socket`).
 pub async fn handle(
     router: Router,
     request: Request<Incoming>,
@@ -37,7 +38,14 @@ pub async fn handle(
     });
     let mut response = router.oneshot(request).await?;
     if !finished.load(Ordering::Relaxed) {
-        close_gently.store(true, Ordering::Relaxed);
+        // Lingering reads what the client still sends: worth it for a client with
+        // credentials (its 413 or 429 must reach it), not for one without, whose 401
+        // must cost the server as little as possible (SPEC §8).
+        let stranger = matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        );
+        close_gently.store(!stranger, Ordering::Relaxed);
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
