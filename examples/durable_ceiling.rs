@@ -3,7 +3,7 @@
 //! per group) and nothing an error tracker does (no parsing, grouping or database).
 //!
 //! It answers `POST /api/v1/events` like Mesher (202, `{"id", "issue_id"}`), so
-//! `examples/bench ingest` drives it unchanged (docs/BENCHMARKS.md, issue 14):
+//! `examples/bench ingest` drives it unchanged (docs/BENCHMARKS.md, "The durable ceiling probe"):
 //!
 //! ```text
 //! cargo build --release --example durable_ceiling --example bench

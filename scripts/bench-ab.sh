@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side fan-out runs of several server binaries on one machine, alternated, so that a
-# change is measured against its parent under the same conditions (docs/BENCHMARKS.md).
+# change is measured against its parent under the same conditions (docs/BENCHMARKS.md, "Fan-out in bulks").
 # Usage: scripts/bench-ab.sh [-n RUNS] BINARY...   e.g. scripts/bench-ab.sh /tmp/old target/release/mesher
 # Each run: 1,000 subscribers saturated (bulk 100), then paced at 200 events/s (bulk 10);
 # one JSON line per run with the binary added (BENCH_SLOW=1: also the slow-consumer scenario).

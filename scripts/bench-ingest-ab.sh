@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Durable ingest of several server binaries side by side, alternated (docs/BENCHMARKS.md).
+# Durable ingest of several server binaries side by side, alternated (docs/BENCHMARKS.md, "Durable ingest on SQLite").
 # Usage: scripts/bench-ingest-ab.sh [-n RUNS] BINARY...
 # Each run, per binary: a fresh server on a new SQLite file (CPU 0), then `examples/bench
 # ingest` on CPU 1 with 32 keep-alive clients, single events and bulks of 100

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mesher beside nats-server, same load generator, same run (docs/BENCHMARKS.md, issue 11).
+# Mesher beside nats-server, same load generator, same run (docs/BENCHMARKS.md, "Fan-out: one event per POST").
 #
 # Usage: scripts/bench-peers.sh [-n RUNS] [MESHER_BINARY...]
 #   default binary: target/release/mesher (built first). Several binaries are run in turn,

@@ -102,8 +102,9 @@ impl Sequencer {
 
     /// Reads and hands on `project`'s events after its cursor, up to `upto`.
     async fn fill(&mut self, project: ProjectId, upto: i64) {
-        // Measured (docs/BENCHMARKS.md): a node reading every other node's events whether
-        // or not anyone watched them fell seconds behind. A stream that joins later starts
+        // Measured (docs/BENCHMARKS.md, "Many nodes"): a node reading every other node's events
+        // whether or not anyone watched them fell seconds behind. A stream that joins later
+        // starts
         // at the latest seq, so an unwatched project only needs its cursor moved.
         if !self.hub.is_watched(project) {
             let c = self.cursors.entry(project).or_insert(0);

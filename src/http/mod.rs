@@ -64,7 +64,7 @@ fn ingest_routes() -> Router<AppState> {
         .merge(sentry_routes())
         // tower's map, not `middleware::from_fn`: that one boxes the inner service and the
         // future of every request (measured with the trace layer below: the two cost ≈ 5%
-        // of single-event ingest, docs/BENCHMARKS.md).
+        // of single-event ingest, docs/benchmarks-history.md, "two layers fewer").
         .route_layer(MapResponseLayer::new(count_rejection))
 }
 

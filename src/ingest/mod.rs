@@ -135,7 +135,7 @@ const ZSTD_LEVEL: i32 = 1;
 
 /// One compression context per thread: a fresh context per event (`zstd::bulk::compress`)
 /// allocates and initializes its tables each time, which cost a quarter of single-event
-/// ingest (measured, docs/BENCHMARKS.md).
+/// ingest (measured, docs/benchmarks-history.md, "Events kept whole").
 fn compress(raw: &[u8]) -> Vec<u8> {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> = std::cell::RefCell::new(

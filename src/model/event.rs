@@ -17,8 +17,8 @@ use std::ops::ControlFlow;
 
 /// A JSON value kept as its text: stored and served as sent, never built into a `Value`
 /// tree. Breadcrumbs, `extra`, `user` and `sdk` are only stored, so a Sentry event's are
-/// copied from its bytes while they are scanned (measured in docs/BENCHMARKS.md: building
-/// and dropping their trees was a large part of ingesting an SDK event).
+/// copied from its bytes while they are scanned (measured in docs/BENCHMARKS.md, "Sentry
+/// mapping": building and dropping their trees was a large part of ingesting an SDK event).
 #[derive(Clone, Debug)]
 pub struct RawJson(Box<RawValue>);
 

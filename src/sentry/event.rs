@@ -480,8 +480,9 @@ impl PickedEvent<'_> {
 /// scan knows (the caller then reads them as [`parse_event`] does, for the same answer
 /// and error).
 ///
-/// Measured (docs/BENCHMARKS.md): an SDK event's modules, contexts and request, built into
-/// a `Value` tree and dropped unread, were a large part of parsing it; so were its
+/// Measured (docs/BENCHMARKS.md, "Sentry mapping"): an SDK event's modules, contexts and
+/// request, built into a `Value` tree and dropped unread, were a large part of parsing it; so
+/// were its
 /// breadcrumbs, built into a tree only to be written out again.
 pub fn picked_event(bytes: &[u8]) -> Option<PickedEvent<'_>> {
     // A derived struct also reads a JSON array (as its fields in order): objects only.

@@ -517,8 +517,9 @@ impl Store for PgStore {
     /// A batch costs about the same five round trips whatever its size, and the server's
     /// core is mostly idle meanwhile, so waiting for the clients just answered pays
     /// (measured, 32 clients: 16 → 31 events per commit, single events +30%;
-    /// docs/BENCHMARKS.md). SQLite's commits cost the server's own CPU instead: there the
-    /// wait leaves the core idle and loses (−7%), so it does not wait.
+    /// docs/BENCHMARKS.md, "Durable ingest on PostgreSQL"). SQLite's commits cost the server's
+    /// own CPU instead: there the wait leaves the core idle and loses (−7%), so it does not
+    /// wait.
     fn commit_delay(&self) -> std::time::Duration {
         std::time::Duration::from_micros(300)
     }

@@ -6,8 +6,8 @@
 //!
 //! A batch adds its events' counts in the transaction that stores them; retention takes
 //! the deleted events' counts away in the transaction that deletes them. Measured
-//! (docs/BENCHMARKS.md): on 1,000,000 events the same reads aggregated over `events` took
-//! seconds.
+//! (docs/BENCHMARKS.md, "Read API on 1,000,000 events"): on 1,000,000 events the same reads
+//! aggregated over `events` took seconds.
 //!
 //! The statements are written once for both databases (`QueryBuilder` with binds; the
 //! upsert syntax is the same in SQLite and PostgreSQL).

@@ -1,7 +1,8 @@
 //! SQLite's group commits on a thread of their own, over rusqlite.
 //!
-//! Why not sqlx here (measured, docs/BENCHMARKS.md): sqlx's SQLite driver hands every
-//! statement to its worker thread and back (two context switches each) and prepares a
+//! Why not sqlx here (measured, docs/benchmarks-history.md, issue 14): sqlx's SQLite driver
+//! hands every statement to its worker thread and back (two context switches each) and prepares
+//! a
 //! multi-row insert anew whenever a batch's size changes. This thread owns one connection
 //! and runs the shared group commit (`write_core`) with cached prepared statements, one row
 //! at a time (a cached insert costs a few microseconds; a big batch's events go several rows

@@ -7,7 +7,7 @@
 //! it to become writable (bounded by the write timeout) while the fan-out path goes on
 //! queueing into the drop-oldest outbox.
 //!
-//! Measured (docs/BENCHMARKS.md, issue 11): with a task woken per connection per event and
+//! Measured (docs/benchmarks-history.md, issue 11): with a task woken per connection per event and
 //! framing per subscriber, 1,000 subscribers cost ≈ 5.6 µs of server core per delivery;
 //! most of it was one `sendto` per delivery, the wake-ups and tungstenite's framing. Here a
 //! delivery is a queue push plus a share of one `writev` per connection per batch.

@@ -207,8 +207,9 @@ fn note(touched: &mut Vec<i64>, project: Option<i64>) {
 ///
 /// Between chunks the dispatcher yields: the server's runtime has one worker per core
 /// (one, pinned, in the benchmarks), and a round of 1,000 writes takes milliseconds.
-/// Measured (docs/BENCHMARKS.md): flushing a round in one turn made every ingest request
-/// wait behind it (4 publishers: 1.6 events per round, 160 events/s), so nothing piled
+/// Measured (docs/benchmarks-history.md, issue 11): flushing a round in one turn made every
+/// ingest request wait behind it (4 publishers: 1.6 events per round, 160 events/s), so nothing
+/// piled
 /// up to coalesce; letting requests commit meanwhile makes the next round carry them all.
 ///
 /// The writes run outside tokio's cooperative budget: each socket write spends one unit,

@@ -1,8 +1,9 @@
 //! RFC 6455 framing for the server side of the live stream. Pure: bytes in, bytes out.
 //!
 //! Written here rather than taken from a WebSocket crate because of what the fan-out
-//! measured (docs/BENCHMARKS.md): framing each broadcast once, as shared bytes written to
-//! every subscriber, needs the whole frame (header + payload) as one value, and the crates
+//! measured (docs/benchmarks-history.md, issue 11): framing each broadcast once, as shared
+//! bytes written to every subscriber, needs the whole frame (header + payload) as one value,
+//! and the crates
 //! we tried (tungstenite through axum, fastwebsockets) frame per connection and keep an
 //! 8–128 KiB read buffer per connection. Server → client frames are never masked, so one
 //! encoding serves every subscriber; client → server frames are small and always masked.
