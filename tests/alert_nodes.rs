@@ -2,13 +2,11 @@
 //! node, and a node killed mid-delivery leaves its delivery to another.
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
 use common::Creds;
+use common::postgres::TestPostgres;
 use common::process::{ServerProcess, free_port, run};
 use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply};
-use postgres::TestPostgres;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,12 +3,10 @@
 //! refused request.
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
 use common::Creds;
+use common::postgres::TestPostgres;
 use common::process::{ServerProcess, free_port, run};
-use postgres::TestPostgres;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,14 +2,12 @@
 //! started here, talked to as clients would.
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
+use common::postgres::TestPostgres;
 use common::redis::TestRedis;
 use common::ws::{Ws, next_json};
 use common::{Creds, TestServer, WAIT};
 use mesher::DatabaseUrl;
-use postgres::TestPostgres;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -4,8 +4,6 @@
 //! stderr captured, as an operator runs it.
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
 use common::process::{ServerProcess, free_port, run, sqlite_url};
 use common::receiver::{ALLOW_LOOPBACK, Receiver};
@@ -250,7 +248,7 @@ async fn no_secret_is_in_any_log_line_at_trace_level() {
 
 #[tokio::test]
 async fn a_database_password_is_shown_as_stars_in_logs_and_errors() {
-    let pg = tokio::task::spawn_blocking(postgres::TestPostgres::start_new)
+    let pg = tokio::task::spawn_blocking(common::postgres::TestPostgres::start_new)
         .await
         .unwrap();
     // The test cluster trusts local connections, so any password is accepted.

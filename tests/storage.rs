@@ -1,10 +1,10 @@
 //! The storage contract, written once against `Arc<dyn Store>` and run on SQLite (a
-//! temporary file) and on PostgreSQL (a temporary cluster); plus, for PostgreSQL, several
-//! "nodes" (stores) writing to one database at once.
+//! temporary file) and on PostgreSQL (a temporary cluster), one test per behaviour and
+//! database; plus, for PostgreSQL, several "nodes" (stores) writing to one database at once.
 
-#[path = "common/postgres.rs"]
-mod postgres;
+mod common;
 
+use common::postgres::TestPostgres;
 use mesher::DatabaseUrl;
 use mesher::bus::DomainMessage;
 use mesher::model::{EventDetail, Exception, IssueAction, IssueCommand, IssueStatus, Level};
@@ -13,7 +13,6 @@ use mesher::store::{
     self, EventOutcome, EventPage, PreparedEvent, ProjectId, Store, StoreError, hash_token,
     new_event_id,
 };
-use postgres::TestPostgres;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -127,21 +126,165 @@ async fn all_events(s: &dyn Store, project: ProjectId, page: u32) -> Vec<i64> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The suite
+// The contract: one test per behaviour and database
 // ---------------------------------------------------------------------------------------
 
-async fn suite(s: Arc<dyn Store>) {
-    projects_and_keys(&*s).await;
-    batches_seqs_and_grouping(&*s).await;
-    duplicates(&*s).await;
-    issue_states(&*s).await;
-    reading_back(&*s).await;
-    whole_events(&*s).await;
-    tag_breakdown(&*s).await;
-    purge(&*s).await;
-    searching(&*s).await;
-    s.ping().await.expect("ping");
+/// For each behaviour, two tests on a fresh store: `$sqlite` on a temporary SQLite file and
+/// `$postgres` on a temporary PostgreSQL cluster. Each brings the store to the state the
+/// behaviour starts from (`$given`), then checks the behaviour (`$then`).
+macro_rules! contract {
+    ($($(#[doc = $doc:expr])* $sqlite:ident, $postgres:ident: $given:ident, $then:ident;)*) => {$(
+        $(#[doc = $doc])*
+        #[tokio::test]
+        async fn $sqlite() {
+            bounded(async {
+                let (s, _dir) = sqlite_store().await;
+                $given(&*s).await;
+                $then(&*s).await;
+            })
+            .await;
+        }
+
+        $(#[doc = $doc])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let pg = start_postgres().await;
+            bounded(async {
+                let s = pg_store(&pg).await;
+                $given(&*s).await;
+                $then(&*s).await;
+            })
+            .await;
+            drop_postgres(pg).await;
+        }
+    )*};
 }
+
+contract! {
+    /// Projects are listed in order and found by ingest key and token hash; a new token
+    /// replaces the old one.
+    sqlite_projects_are_found_by_key_and_token_and_tokens_rotate,
+    postgres_projects_are_found_by_key_and_token_and_tokens_rotate:
+        given_a_new_store, projects_and_keys;
+    /// A batch takes gap-free seqs per project and groups its events into issues, with the
+    /// messages in order.
+    sqlite_batches_take_seqs_per_project_and_group_into_issues,
+    postgres_batches_take_seqs_per_project_and_group_into_issues:
+        given_two_projects, batches_seqs_and_grouping;
+    /// A client event id already stored, in an earlier batch or the same one, is a duplicate
+    /// and takes no seq.
+    sqlite_duplicate_event_ids_are_stored_once,
+    postgres_duplicate_event_ids_are_stored_once:
+        given_grouped_events, duplicates;
+    /// Resolve, regression, archive, discard and unresolve, with the unresolved count.
+    sqlite_issue_states_follow_resolve_regress_archive_discard,
+    postgres_issue_states_follow_resolve_regress_archive_discard:
+        given_duplicates, issue_states;
+    /// A stored event reads back as published; events page in seq order, an issue's newest
+    /// first.
+    sqlite_events_read_back_as_published_and_page_in_order,
+    postgres_events_read_back_as_published_and_page_in_order:
+        given_issue_history, reading_back;
+    /// An event is found by its id with the bytes it was received as.
+    sqlite_events_are_found_by_id_with_their_raw_bytes,
+    postgres_events_are_found_by_id_with_their_raw_bytes:
+        given_two_projects, whole_events;
+    /// An issue's tag breakdown counts its events' tags, environments and releases.
+    sqlite_issue_tags_count_each_value,
+    postgres_issue_tags_count_each_value:
+        given_two_projects, tag_breakdown;
+    /// A retention pass deletes old events and issues left without events, keeps discarded
+    /// issues and the counts in step.
+    sqlite_retention_purges_old_events_and_empty_issues,
+    postgres_retention_purges_old_events_and_empty_issues:
+        given_grouped_events, purge;
+    /// Issues are searched by terms and sorted; events are counted per minute.
+    sqlite_issues_are_searched_and_events_counted_per_minute,
+    postgres_issues_are_searched_and_events_counted_per_minute:
+        given_grouped_events, searching;
+    /// The store answers a ping.
+    sqlite_a_store_answers_a_ping,
+    postgres_a_store_answers_a_ping:
+        given_a_new_store, ping;
+}
+
+// ---------------------------------------------------------------------------------------
+// Given: the states the behaviours start from
+// ---------------------------------------------------------------------------------------
+//
+// The behaviours tell one story on project 1 ("alpha") and 2 ("beta"): each expects the seqs
+// and issues the ones before it left. These replay those writes, unchecked, so that each
+// behaviour is a test of its own and a failure names the behaviour that broke.
+
+async fn given_a_new_store(_: &dyn Store) {}
+
+/// What `projects_and_keys` leaves: projects 1 ("alpha") and 2 ("beta").
+async fn given_two_projects(s: &dyn Store) {
+    s.create_project("alpha").await.unwrap();
+    s.create_project("beta").await.unwrap();
+}
+
+/// What `batches_seqs_and_grouping` leaves: project 1 has seqs 1..=3 (issues A, A, B),
+/// project 2 seqs 1..=2 (its own issue A).
+async fn given_grouped_events(s: &dyn Store) {
+    given_two_projects(s).await;
+    s.write_batch(vec![
+        event(1, None, "A"),
+        event(1, None, "A"),
+        event(1, None, "B"),
+    ])
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        s.write_batch(vec![event(2, None, "A")]).await.unwrap();
+    }
+}
+
+/// What `duplicates` leaves: project 1 has seqs 1..=5 (A 3 events, B 2), project 2 1..=3.
+async fn given_duplicates(s: &dyn Store) {
+    given_grouped_events(s).await;
+    s.write_batch(vec![event(1, Some(ID1), "A")]).await.unwrap();
+    s.write_batch(vec![
+        event(1, Some(ID1), "B"),
+        event(1, Some(ID2), "B"),
+        event(1, Some(ID2), "A"),
+    ])
+    .await
+    .unwrap();
+    s.write_batch(vec![event(2, Some(ID1), "A")]).await.unwrap();
+}
+
+/// What `issue_states` leaves: project 1 has seqs 1..=10 and four unresolved issues, A, B,
+/// C (seqs 6, 8, 10) and D (seqs 7, 9; unresolved again after being discarded).
+async fn given_issue_history(s: &dyn Store) {
+    given_duplicates(s).await;
+    let r = s
+        .write_batch(vec![event(1, None, "C"), event(1, None, "D")])
+        .await
+        .unwrap();
+    let (c, d) = (r.outcomes[0].issue_id(), r.outcomes[1].issue_id());
+    s.change_issue_status(c, IssueCommand::Resolve)
+        .await
+        .unwrap();
+    s.write_batch(vec![event(1, None, "C")]).await.unwrap();
+    s.change_issue_status(d, IssueCommand::Archive)
+        .await
+        .unwrap();
+    s.write_batch(vec![event(1, None, "D")]).await.unwrap();
+    s.change_issue_status(d, IssueCommand::Discard)
+        .await
+        .unwrap();
+    s.write_batch(vec![event(1, None, "D"), event(1, None, "C")])
+        .await
+        .unwrap();
+    s.change_issue_status(d, IssueCommand::Unresolve)
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Then: the behaviours
+// ---------------------------------------------------------------------------------------
 
 async fn projects_and_keys(s: &dyn Store) {
     assert!(s.list_projects().await.unwrap().is_empty());
@@ -849,25 +992,13 @@ async fn purge(s: &dyn Store) {
     assert!(again.messages.is_empty());
 }
 
-// ---------------------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn sqlite_store_contract() {
-    bounded(async {
-        let (s, _dir) = sqlite_store().await;
-        suite(s).await;
-    })
-    .await;
+async fn ping(s: &dyn Store) {
+    s.ping().await.expect("ping");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_contract() {
-    let pg = start_postgres().await;
-    bounded(suite(pg_store(&pg).await)).await;
-    drop_postgres(pg).await;
-}
+// ---------------------------------------------------------------------------------------
+// Several nodes, outages, upgrades
+// ---------------------------------------------------------------------------------------
 
 /// Two stores on one database stand for two server nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,13 +5,11 @@
 //! loopback (which is why most servers here allow 127.0.0.0/8).
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
+use common::postgres::TestPostgres;
 use common::process::run;
 use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply, allow_loopback};
 use common::{Creds, TestServer, WAIT};
-use postgres::TestPostgres;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

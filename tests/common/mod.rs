@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 pub mod redis;

@@ -36,9 +36,8 @@ pub async fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) 
 /// A free loopback port (bound and released; the tiny race is acceptable in tests).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
         .port()
 }
 

@@ -13,11 +13,7 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> TestRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::process::free_port();
         let mut r = TestRedis { port, child: None };
         r.restart();
         r
