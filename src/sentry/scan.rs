@@ -375,10 +375,20 @@ fn longer(item: &Current) -> ScanError {
     .into()
 }
 
+/// Parses a whole envelope body, keeping every item: the [`Scanner`] fed in one piece.
+pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let mut scanner = Scanner::new(Limits::NONE, |_| true);
+    let scanned = scanner.feed(body).and_then(|()| scanner.finish());
+    scanned.map_err(|e| match e {
+        ScanError::Malformed(e) => e,
+        // Without limits nothing is too large.
+        ScanError::TooLarge(msg) => err(msg),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sentry::envelope::parse;
     use rand::{Rng, SeedableRng};
 
     /// What an envelope holds, comparably.
@@ -569,5 +579,111 @@ mod tests {
         );
         assert_eq!(size(1 << 20), "1 MiB (1048576 bytes)");
         assert_eq!(size(100 << 20), "100 MiB (104857600 bytes)");
+    }
+}
+
+/// The envelope format's rules, read through [`parse`].
+#[cfg(test)]
+mod format {
+    use super::*;
+    use crate::sentry::envelope::*;
+
+    fn types(e: &Envelope) -> Vec<(String, String)> {
+        e.items
+            .iter()
+            .map(|i| {
+                (
+                    i.ty.clone(),
+                    String::from_utf8_lossy(&i.payload).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn items_with_and_without_length() {
+        let body = b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n\
+            {\"type\":\"attachment\",\"length\":10}\n\xef\xbb\xbfHello\r\n\n\
+            {\"type\":\"event\"}\n{\"message\":\"hi\"}\n";
+        let e = parse(body).unwrap();
+        assert_eq!(e.header["event_id"], "9ec79c33ec9942ab8353589fcb2e04dc");
+        assert_eq!(e.items.len(), 2);
+        assert_eq!(e.items[0].ty, "attachment");
+        assert_eq!(e.items[0].payload[..], b"\xef\xbb\xbfHello\r\n"[..]);
+        assert_eq!(e.items[1].ty, "event");
+        assert_eq!(e.items[1].payload[..], b"{\"message\":\"hi\"}"[..]);
+    }
+
+    #[test]
+    fn empty_payloads_and_no_trailing_newline() {
+        let e = parse(b"{}\n{\"type\":\"attachment\",\"length\":0}\n\n{\"type\":\"session\"}\n")
+            .unwrap();
+        assert_eq!(types(&e), pairs(&[("attachment", ""), ("session", "")]));
+        let e = parse(b"{}\n{\"type\":\"event\",\"length\":2}\n{}").unwrap();
+        assert_eq!(types(&e), pairs(&[("event", "{}")]));
+        let e = parse(b"{}\n{\"type\":\"event\"}\n{\"message\":\"last\"}").unwrap();
+        assert_eq!(types(&e), pairs(&[("event", "{\"message\":\"last\"}")]));
+        let e = parse(b"{}").unwrap();
+        assert!(e.items.is_empty());
+        let e = parse(b"{}\n").unwrap();
+        assert!(e.items.is_empty());
+    }
+
+    #[test]
+    fn a_sized_payload_may_hold_newlines() {
+        let e = parse(b"{}\n{\"type\":\"event\",\"length\":5}\n{\n}\n\n").unwrap();
+        assert_eq!(e.items[0].payload[..], b"{\n}\n\n"[..5]);
+    }
+
+    #[test]
+    fn malformed_envelopes_say_what_is_wrong() {
+        let msg = |b: &[u8]| parse(b).unwrap_err().to_string();
+        assert_eq!(
+            msg(b""),
+            "malformed envelope: the body is empty; an envelope starts with a JSON header line"
+        );
+        assert!(
+            msg(b"not json\n").starts_with(
+                "malformed envelope: the envelope header (first line) is not valid JSON"
+            )
+        );
+        assert_eq!(
+            msg(b"[1]\n"),
+            "malformed envelope: the envelope header (first line) must be a JSON object"
+        );
+        assert_eq!(
+            msg(b"{}\n{\"length\":2}\n{}\n"),
+            "malformed envelope: item 1: the item header has no 'type'"
+        );
+        assert!(
+            msg(b"{}\n{\"type\":\"event\"}\n{}\n{oops\n")
+                .starts_with("malformed envelope: the header of item 2 is not valid JSON")
+        );
+        assert_eq!(
+            msg(b"{}\n{\"type\":\"event\",\"length\":50}\n{}\n"),
+            "malformed envelope: item 1 (event): 'length' is 50 but only 3 bytes follow"
+        );
+        assert_eq!(
+            msg(b"{}\n{\"type\":\"event\",\"length\":1}\n{}\n"),
+            "malformed envelope: item 1 (event): the payload is longer than its 'length' of 1"
+        );
+        assert_eq!(
+            msg(b"{}\n{\"type\":\"event\",\"length\":\"2\"}\n{}\n"),
+            "malformed envelope: item 1: 'length' must be a number"
+        );
+        assert_eq!(
+            msg(b"{}\n{\"type\":\"event\",\"length\":-1}\n{}\n"),
+            "malformed envelope: item 1: 'length' must be a whole number ≥ 0"
+        );
+        assert_eq!(
+            msg(b"{}\n{\"type\":7}\n{}\n"),
+            "malformed envelope: item 1: 'type' must be a non-empty string"
+        );
     }
 }

@@ -17,10 +17,10 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::sqlite_writer::{COUNT_UNRESOLVED, ISSUE_COLUMNS};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-pub(super) const ISSUE_COLUMNS: &str =
-    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
 const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, environment, release, \
      timestamp, received, message, title, culprit, tags, detail";
 /// Rows one retention statement deletes, so that ingestion never waits long for the lock.
@@ -136,10 +136,6 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
         Err(_) => Ok(()),
     }
 }
-
-/// A project's unresolved issues (the sqlx connections and the writer thread both count).
-pub(super) const COUNT_UNRESOLVED: &str =
-    "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'";
 
 async fn count_unresolved(
     conn: &mut SqliteConnection,

@@ -10,7 +10,6 @@
 //! Reads, and the rare other writes, stay on sqlx's pools.
 
 use super::rollups::Rollups;
-use super::sqlite::{COUNT_UNRESOLVED, ISSUE_COLUMNS};
 use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
 use crate::alerts::payload::Raised;
@@ -22,6 +21,14 @@ use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// An issue row's columns, in the order `rows` maps them (the sqlx side reads them too).
+pub(super) const ISSUE_COLUMNS: &str =
+    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+
+/// A project's unresolved issues (the sqlx connections and the writer thread both count).
+pub(super) const COUNT_UNRESOLVED: &str =
+    "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'";
 
 /// Prepared statements kept per connection (the group commit uses about fifteen).
 const STATEMENT_CACHE: usize = 64;
