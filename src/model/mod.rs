@@ -1,5 +1,6 @@
 //! The pure domain core: events, levels, issues and time. No I/O.
 
+pub mod alert;
 pub mod event;
 pub mod issue;
 pub mod json;

@@ -148,7 +148,7 @@ pub(super) const HOOKS_OF_ALL: &str = "SELECT id, project_id, triggers FROM webh
 
 /// Which webhooks each raised alert goes to: `(webhook id, alert json)` in raise order.
 pub(super) fn fan_out<'a>(
-    raised: &'a [crate::alerts::payload::Raised],
+    raised: &'a [crate::model::alert::Raised],
     hooks: &[(i64, i64, String)],
 ) -> Vec<(i64, &'a str)> {
     let mut out = Vec::new();
@@ -335,7 +335,7 @@ macro_rules! alert_methods {
                 let waiting: Vec<(i64, String, i64)> =
                     sqlx::query_as(&$sql(super::alerts::WAITING))
                         .bind(webhook.id)
-                        .bind(crate::alerts::payload::MAX_ALERTS as i64)
+                        .bind(crate::model::alert::MAX_ALERTS as i64)
                         .fetch_all(&self.pool)
                         .await?;
                 if waiting.is_empty() {
@@ -441,7 +441,7 @@ macro_rules! alert_methods {
             /// Writes the alerts a transaction's changes raise, in that transaction.
             async fn raise_alerts(
                 conn: &mut $conn,
-                raised: &[crate::alerts::payload::Raised],
+                raised: &[crate::model::alert::Raised],
                 now: crate::model::Millis,
             ) -> Result<(), super::StoreError> {
                 if raised.is_empty() {
@@ -487,7 +487,7 @@ pub(super) fn numbered(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::payload::Raised;
+    use crate::model::alert::Raised;
     use crate::model::IssueAction;
 
     #[test]

@@ -20,7 +20,7 @@ use super::{
     StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
     new_token, rows,
 };
-use crate::alerts::payload::Raised;
+use crate::model::alert::Raised;
 use crate::model::DomainMessage;
 use crate::model::{Issue, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
@@ -336,7 +336,7 @@ async fn change_status_tx(
     };
     PgStore::raise_alerts(
         conn,
-        &[crate::alerts::payload::alert(action, &updated, None)],
+        &[crate::model::alert::alert(action, &updated, None)],
         Millis::now(),
     )
     .await?;

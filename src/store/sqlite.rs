@@ -186,7 +186,7 @@ async fn change_status_tx(
     };
     SqliteStore::raise_alerts(
         conn,
-        &[crate::alerts::payload::alert(action, &updated, None)],
+        &[crate::model::alert::alert(action, &updated, None)],
         Millis::now(),
     )
     .await?;

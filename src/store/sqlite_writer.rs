@@ -12,7 +12,7 @@
 use super::rollups::Rollups;
 use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
-use crate::alerts::payload::Raised;
+use crate::model::alert::Raised;
 use crate::model::{Issue, IssueStatus, Level, Millis};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
