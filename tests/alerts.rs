@@ -363,11 +363,8 @@ async fn nothing_is_lost_to_a_dead_receiver_and_a_killed_server() {
     let http = reqwest::Client::new();
     let mut issues = Vec::new();
     for msg in ["first", "second", "third"] {
-        let r = http
-            .post(format!("{}/api/v1/events", server.base))
-            .bearer_auth(&p.key)
-            .json(&json!({"message": format!("{msg} failure")}))
-            .send()
+        let body = json!({"message": format!("{msg} failure")});
+        let r = common::post_event(&http, &server.base, &p.key, &body)
             .await
             .unwrap();
         assert_eq!(r.status(), 202);

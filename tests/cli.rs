@@ -153,11 +153,7 @@ async fn projects_created_and_rotated_while_the_server_runs() {
     let (code, out, err) = run(&["project", "create", "live", "--database-url", &db], &[]).await;
     assert_eq!(code, 0, "{err}");
     let p = Creds::from_json(&serde_json::from_str(out.trim()).unwrap());
-    let r = http
-        .post(format!("{}/api/v1/events", server.base))
-        .bearer_auth(&p.key)
-        .json(&json!({"message": "first"}))
-        .send()
+    let r = common::post_event(&http, &server.base, &p.key, &json!({"message": "first"}))
         .await
         .unwrap();
     assert_eq!(

@@ -117,14 +117,14 @@ impl Server {
                 )
             })
             .collect();
-        let r = self
-            .http
-            .post(format!("{}/api/v1/events", self.base))
-            .bearer_auth(&self.key)
-            .json(&json!({ "message": message }))
-            .send()
-            .await
-            .unwrap();
+        let r = common::post_event(
+            &self.http,
+            &self.base,
+            &self.key,
+            &json!({ "message": message }),
+        )
+        .await
+        .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 

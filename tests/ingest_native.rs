@@ -451,13 +451,9 @@ fn post_at_once(
 ) -> Vec<tokio::task::JoinHandle<(StatusCode, Option<reqwest::header::HeaderValue>, Value)>> {
     messages
         .map(|message| {
-            let (http, url, key) = (s.http.clone(), s.url("/api/v1/events"), p.key.clone());
+            let (http, base, key) = (s.http.clone(), s.base.clone(), p.key.clone());
             tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .bearer_auth(key)
-                    .json(&json!({ "message": message }))
-                    .send()
+                let r = common::post_event(&http, &base, &key, &json!({ "message": message }))
                     .await
                     .unwrap();
                 let status = r.status();

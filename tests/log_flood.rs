@@ -25,13 +25,15 @@ async fn a_database_outage_logs_a_few_lines_not_one_per_request() {
     let post = |n: usize| {
         let (http, base, key) = (http.clone(), server.base.clone(), p.key.clone());
         async move {
-            http.post(format!("{base}/api/v1/events"))
-                .bearer_auth(key)
-                .json(&json!({"message": format!("event {n}")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
+            common::post_event(
+                &http,
+                &base,
+                &key,
+                &json!({"message": format!("event {n}")}),
+            )
+            .await
+            .unwrap()
+            .status()
         }
     };
     assert_eq!(post(0).await, 202);

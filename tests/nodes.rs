@@ -218,14 +218,14 @@ async fn a_postgres_outage_answers_503_and_loses_no_202() {
     ingest(&c.a, &c.p, "before").await;
     tokio::task::block_in_place(|| c.pg.stop());
 
-    let r =
-        c.a.http
-            .post(c.a.url("/api/v1/events"))
-            .bearer_auth(&c.p.key)
-            .json(&json!({"message": "while down"}))
-            .send()
-            .await
-            .unwrap();
+    let r = common::post_event(
+        &c.a.http,
+        &c.a.base,
+        &c.p.key,
+        &json!({"message": "while down"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.headers().contains_key("retry-after"));
     let r = c.a.http.get(c.a.url("/healthz")).send().await.unwrap();

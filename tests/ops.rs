@@ -19,14 +19,15 @@ async fn create_project(db: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-/// `POST /api/v1/events` of one event with `message`.
+/// `POST /api/v1/events` of one event with `message`, on a connection of its own.
 async fn post_event(base: &str, key: &str, message: &str) -> reqwest::Result<reqwest::Response> {
-    reqwest::Client::new()
-        .post(format!("{base}/api/v1/events"))
-        .bearer_auth(key)
-        .json(&json!({ "message": message }))
-        .send()
-        .await
+    common::post_event(
+        &reqwest::Client::new(),
+        base,
+        key,
+        &json!({ "message": message }),
+    )
+    .await
 }
 
 async fn subscribe(base: &str, p: &Value) -> Ws {
@@ -114,10 +115,8 @@ async fn metrics_count_known_traffic() {
     let http = reqwest::Client::new();
     let key = p["ingest_key"].as_str().unwrap();
     let post = |body: Value, key: &str| {
-        http.post(format!("{}/api/v1/events", server.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
+        let (http, base, key) = (http.clone(), server.base.clone(), key.to_owned());
+        async move { common::post_event(&http, &base, &key, &body).await }
     };
     for (body, k, want) in [
         (json!({"message": "one"}), key, StatusCode::ACCEPTED),

@@ -60,11 +60,7 @@ async fn read_issues(s: &TestServer, p: &Creds, token: &str) -> StatusCode {
 
 /// `POST /api/v1/events` with `key`: its status.
 async fn send(s: &TestServer, key: &str, message: &str) -> StatusCode {
-    s.http
-        .post(s.url("/api/v1/events"))
-        .bearer_auth(key)
-        .json(&json!({ "message": message }))
-        .send()
+    common::post_event(&s.http, &s.base, key, &json!({ "message": message }))
         .await
         .unwrap()
         .status()

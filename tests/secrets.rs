@@ -320,13 +320,14 @@ async fn the_database_file_and_its_wal_and_shm_are_readable_by_their_owner_only(
     assert_eq!(mode(&file), 0o600, "mesher.db");
     // …and a server's writes bring its -wal and -shm.
     let server = ServerProcess::start(&db, free_port(), &[]).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/events", server.base))
-        .bearer_auth(&p.key)
-        .json(&json!({"message": "written"}))
-        .send()
-        .await
-        .unwrap();
+    let r = common::post_event(
+        &reqwest::Client::new(),
+        &server.base,
+        &p.key,
+        &json!({"message": "written"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 202);
     for suffix in ["", "-wal", "-shm"] {
         let path = dir.path().join(format!("mesher.db{suffix}"));

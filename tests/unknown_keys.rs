@@ -45,16 +45,12 @@ fn median(samples: &mut [Duration]) -> Duration {
 async fn a_flood_of_unknown_keys_costs_the_database_a_few_queries_and_the_good_client_nothing() {
     let s = TestServer::start_with(|c| c.rate_limit = 0).await;
     let good = s.project("good").await;
-    let (http, url) = (s.http.clone(), s.url("/api/v1/events"));
+    let (http, base) = (s.http.clone(), s.base.clone());
     let post = move |key: String| {
-        let (http, url) = (http.clone(), url.clone());
+        let (http, base) = (http.clone(), base.clone());
         async move {
             let started = Instant::now();
-            let status = http
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": "hello"}))
-                .send()
+            let status = common::post_event(&http, &base, &key, &json!({"message": "hello"}))
                 .await
                 .unwrap()
                 .status();

@@ -41,6 +41,22 @@ impl Creds {
     }
 }
 
+/// `POST {base}/api/v1/events` of `body` with the ingest `key` as a Bearer token: how the
+/// tests send an event to a server of either kind (in this process or a child process).
+/// Answers the response, or the error when the server is gone.
+pub async fn post_event(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/api/v1/events"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+}
+
 /// A server running in this process.
 pub struct TestServer {
     pub addr: SocketAddr,
