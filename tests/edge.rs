@@ -82,7 +82,9 @@ async fn a_request_without_credentials_costs_no_body_work() {
     let http = reqwest::Client::new();
     let before = cpu_of(pid);
     let started = Instant::now();
-    // No key at all, and an unknown key, with the same 100 MiB bomb: 401 at once.
+    // No key at all, and an unknown key, with the same 100 MiB bomb: 401 at once. (The
+    // wall-clock bound is loose for a loaded CI machine; the CPU bound below is the one the
+    // old build failed by seconds.)
     for query in ["", "?sentry_key=00000000000000000000000000000000"] {
         let r = http
             .post(format!("{}/api/{}/envelope/{query}", server.base, p.id))
@@ -94,7 +96,7 @@ async fn a_request_without_credentials_costs_no_body_work() {
         assert_eq!(r.status(), 401);
     }
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
@@ -148,7 +150,7 @@ async fn a_slow_body_without_credentials_is_answered_401_at_once_and_closed() {
             "{answer}"
         );
         assert!(
-            started.elapsed() < Duration::from_millis(1500),
+            started.elapsed() < Duration::from_secs(5),
             "{path}: {:?}",
             started.elapsed()
         );
@@ -188,7 +190,7 @@ async fn stacked_codings_are_refused_before_the_body() {
             v["error"].as_str().unwrap().contains("Content-Encoding"),
             "{v}"
         );
-        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
     // Two codings are fine.
     let body = gzip(&gzip(br#"{"message":"twice"}"#));
@@ -381,7 +383,7 @@ async fn past_max_connections_new_requests_get_503_while_open_streams_go_on() {
         "{answer}"
     );
     assert!(answer.contains("--max-connections"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(2));
     // The stream opened before goes on receiving what the earlier ingest socket sends.
     use futures_util::SinkExt;
     ingest
@@ -452,7 +454,7 @@ async fn at_a_low_open_file_limit_the_server_refuses_instead_of_running_out() {
     let started = Instant::now();
     let answer = raw_exchange(&listen, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(2));
     drop(flood);
     tokio::time::timeout(WAIT, async {
         while healthy().await != 200 {
