@@ -9,22 +9,6 @@ use common::receiver::{ALLOW_LOOPBACK, Receiver, Reply, allow_loopback};
 use serde_json::json;
 use std::time::Duration;
 
-async fn metric(s: &TestServer, line_start: &str) -> Option<f64> {
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-}
-
 #[tokio::test]
 async fn deliveries_are_counted_by_outcome() {
     // Retries stop after 3 s (the flaky receiver answers 200 on its third attempt, decided
@@ -65,28 +49,34 @@ async fn deliveries_are_counted_by_outcome() {
     // The dead receiver's delivery is given up once its window has passed.
     let gave_up = "mesher_alert_deliveries_total{outcome=\"given_up\"}";
     tokio::time::timeout(common::WAIT, async {
-        while metric(&s, gave_up).await != Some(1.0) {
+        while s.metric(gave_up).await != Some(1.0) {
             dead.within(Duration::from_millis(200)).await;
         }
     })
     .await
     .expect("the failing delivery is given up");
     assert_eq!(
-        metric(&s, "mesher_alert_deliveries_total{outcome=\"delivered\"}").await,
+        s.metric("mesher_alert_deliveries_total{outcome=\"delivered\"}")
+            .await,
         Some(1.0)
     );
-    let retried = metric(&s, "mesher_alert_deliveries_total{outcome=\"retried\"}")
+    let retried = s
+        .metric("mesher_alert_deliveries_total{outcome=\"retried\"}")
         .await
         .unwrap();
     assert!(retried >= 3.0, "retried {retried}");
     // Nothing is waiting any more (the gauge is read every 2 s).
     tokio::time::timeout(common::WAIT, async {
-        while metric(&s, "mesher_alerts_waiting").await != Some(0.0) {
+        while s.metric("mesher_alerts_waiting").await != Some(0.0) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
     .await
     .expect("no alert waits");
-    assert!(metric(&s, "mesher_alert_delivery_latency_seconds_count").await >= Some(1.0));
+    assert!(
+        s.metric("mesher_alert_delivery_latency_seconds_count")
+            .await
+            >= Some(1.0)
+    );
     s.stop().await;
 }

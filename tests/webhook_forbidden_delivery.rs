@@ -13,27 +13,11 @@ use mesher::store::alerts::WebhookAdded;
 use serde_json::json;
 use std::time::Duration;
 
-async fn metric(s: &TestServer, line_start: &str) -> Option<f64> {
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-}
-
 const FORBIDDEN: &str = "mesher_alert_deliveries_total{outcome=\"forbidden_address\"}";
 
 async fn wait_forbidden(s: &TestServer, n: f64) {
     tokio::time::timeout(common::WAIT, async {
-        while metric(s, FORBIDDEN).await != Some(n) {
+        while s.metric(FORBIDDEN).await != Some(n) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
@@ -71,14 +55,14 @@ async fn a_forbidden_address_gets_no_post_and_is_not_retried() {
         rx.within(Duration::from_secs(3)).await.is_none(),
         "a forbidden address got a POST"
     );
-    assert_eq!(metric(&s, FORBIDDEN).await, Some(4.0), "tried again");
+    assert_eq!(s.metric(FORBIDDEN).await, Some(4.0), "tried again");
     for outcome in ["retried", "delivered", "given_up"] {
         let line = format!("mesher_alert_deliveries_total{{outcome=\"{outcome}\"}}");
-        assert_eq!(metric(&s, &line).await, None, "{outcome}");
+        assert_eq!(s.metric(&line).await, None, "{outcome}");
     }
     // Its alerts are given up: none waits.
     tokio::time::timeout(common::WAIT, async {
-        while metric(&s, "mesher_alerts_waiting").await != Some(0.0) {
+        while s.metric("mesher_alerts_waiting").await != Some(0.0) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })

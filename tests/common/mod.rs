@@ -175,6 +175,24 @@ impl TestServer {
     }
 
     /// Every stored event of a project, in seq order.
+    /// The value of the first `/metrics` line that starts with `line_start` (a metric's
+    /// name with its labels), if there is one.
+    pub async fn metric(&self, line_start: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+    }
+
     pub async fn all_events(&self, creds: &Creds) -> Vec<Value> {
         let mut out = Vec::new();
         let mut since = 0;
