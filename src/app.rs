@@ -1,21 +1,26 @@
 //! Building and running the server: [`run`] is the one entry point, used by `main` and by
 //! the tests (on port 0).
 
-use crate::broker::redis::RedisStatus;
-use crate::broker::{self, relay};
+use crate::alerts::{self, deliver::Deliverer};
+use crate::broker;
+use crate::broker::redis::{Publisher, RedisStatus};
+use crate::broker::relay::Relay;
 use crate::bus::{Bus, DomainMessage};
 use crate::config::ServeConfig;
-use crate::ingest::{Ingestor, writer};
+use crate::http;
+use crate::ingest::Ingestor;
+use crate::ingest::writer::{self, Writer, WriterQueue};
+use crate::retention::Retention;
 use crate::state::{AppState, StreamSettings};
 use crate::store::{self, Store};
-use crate::stream::{Hub, dispatch, drain};
+use crate::stream::dispatch::Dispatcher;
+use crate::stream::{Hub, drain};
 use crate::task::Supervisor;
-use crate::{alerts, http, retention};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Shutdown's budget (SPEC §6: exit within 10 s), in three steps after the signal:
@@ -33,53 +38,19 @@ const BUS_CAPACITY: usize = 8192;
 pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> AppState {
     crate::telemetry::install();
     let supervisor = Supervisor::new(shutdown.clone());
-    {
-        let stop = shutdown.clone();
-        supervisor.spawn("metrics-upkeep", move || {
-            let stop = stop.clone();
-            async move {
-                tokio::select! {
-                    _ = crate::telemetry::upkeep() => {}
-                    _ = stop.cancelled() => {}
-                }
-            }
-        });
-    }
     let bus = Bus::new();
-    let (writer_handle, queue) = writer::channel(config.write_queue as usize);
-    {
-        let (store, bus, max_batch) = (store.clone(), bus.clone(), config.commit_batch as usize);
-        let delay = config
-            .commit_delay_us
-            .map(|us| std::time::Duration::from_micros(us.into()))
-            .unwrap_or_else(|| store.commit_delay());
-        supervisor.spawn("writer", move || {
-            writer::run(store.clone(), queue.clone(), bus.clone(), max_batch, delay)
-        });
-    }
-    {
-        let (store, bus, days, token) = (
-            store.clone(),
-            bus.clone(),
-            config.retention_days,
-            shutdown.clone(),
-        );
-        supervisor.spawn("retention", move || {
-            retention::run(store.clone(), bus.clone(), days, token.clone())
-        });
-    }
-    {
-        let (store, token) = (store.clone(), shutdown.clone());
-        let settings = alerts::deliver::Settings {
-            public_url: config.public_url(),
-            retry_for: config.alert_retry_for,
-            allow: config.webhook_allow_cidr.clone(),
-        };
-        supervisor.spawn("alerts", move || {
-            alerts::deliver::run(store.clone(), settings.clone(), token.clone())
-        });
-    }
     let hub = Arc::new(Hub::new(config.max_buffer as usize));
+    let (writer_handle, queue) = writer::channel(config.write_queue as usize);
+    supervisor.spawn_until_shutdown("metrics-upkeep", crate::telemetry::upkeep);
+    supervisor.start("writer", new_writer(config, &store, &bus, queue));
+    let retention = Retention {
+        store: store.clone(),
+        bus: bus.clone(),
+        days: config.retention_days,
+        shutdown: shutdown.clone(),
+    };
+    supervisor.start("retention", retention);
+    supervisor.start("alerts", deliverer(config, &store, &shutdown));
     // One node: the bus feeds the dispatcher. With Redis, the relay sits between them and
     // merges the other nodes' news (src/broker).
     let (dispatch_queue, redis) = match &config.redis_url {
@@ -89,40 +60,73 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
             (queue, Some(status))
         }
     };
-    {
-        let (hub, queue) = (
-            hub.clone(),
-            Arc::new(tokio::sync::Mutex::new(dispatch_queue)),
-        );
-        supervisor.spawn("dispatcher", move || {
-            dispatch::run(hub.clone(), queue.clone())
-        });
-    }
+    supervisor.start("dispatcher", Dispatcher::new(hub.clone(), dispatch_queue));
     {
         let (hub, every) = (hub.clone(), Duration::from_millis(config.drain_interval_ms));
-        let stop = shutdown.clone();
-        supervisor.spawn("drain", move || {
-            let (hub, stop) = (hub.clone(), stop.clone());
-            async move {
-                tokio::select! {
-                    _ = drain::run(hub, every) => {}
-                    _ = stop.cancelled() => {}
-                }
-            }
-        });
+        supervisor.spawn_until_shutdown("drain", move || drain::run(hub.clone(), every));
     }
     let ingestor = Ingestor::new(writer_handle, config.rate_limit);
-    let settings = StreamSettings {
+    AppState::new(
+        store,
+        ingestor,
+        bus,
+        supervisor,
+        hub,
+        stream_settings(config),
+        redis,
+    )
+    .with_body_timeout(Duration::from_millis(config.body_timeout_ms))
+    .with_webhook_allow(config.webhook_allow_cidr.clone())
+    .with_stream_auth_timeout(config.stream_auth_timeout)
+    .with_edge(edge_settings(config))
+}
+
+/// The writer of `queue`, with `--commit-batch` and `--commit-delay-us` (or the store's
+/// default delay).
+fn new_writer(
+    config: &ServeConfig,
+    store: &Arc<dyn Store>,
+    bus: &Bus,
+    queue: WriterQueue,
+) -> Writer {
+    let delay = config
+        .commit_delay_us
+        .map(|us| Duration::from_micros(us.into()))
+        .unwrap_or_else(|| store.commit_delay());
+    Writer::new(
+        store.clone(),
+        queue,
+        bus.clone(),
+        config.commit_batch as usize,
+        delay,
+    )
+}
+
+/// The webhook delivery task.
+fn deliverer(
+    config: &ServeConfig,
+    store: &Arc<dyn Store>,
+    shutdown: &CancellationToken,
+) -> Deliverer {
+    Deliverer {
+        store: store.clone(),
+        settings: alerts::deliver::Settings {
+            public_url: config.public_url(),
+            retry_for: config.alert_retry_for,
+            allow: config.webhook_allow_cidr.clone(),
+        },
+        shutdown: shutdown.clone(),
+    }
+}
+
+/// The streams' timings.
+fn stream_settings(config: &ServeConfig) -> StreamSettings {
+    StreamSettings {
         drain_interval: Duration::from_millis(config.drain_interval_ms),
         write_timeout: Duration::from_millis(config.write_timeout_ms),
         heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
         heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms),
-    };
-    AppState::new(store, ingestor, bus, supervisor, hub, settings, redis)
-        .with_body_timeout(Duration::from_millis(config.body_timeout_ms))
-        .with_webhook_allow(config.webhook_allow_cidr.clone())
-        .with_stream_auth_timeout(config.stream_auth_timeout)
-        .with_edge(edge_settings(config))
+    }
 }
 
 /// The listener's limits: `--max-connections` as far as the open-file limit allows.
@@ -147,52 +151,36 @@ fn start_broker(
     let client = redis::Client::open(url).expect("--redis-url was checked when parsed");
     let node = broker::new_node_id();
     let status = RedisStatus::default();
-    let local = Arc::new(Mutex::new(bus.subscribe(BUS_CAPACITY)));
-    let (remote_tx, remote_rx) = mpsc::channel(1024);
-    let remote = Arc::new(Mutex::new(remote_rx));
-    let (out_tx, out_rx) = mpsc::channel(BUS_CAPACITY);
-    let (publish_tx, publish_rx) = mpsc::channel(BUS_CAPACITY);
-    let publish_rx = Arc::new(Mutex::new(publish_rx));
+    let (remote_tx, remote) = mpsc::channel(1024);
+    let (out, out_rx) = mpsc::channel(BUS_CAPACITY);
+    let (publish, publish_rx) = mpsc::channel(BUS_CAPACITY);
+    let relay = Relay {
+        store: store.clone(),
+        hub: hub.clone(),
+        local: bus.subscribe(BUS_CAPACITY),
+        remote,
+        out,
+        publish,
+    };
+    supervisor.start("relay", relay);
     {
-        let (store, hub) = (store.clone(), hub.clone());
-        supervisor.spawn("relay", move || {
-            relay::run(
-                store.clone(),
-                hub.clone(),
-                local.clone(),
-                remote.clone(),
-                out_tx.clone(),
-                publish_tx.clone(),
-            )
-        });
-    }
-    {
-        let (client, node, status, stop) = (
-            client.clone(),
-            node.clone(),
-            status.clone(),
-            supervisor.shutdown().clone(),
-        );
-        supervisor.spawn("redis-subscriber", move || {
-            let task = broker::redis::subscribe(
+        let (client, node, status) = (client.clone(), node.clone(), status.clone());
+        supervisor.spawn_until_shutdown("redis-subscriber", move || {
+            broker::redis::subscribe(
                 client.clone(),
                 node.clone(),
                 remote_tx.clone(),
                 status.clone(),
-            );
-            let stop = stop.clone();
-            async move {
-                tokio::select! {
-                    _ = task => {}
-                    _ = stop.cancelled() => {}
-                }
-            }
+            )
         });
     }
     tracing::info!(node = %node, "fan-out across nodes through redis");
-    supervisor.spawn("redis-publisher", move || {
-        broker::redis::publish(client.clone(), node.clone(), publish_rx.clone())
-    });
+    let publisher = Publisher {
+        client,
+        node,
+        rx: publish_rx,
+    };
+    supervisor.start("redis-publisher", publisher);
     (out_rx, status)
 }
 

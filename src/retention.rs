@@ -5,6 +5,8 @@
 use crate::bus::Bus;
 use crate::model::Millis;
 use crate::store::Store;
+use crate::task::Service;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +32,29 @@ pub async fn pass(store: &dyn Store, bus: &Bus, days: u32) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry next interval"),
+    }
+}
+
+/// The retention task.
+pub struct Retention {
+    /// Where to purge.
+    pub store: Arc<dyn Store>,
+    /// Where the changed counts go.
+    pub bus: Bus,
+    /// `--retention-days`.
+    pub days: u32,
+    /// When to stop.
+    pub shutdown: CancellationToken,
+}
+
+impl Service for Retention {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        run(
+            self.store.clone(),
+            self.bus.clone(),
+            self.days,
+            self.shutdown.clone(),
+        )
     }
 }
 

@@ -13,8 +13,10 @@ use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat};
 use crate::store::Store;
 use crate::store::alerts::{Delivery, DeliveryOutcome};
+use crate::task::Service;
 use crate::telemetry::{ALERT_DELIVERIES, ALERT_LATENCY, ALERTS_WAITING};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +96,26 @@ fn client(allow: &[Cidr]) -> reqwest::Client {
             // Only a broken TLS setup fails here; the supervisor restarts the task.
             panic!("the webhook HTTP client cannot be built: {e}");
         }
+    }
+}
+
+/// The webhook delivery task.
+pub struct Deliverer {
+    /// The outbox and the webhooks.
+    pub store: Arc<dyn Store>,
+    /// How deliveries are made.
+    pub settings: Settings,
+    /// When to stop.
+    pub shutdown: CancellationToken,
+}
+
+impl Service for Deliverer {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        run(
+            self.store.clone(),
+            self.settings.clone(),
+            self.shutdown.clone(),
+        )
     }
 }
 

@@ -5,11 +5,13 @@
 
 use super::relay::Remote;
 use super::{CHANNEL, Notice, Packet};
+use crate::task::Service;
 use futures_util::StreamExt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 /// Whether this node's subscription to Redis is up (for `/healthz`).
 #[derive(Clone, Default)]
@@ -103,13 +105,25 @@ fn down(status: &RedisStatus, logged: &mut bool, why: &str) {
     }
 }
 
+/// The publisher task: owns the relay's queue of this node's notices (a restarted
+/// publisher continues with it).
+pub struct Publisher {
+    /// Where to publish.
+    pub client: redis::Client,
+    /// This node, named in every packet so that it skips its own.
+    pub node: String,
+    /// The notices the relay hands on.
+    pub rx: mpsc::Receiver<Notice>,
+}
+
+impl Service for Publisher {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        publish(&self.client, &self.node, &mut self.rx)
+    }
+}
+
 /// Publishes this node's notices, batched, until the relay closes the queue.
-pub async fn publish(
-    client: redis::Client,
-    node: String,
-    queue: Arc<Mutex<mpsc::Receiver<Notice>>>,
-) {
-    let mut rx = queue.lock().await;
+async fn publish(client: &redis::Client, node: &str, rx: &mut mpsc::Receiver<Notice>) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(first) = rx.recv().await {
         let mut notices = vec![first];
@@ -118,7 +132,7 @@ pub async fn publish(
             notices.push(n);
         }
         let packet = Packet {
-            node: node.clone(),
+            node: node.to_owned(),
             notices,
         };
         let payload = serde_json::to_string(&packet).expect("notices serialize");

@@ -11,10 +11,12 @@ use super::{Notice, Packet};
 use crate::bus::DomainMessage;
 use crate::store::{ProjectId, Store, StoreError};
 use crate::stream::Hub;
+use crate::task::Service;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 /// What the Redis subscriber hands the relay.
 #[derive(Debug)]
@@ -24,9 +26,6 @@ pub enum Remote {
     /// The subscription is (re)established: catch up on what was missed.
     Subscribed,
 }
-
-/// A receiver shared so that a restarted relay continues with it.
-pub type Queue<T> = Arc<Mutex<mpsc::Receiver<T>>>;
 
 /// Stored events read per database query while filling a gap.
 const FILL_PAGE: u32 = 500;
@@ -254,19 +253,41 @@ impl Sequencer {
     }
 }
 
-/// Runs the relay until both inputs close: local commits (`local`) are announced to the
-/// other nodes (`publish`, never waiting for Redis) and, with the other nodes' notices
-/// (`remote`), handed to the dispatcher (`out`) in seq order.
-pub async fn run(
-    store: Arc<dyn Store>,
-    hub: Arc<Hub>,
-    local: Queue<DomainMessage>,
-    remote: Queue<Remote>,
-    out: mpsc::Sender<DomainMessage>,
-    publish: mpsc::Sender<Notice>,
-) {
-    let mut local = local.lock().await;
-    let mut remote = remote.lock().await;
+/// The relay task: local commits (`local`) are announced to the other nodes (`publish`,
+/// never waiting for Redis) and, with the other nodes' notices (`remote`), handed to the
+/// dispatcher (`out`) in seq order. It owns both receivers: a restarted relay continues
+/// with them.
+pub struct Relay {
+    /// Where gaps are read from.
+    pub store: Arc<dyn Store>,
+    /// Whose watched projects need their gaps filled.
+    pub hub: Arc<Hub>,
+    /// This node's committed changes (from the bus).
+    pub local: mpsc::Receiver<DomainMessage>,
+    /// The other nodes' notices (from the Redis subscriber).
+    pub remote: mpsc::Receiver<Remote>,
+    /// The dispatcher's queue.
+    pub out: mpsc::Sender<DomainMessage>,
+    /// The Redis publisher's queue.
+    pub publish: mpsc::Sender<Notice>,
+}
+
+impl Service for Relay {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        run(self)
+    }
+}
+
+/// Runs the relay until both inputs close.
+async fn run(relay: &mut Relay) {
+    let Relay {
+        store,
+        hub,
+        local,
+        remote,
+        out,
+        publish,
+    } = relay;
     let mut seq = loop {
         match Sequencer::new(store.clone(), hub.clone(), out.clone()).await {
             Ok(s) => break s,

@@ -13,10 +13,12 @@ use super::IngestError;
 use crate::bus::Bus;
 use crate::log_limit::Emit;
 use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
+use crate::task::Service;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 type Reply = oneshot::Sender<Result<Vec<EventOutcome>, IngestError>>;
@@ -68,10 +70,9 @@ pub struct WriterHandle {
     health: Arc<CommitHealth>,
 }
 
-/// The receiving side, shared so that a restarted writer takes over the same queue.
-#[derive(Clone)]
+/// The receiving side, owned by the [`Writer`] (a restarted writer keeps it).
 pub struct WriterQueue {
-    rx: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
+    rx: mpsc::Receiver<WriteRequest>,
     intake_closed: CancellationToken,
     health: Arc<CommitHealth>,
 }
@@ -88,7 +89,7 @@ pub fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
             health: health.clone(),
         },
         WriterQueue {
-            rx: Arc::new(Mutex::new(rx)),
+            rx,
             intake_closed,
             health,
         },
@@ -125,16 +126,59 @@ impl WriterHandle {
     }
 }
 
-/// Runs the writer until the intake is closed (or every [`WriterHandle`] is gone) and the
-/// queue is empty.
-pub async fn run(
+/// The writer task: commits its queue's requests in groups into `store`, then publishes
+/// their domain messages on `bus`.
+pub struct Writer {
     store: Arc<dyn Store>,
     queue: WriterQueue,
     bus: Bus,
+    /// Events in one commit at most (`--commit-batch`).
     max_batch: usize,
+    /// How long a commit after a busy one waits for company (`--commit-delay-us`).
     delay: Duration,
-) {
-    let mut rx = queue.rx.lock().await;
+}
+
+impl Writer {
+    /// A writer of `queue`'s requests.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: WriterQueue,
+        bus: Bus,
+        max_batch: usize,
+        delay: Duration,
+    ) -> Writer {
+        Writer {
+            store,
+            queue,
+            bus,
+            max_batch,
+            delay,
+        }
+    }
+}
+
+impl Service for Writer {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        run(self)
+    }
+}
+
+/// Runs the writer until the intake is closed (or every [`WriterHandle`] is gone) and the
+/// queue is empty.
+async fn run(writer: &mut Writer) {
+    let Writer {
+        store,
+        queue,
+        bus,
+        max_batch,
+        delay,
+    } = writer;
+    let (max_batch, delay) = (*max_batch, *delay);
+    let WriterQueue {
+        rx,
+        intake_closed,
+        health,
+    } = queue;
     // Requests in the previous commit: whether the clients are busy enough to wait for.
     let mut last_requests = 0;
     loop {
@@ -142,7 +186,7 @@ pub async fn run(
             biased;
             m = rx.recv() => m,
             // Closing keeps what is queued: `recv` answers it, then `None`.
-            _ = queue.intake_closed.cancelled(), if !rx.is_closed() => {
+            _ = intake_closed.cancelled(), if !rx.is_closed() => {
                 rx.close();
                 continue;
             }
@@ -150,12 +194,12 @@ pub async fn run(
         let Some(first) = first else { break };
         let mut events = first.events;
         let mut replies = vec![(first.reply, events.len())];
-        take_waiting(&mut rx, &mut events, &mut replies, max_batch);
+        take_waiting(rx, &mut events, &mut replies, max_batch);
         if waits(delay, last_requests, events.len(), max_batch) {
             // tokio's timer counts whole milliseconds; a few hundred microseconds need a
             // thread's sleep (the blocking pool's, so the runtime goes on meanwhile).
             let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
-            take_waiting(&mut rx, &mut events, &mut replies, max_batch);
+            take_waiting(rx, &mut events, &mut replies, max_batch);
         }
         last_requests = replies.len();
         metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
@@ -166,7 +210,7 @@ pub async fn run(
             .record(started.elapsed().as_secs_f64());
         match written {
             Ok(result) => {
-                queue.health.succeeded();
+                health.succeeded();
                 let stored = result
                     .outcomes
                     .iter()
@@ -196,7 +240,7 @@ pub async fn run(
                     Emit::Quiet => {}
                 }
                 let reason = store_reason(&e);
-                queue.health.failed(e.to_string());
+                health.failed(e.to_string());
                 for (reply, _) in replies {
                     let _ = reply.send(Err(IngestError::Storage(reason.clone())));
                 }

@@ -6,10 +6,12 @@ use super::conn::{Flushed, Offer, StreamConn};
 use super::hub::Hub;
 use super::messages::{EventFields, count_frame, domain_frame};
 use crate::bus::DomainMessage;
+use crate::task::Service;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// At most four counts per second per project.
@@ -28,8 +30,24 @@ const MAX_BATCH: usize = 64;
 /// Connections written between two yields to the scheduler (see [`flush`]).
 const FLUSH_CHUNK: usize = 16;
 
-/// The bus receiver, shared so that a restarted dispatcher continues with it.
-pub type BusQueue = Arc<Mutex<mpsc::Receiver<DomainMessage>>>;
+/// The dispatcher task: owns the bus receiver (a restarted dispatcher continues with it).
+pub struct Dispatcher {
+    hub: Arc<Hub>,
+    rx: mpsc::Receiver<DomainMessage>,
+}
+
+impl Dispatcher {
+    /// A dispatcher of `rx`'s messages to `hub`'s rooms.
+    pub fn new(hub: Arc<Hub>, rx: mpsc::Receiver<DomainMessage>) -> Dispatcher {
+        Dispatcher { hub, rx }
+    }
+}
+
+impl Service for Dispatcher {
+    fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        run(&self.hub, &mut self.rx)
+    }
+}
 
 #[derive(Default)]
 struct CountState {
@@ -104,8 +122,7 @@ fn take(hub: &Hub, counts: &mut HashMap<i64, CountState>, msg: DomainMessage) ->
 }
 
 /// Runs until the bus closes.
-pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
-    let mut rx = queue.lock().await;
+async fn run(hub: &Hub, rx: &mut mpsc::Receiver<DomainMessage>) {
     let mut counts: HashMap<i64, CountState> = HashMap::new();
     let batch = (hub.max_buffer() / 2).clamp(1, MAX_BATCH);
     let mut touched: Vec<i64> = Vec::new();
@@ -123,7 +140,7 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
             msg = rx.recv() => {
                 let Some(msg) = msg else { return };
                 queued += 1;
-                note(&mut touched, take(&hub, &mut counts, msg));
+                note(&mut touched, take(hub, &mut counts, msg));
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let now = Instant::now();
@@ -131,7 +148,7 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
                     if let (Some(count), Some(t)) = (state.pending, state.last_sent)
                         && now >= t + COUNT_INTERVAL
                     {
-                        queue_count(&hub, *project, count);
+                        queue_count(hub, *project, count);
                         state.last_sent = Some(now);
                         state.pending = None;
                         note(&mut touched, Some(*project));
@@ -150,7 +167,7 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
                     msg = rx.recv() => {
                         let Some(msg) = msg else { break };
                         queued += 1;
-                        note(&mut touched, take(&hub, &mut counts, msg));
+                        note(&mut touched, take(hub, &mut counts, msg));
                     }
                     _ = &mut linger => break,
                 }
@@ -160,13 +177,13 @@ pub async fn run(hub: Arc<Hub>, queue: BusQueue) {
         while queued < batch {
             let Ok(msg) = rx.try_recv() else { break };
             queued += 1;
-            note(&mut touched, take(&hub, &mut counts, msg));
+            note(&mut touched, take(hub, &mut counts, msg));
         }
         for project in touched.drain(..) {
             hub.members(project, &mut conns);
         }
         let started = Instant::now();
-        let took = flush(&hub, &mut conns).await;
+        let took = flush(hub, &mut conns).await;
         last_round = Some((started, took));
     }
 }
@@ -249,7 +266,8 @@ mod tests {
         let hub = Arc::new(Hub::new(100));
         let conn = hub.register(7, Filters::default());
         let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(run(hub.clone(), Arc::new(Mutex::new(rx))));
+        let mut dispatcher = Dispatcher::new(hub.clone(), rx);
+        let task = tokio::spawn(async move { dispatcher.run().await });
         for count in 1..=20 {
             tx.send(DomainMessage::CountChanged {
                 project_id: 7,
