@@ -200,6 +200,9 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A batch named a project that does not exist; nothing of it was stored.
+    #[error("project {0} does not exist")]
+    UnknownProject(ProjectId),
 }
 
 /// Webhooks and the alert outbox (SPEC §7), part of every [`Store`]; both stores implement

@@ -5,10 +5,16 @@
 //! batch, so that PostgreSQL answers the batch in a handful of round trips and SQLite runs
 //! cached statements on its writer thread. [`write_batch`] runs inside the store's
 //! transaction; nothing here commits.
+//!
+//! [`write_batch`] is a plan of steps, each a function below: look up the projects' seqs
+//! and the earlier copies of client-chosen ids, fetch the issues and create the missing
+//! ones ([`BatchIssues`]), then settle each event in input order ([`Settled::settle`]: a
+//! duplicate, dropped by its issue's state machine, or stored with the next seq as a row),
+//! write the rows with their rollups, and count and alert what changed.
 
 use super::rollups::Rollups;
 use super::{BatchResult, EventOutcome, PreparedEvent, ProjectId, StoreError, StoredEvent, rows};
-use crate::alerts::payload::Raised;
+use crate::model::alert::Raised;
 use crate::model::issue::{EventDisposition, on_new_event};
 use crate::model::stored::DetailJson;
 use crate::model::{DomainMessage, Issue, IssueAction, Level, Millis};
@@ -115,11 +121,21 @@ pub(crate) trait BatchStatements: Send {
     async fn raise_alerts(&mut self, raised: &[Raised], now: Millis) -> Result<(), StoreError>;
 }
 
-/// An issue touched by the batch, kept in memory until the batch's end so that many events
-/// of one issue cost one update, not one each.
-struct TouchedIssue {
-    issue: Issue,
-    dirty: bool,
+/// A (project, fingerprint) key, borrowed from one of the batch's events.
+type IssueKey<'e> = (ProjectId, &'e str);
+
+/// A (project, event id) key, borrowed from one of the batch's events.
+type EventKey<'e> = (ProjectId, &'e str);
+
+/// One row's tags as the database's text columns hold them.
+type FittedTags<'e> = Vec<(Cow<'e, str>, Cow<'e, str>)>;
+
+fn issue_key(p: &PreparedEvent) -> IssueKey<'_> {
+    (p.project_id, p.fingerprint.as_str())
+}
+
+fn event_key(p: &PreparedEvent) -> EventKey<'_> {
+    (p.project_id, p.event_id.as_str())
 }
 
 /// Stores `events` through `db`, inside the caller's transaction.
@@ -127,227 +143,483 @@ struct TouchedIssue {
 /// Server-made event ids skip the duplicate look-up (they are fresh random ids); an id
 /// repeated inside the batch is a duplicate of its first stored copy; events of a
 /// discarded issue are dropped (their ids are not recorded, so a resend is dropped too).
+/// A project that does not exist fails the whole batch with
+/// [`StoreError::UnknownProject`].
 pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
     db: &mut S,
     events: &[PreparedEvent],
 ) -> Result<BatchResult, StoreError> {
-    let mut result = BatchResult {
-        outcomes: Vec::with_capacity(events.len()),
-        messages: Vec::with_capacity(events.len() + 4),
-    };
     if events.is_empty() {
-        return Ok(result);
+        return Ok(BatchResult::default());
     }
+    let seqs_before = db.project_seqs(&projects_of(events)).await?;
+    let earlier = EarlierCopies::look_up(db, events).await?;
+    let mut issues = BatchIssues::fetch(db, events, &earlier).await?;
+    let to_create = issues.to_create(&*db, events, &earlier);
+    require_projects(events, &seqs_before)?;
+    issues.create(db, &to_create).await?;
 
-    let projects: Vec<ProjectId> = events
+    let mut settled = Settled::new(seqs_before, events.len());
+    for p in events {
+        settled.settle(&*db, p, &earlier, &mut issues)?;
+    }
+    settled.write(db, &issues).await?;
+    settled.count_changes(db).await?;
+    raise_alerts(db, &settled.result.messages).await?;
+    Ok(settled.result)
+}
+
+/// The batch's projects, each once, in order.
+fn projects_of(events: &[PreparedEvent]) -> Vec<ProjectId> {
+    events
         .iter()
         .map(|p| p.project_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    let project_seqs = db.project_seqs(&projects).await?;
+        .collect()
+}
 
-    let client_ids: Vec<(ProjectId, &str)> = events
+/// A project that does not exist has no seq: nothing of the batch is stored.
+fn require_projects(
+    events: &[PreparedEvent],
+    seqs_before: &HashMap<ProjectId, i64>,
+) -> Result<(), StoreError> {
+    match events
         .iter()
-        .filter(|p| p.id_from_client)
-        .map(|p| (p.project_id, p.event_id.as_str()))
-        .collect();
-    let stored_ids = if client_ids.is_empty() {
-        HashMap::new()
-    } else {
-        db.stored_event_ids(&client_ids).await?
-    };
-    let stored_issue = |p: &PreparedEvent| {
+        .find(|p| !seqs_before.contains_key(&p.project_id))
+    {
+        Some(p) => Err(StoreError::UnknownProject(p.project_id)),
+        None => Ok(()),
+    }
+}
+
+/// The batch's client-chosen ids that were stored before it, with their issue: their
+/// events are duplicates.
+struct EarlierCopies(StoredIds);
+
+impl EarlierCopies {
+    /// Looks up the client-chosen ids; server-made ones are fresh random ids and skip it.
+    async fn look_up<S: BatchStatements + ?Sized>(
+        db: &mut S,
+        events: &[PreparedEvent],
+    ) -> Result<Self, StoreError> {
+        let client_ids: Vec<EventKey<'_>> = events
+            .iter()
+            .filter(|p| p.id_from_client)
+            .map(event_key)
+            .collect();
+        if client_ids.is_empty() {
+            return Ok(Self(HashMap::new()));
+        }
+        Ok(Self(db.stored_event_ids(&client_ids).await?))
+    }
+
+    /// The issue of `p`'s copy stored before the batch, if there is one.
+    fn issue_of(&self, p: &PreparedEvent) -> Option<i64> {
         if !p.id_from_client {
             return None;
         }
-        stored_ids
-            .get(&p.project_id)?
-            .get(p.event_id.as_str())
-            .copied()
-    };
-    let stored_before = |p: &PreparedEvent| stored_issue(p).is_some();
-
-    // The issues of every event not stored before, then the ones to create: keys with no
-    // issue, made from their first event that will be stored. Only a discarded issue
-    // drops events, and it stays discarded, so which events are stored is known here.
-    let keys: Vec<(ProjectId, &str)> = events
-        .iter()
-        .filter(|p| !stored_before(p))
-        .map(|p| (p.project_id, p.fingerprint.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Keyed by the events' own fingerprints (found in the sorted `keys`), so that looking
-    // one up allocates nothing.
-    let key_of_row = |issue: &Issue, fp: &str| {
-        keys.binary_search_by(|&(p, f)| (p, f).cmp(&(issue.project_id, fp)))
-            .ok()
-            .map(|i| keys[i])
-    };
-    let mut issues: HashMap<(ProjectId, &str), Issue> = HashMap::with_capacity(keys.len());
-    for (fp, issue) in db.issues_by_fingerprint(&keys).await? {
-        if let Some(k) = key_of_row(&issue, &fp) {
-            issues.insert(k, issue);
-        }
+        self.0.get(&p.project_id)?.get(p.event_id.as_str()).copied()
     }
-    let mut new_issues: Vec<NewIssue<'_>> = Vec::new();
-    {
-        let mut seen: HashSet<(ProjectId, &str)> = HashSet::new();
-        let mut creating: HashSet<(ProjectId, &str)> = HashSet::new();
+
+    fn contains(&self, p: &PreparedEvent) -> bool {
+        self.issue_of(p).is_some()
+    }
+}
+
+/// An issue touched by the batch, kept in memory until the batch's end so that many events
+/// of one issue cost one update, not one each.
+struct TouchedIssue {
+    issue: Issue,
+    dirty: bool,
+}
+
+/// What the state machine makes of an event's issue.
+enum Resolved {
+    /// The issue is discarded: the event is dropped.
+    Dropped { issue_id: i64 },
+    /// The event is stored under the issue; `changed` announces the issue when the event
+    /// created or reopened it.
+    Stored {
+        issue_id: i64,
+        changed: Option<DomainMessage>,
+    },
+}
+
+/// The issues of the batch's events, keyed by the events' own (project, fingerprint)
+/// strings so that looking one up allocates nothing.
+struct BatchIssues<'e> {
+    /// The keys of the events not stored before, sorted: an issue the database answers is
+    /// matched to its event's key here.
+    keys: Vec<IssueKey<'e>>,
+    /// Issues fetched or created, until an event of the batch first touches them.
+    waiting: HashMap<IssueKey<'e>, Issue>,
+    /// The issues this batch created.
+    created: HashSet<IssueKey<'e>>,
+    /// The issues the batch's events touched, as they are after them.
+    touched: HashMap<IssueKey<'e>, TouchedIssue>,
+}
+
+impl<'e> BatchIssues<'e> {
+    /// Fetches the existing issues of every event not stored before.
+    async fn fetch<S: BatchStatements + ?Sized>(
+        db: &mut S,
+        events: &'e [PreparedEvent],
+        earlier: &EarlierCopies,
+    ) -> Result<Self, StoreError> {
+        let keys: Vec<IssueKey<'e>> = events
+            .iter()
+            .filter(|p| !earlier.contains(p))
+            .map(issue_key)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut issues = Self {
+            waiting: HashMap::with_capacity(keys.len()),
+            keys,
+            created: HashSet::new(),
+            touched: HashMap::new(),
+        };
+        for (fingerprint, issue) in db.issues_by_fingerprint(&issues.keys).await? {
+            if let Some(key) = issues.key_of(&issue, &fingerprint) {
+                issues.waiting.insert(key, issue);
+            }
+        }
+        Ok(issues)
+    }
+
+    /// The batch's own key for an issue the database answered with its fingerprint.
+    fn key_of(&self, issue: &Issue, fingerprint: &str) -> Option<IssueKey<'e>> {
+        let wanted = (issue.project_id, fingerprint);
+        let i = self.keys.binary_search_by(|&key| key.cmp(&wanted)).ok()?;
+        Some(self.keys[i])
+    }
+
+    /// The issues to create: keys with no issue, each made from its first event that will
+    /// be stored. Only a discarded issue drops events, and it stays discarded, so which
+    /// events are stored is known here.
+    fn to_create<S: BatchStatements + ?Sized>(
+        &self,
+        db: &S,
+        events: &'e [PreparedEvent],
+        earlier: &EarlierCopies,
+    ) -> Vec<NewIssue<'e>> {
+        let mut to_create = Vec::new();
+        let mut seen: HashSet<EventKey<'e>> = HashSet::new();
+        let mut creating: HashSet<IssueKey<'e>> = HashSet::new();
         for p in events {
-            if stored_before(p) || seen.contains(&(p.project_id, p.event_id.as_str())) {
+            if earlier.contains(p) || seen.contains(&event_key(p)) {
                 continue;
             }
-            let key = (p.project_id, p.fingerprint.as_str());
-            match issues.get(&key) {
+            match self.waiting.get(&issue_key(p)) {
                 Some(i) if on_new_event(i.status) == EventDisposition::Drop => continue,
                 Some(_) => {}
                 None => {
-                    if creating.insert(key) {
-                        new_issues.push(NewIssue {
-                            project_id: p.project_id,
-                            fingerprint: &p.fingerprint,
-                            title: db.fit_text(&p.title),
-                            culprit: db.fit_text(&p.culprit),
-                            level: p.event.level,
-                            received: p.received,
-                        });
+                    if creating.insert(issue_key(p)) {
+                        to_create.push(new_issue(db, p));
                     }
                 }
             }
-            seen.insert((p.project_id, p.event_id.as_str()));
+            seen.insert(event_key(p));
         }
+        to_create
     }
-    // A project that does not exist has no seq: nothing of the batch is stored.
-    if events
-        .iter()
-        .any(|p| !project_seqs.contains_key(&p.project_id))
-    {
-        return Err(StoreError::Database(sqlx::Error::RowNotFound));
-    }
-    let mut created: HashSet<(ProjectId, &str)> = HashSet::with_capacity(new_issues.len());
-    if !new_issues.is_empty() {
-        for (fp, issue) in db.insert_issues(&new_issues).await? {
-            if let Some(k) = key_of_row(&issue, &fp) {
-                created.insert(k);
-                issues.insert(k, issue);
+
+    /// Creates `new` and keeps them, marked as created by the batch.
+    async fn create<S: BatchStatements + ?Sized>(
+        &mut self,
+        db: &mut S,
+        new: &[NewIssue<'_>],
+    ) -> Result<(), StoreError> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.created.reserve(new.len());
+        for (fingerprint, issue) in db.insert_issues(new).await? {
+            if let Some(key) = self.key_of(&issue, &fingerprint) {
+                self.created.insert(key);
+                self.waiting.insert(key, issue);
             }
         }
+        Ok(())
     }
 
-    let mut last_seq: HashMap<ProjectId, i64> = HashMap::new();
-    let mut count_changed: BTreeSet<ProjectId> = BTreeSet::new();
-    let mut touched: HashMap<(ProjectId, &str), TouchedIssue> = HashMap::new();
-    let mut seen_ids: HashMap<(ProjectId, &str), i64> = HashMap::new();
-    let mut rows: Vec<EventRow<'_>> = Vec::with_capacity(events.len());
-
-    for p in events {
-        if let Some(&issue_id) = seen_ids.get(&(p.project_id, p.event_id.as_str())) {
-            result.outcomes.push(EventOutcome::Duplicate { issue_id });
-            continue;
+    /// Applies `p` to its issue through the state machine ([`on_new_event`]): status,
+    /// count, last seen and level. Notes in `count_changed` a project whose unresolved
+    /// count moves.
+    fn resolve(
+        &mut self,
+        p: &'e PreparedEvent,
+        count_changed: &mut BTreeSet<ProjectId>,
+    ) -> Result<Resolved, StoreError> {
+        let (touched, created) = self.touch(issue_key(p))?;
+        if created {
+            count_changed.insert(p.project_id);
         }
-        if let Some(issue_id) = stored_issue(p) {
-            result.outcomes.push(EventOutcome::Duplicate { issue_id });
-            continue;
-        }
-
-        let key = (p.project_id, p.fingerprint.as_str());
-        let mut action = None;
-        let entry = match touched.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(slot) => {
-                let issue = issues
-                    .remove(&key)
-                    .ok_or_else(|| rows::corrupt("an issue the batch created is missing"))?;
-                let new = created.contains(&key);
-                if new {
-                    count_changed.insert(p.project_id);
-                    action = Some(IssueAction::New);
-                }
-                slot.insert(TouchedIssue { issue, dirty: new })
-            }
+        let issue = &mut touched.issue;
+        let EventDisposition::Store(status, regression) = on_new_event(issue.status) else {
+            return Ok(Resolved::Dropped { issue_id: issue.id });
         };
-        let issue = &mut entry.issue;
-        match on_new_event(issue.status) {
-            EventDisposition::Drop => {
-                result
-                    .outcomes
-                    .push(EventOutcome::Dropped { issue_id: issue.id });
-                continue;
-            }
-            EventDisposition::Store(status, regression) => {
-                if status != issue.status {
-                    count_changed.insert(p.project_id);
-                }
-                issue.status = status;
-                action = action.or(regression);
-            }
+        if status != issue.status {
+            count_changed.insert(p.project_id);
         }
+        issue.status = status;
         issue.event_count += 1;
         issue.last_seen = issue.last_seen.max(p.received);
         issue.level = p.event.level;
-        entry.dirty = true;
-        let issue_id = issue.id;
-
-        let seq = last_seq
-            .entry(p.project_id)
-            .or_insert(project_seqs[&p.project_id]);
-        *seq += 1;
-        let seq = *seq;
-        seen_ids.insert((p.project_id, p.event_id.as_str()), issue_id);
-
-        let e = &p.event;
-        let timestamp = e.timestamp.unwrap_or(p.received);
-        let message = e.message.as_deref().map(|m| db.fit_text(m));
-        let environment = db.fit_text(&e.environment);
-        let release = e.release.as_deref().map(|r| db.fit_text(r));
-        let title = db.fit_text(&p.title);
-        let culprit = db.fit_text(&p.culprit);
-        let stored = Arc::new(StoredEvent {
-            project_id: p.project_id,
-            seq,
-            issue_id,
-            id: p.event_id.clone(),
-            level: e.level,
-            message: message.as_deref().map(str::to_owned),
-            environment: environment.clone().into_owned(),
-            release: release.as_deref().map(str::to_owned),
-            timestamp,
-            received: p.received,
-            title: title.clone().into_owned(),
-            culprit: culprit.clone().into_owned(),
-            tags: e.tags.clone(),
-            detail: DetailJson::of(&e.detail).map_err(rows::corrupt)?,
-        });
-        let row = EventRow {
-            p,
-            seq,
-            issue_id,
-            timestamp,
-            message,
-            environment,
-            release,
-            title,
-            culprit,
-            tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
-            stored: Arc::clone(&stored),
+        touched.dirty = true;
+        let action = if created {
+            Some(IssueAction::New)
+        } else {
+            regression
         };
-        result.outcomes.push(EventOutcome::Stored { issue_id, seq });
-        if let Some(action) = action {
-            result.messages.push(DomainMessage::IssueChanged {
-                action,
-                issue: entry.issue.clone(),
-                origin: None,
-            });
-        }
-        result.messages.push(DomainMessage::EventStored(stored));
-        rows.push(row);
+        let changed = action.map(|action| DomainMessage::IssueChanged {
+            action,
+            issue: touched.issue.clone(),
+            origin: None,
+        });
+        Ok(Resolved::Stored {
+            issue_id: touched.issue.id,
+            changed,
+        })
     }
 
-    // Counted as stored (see `fit_text`): retention subtracts what it reads back.
-    let tags: Vec<Vec<(Cow<'_, str>, Cow<'_, str>)>> = rows
-        .iter()
+    /// The touched issue of `key`, taken from the waiting ones on its first event, and
+    /// whether the batch created it (then it is touched by this very event).
+    fn touch(&mut self, key: IssueKey<'e>) -> Result<(&mut TouchedIssue, bool), StoreError> {
+        match self.touched.entry(key) {
+            Entry::Occupied(o) => Ok((o.into_mut(), false)),
+            Entry::Vacant(slot) => {
+                let issue = self
+                    .waiting
+                    .remove(&key)
+                    .ok_or_else(|| rows::corrupt("an issue the batch created is missing"))?;
+                let new = self.created.contains(&key);
+                Ok((slot.insert(TouchedIssue { issue, dirty: new }), new))
+            }
+        }
+    }
+
+    /// The touched issues to write back.
+    fn dirty(&self) -> Vec<&Issue> {
+        self.touched
+            .values()
+            .filter(|t| t.dirty)
+            .map(|t| &t.issue)
+            .collect()
+    }
+}
+
+/// The issue `p` creates: its title, culprit, level and time.
+fn new_issue<'e, S: BatchStatements + ?Sized>(db: &S, p: &'e PreparedEvent) -> NewIssue<'e> {
+    NewIssue {
+        project_id: p.project_id,
+        fingerprint: &p.fingerprint,
+        title: db.fit_text(&p.title),
+        culprit: db.fit_text(&p.culprit),
+        level: p.event.level,
+        received: p.received,
+    }
+}
+
+/// What the batch decided, event by event in input order, and what it writes.
+struct Settled<'e> {
+    /// The outcomes and the messages to publish.
+    result: BatchResult,
+    /// The event rows to insert, in seq order per project.
+    rows: Vec<EventRow<'e>>,
+    /// Each project's last seq before the batch.
+    seqs_before: HashMap<ProjectId, i64>,
+    /// The last seq given so far, for each project that stored an event.
+    last_seqs: HashMap<ProjectId, i64>,
+    /// The projects whose unresolved count the batch changes.
+    count_changed: BTreeSet<ProjectId>,
+    /// The ids the batch stores, with their issue: a repeat inside the batch is a
+    /// duplicate of its first stored copy.
+    stored_ids: HashMap<EventKey<'e>, i64>,
+}
+
+impl<'e> Settled<'e> {
+    fn new(seqs_before: HashMap<ProjectId, i64>, events: usize) -> Self {
+        Self {
+            result: BatchResult {
+                outcomes: Vec::with_capacity(events),
+                messages: Vec::with_capacity(events + 4),
+            },
+            rows: Vec::with_capacity(events),
+            seqs_before,
+            last_seqs: HashMap::new(),
+            count_changed: BTreeSet::new(),
+            stored_ids: HashMap::new(),
+        }
+    }
+
+    /// Settles one event: a duplicate, dropped by its issue, or stored with the next seq.
+    fn settle<S: BatchStatements + ?Sized>(
+        &mut self,
+        db: &S,
+        p: &'e PreparedEvent,
+        earlier: &EarlierCopies,
+        issues: &mut BatchIssues<'e>,
+    ) -> Result<(), StoreError> {
+        let stored_copy = self.stored_ids.get(&event_key(p)).copied();
+        if let Some(issue_id) = stored_copy.or_else(|| earlier.issue_of(p)) {
+            self.result
+                .outcomes
+                .push(EventOutcome::Duplicate { issue_id });
+            return Ok(());
+        }
+        let (issue_id, changed) = match issues.resolve(p, &mut self.count_changed)? {
+            Resolved::Dropped { issue_id } => {
+                self.result
+                    .outcomes
+                    .push(EventOutcome::Dropped { issue_id });
+                return Ok(());
+            }
+            Resolved::Stored { issue_id, changed } => (issue_id, changed),
+        };
+        let seq = self.next_seq(p.project_id);
+        self.stored_ids.insert(event_key(p), issue_id);
+        let row = event_row(db, p, seq, issue_id)?;
+        self.result
+            .outcomes
+            .push(EventOutcome::Stored { issue_id, seq });
+        self.result.messages.extend(changed);
+        let stored = Arc::clone(&row.stored);
+        self.result
+            .messages
+            .push(DomainMessage::EventStored(stored));
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// The project's next seq, counted on from its last one.
+    fn next_seq(&mut self, project: ProjectId) -> i64 {
+        let seq = self
+            .last_seqs
+            .entry(project)
+            .or_insert(self.seqs_before[&project]);
+        *seq += 1;
+        *seq
+    }
+
+    /// Writes the rows, the counts they add, the touched issues and the projects' last
+    /// seqs in one call, unless the batch stored and touched nothing.
+    async fn write<S: BatchStatements + ?Sized>(
+        &self,
+        db: &mut S,
+        issues: &BatchIssues<'_>,
+    ) -> Result<(), StoreError> {
+        let tags = fitted_tags(&*db, &self.rows);
+        let rollups = rollups(&self.rows, &tags);
+        let dirty = issues.dirty();
+        let seqs: Vec<(ProjectId, i64)> = self.last_seqs.iter().map(|(&p, &s)| (p, s)).collect();
+        if self.rows.is_empty() && dirty.is_empty() {
+            return Ok(());
+        }
+        let writes = BatchWrites {
+            rows: &self.rows,
+            rollups: &rollups,
+            issues: &dirty,
+            seqs: &seqs,
+        };
+        db.write(&writes).await
+    }
+
+    /// Announces each changed project's unresolved count, counted inside the transaction.
+    async fn count_changes<S: BatchStatements + ?Sized>(
+        &mut self,
+        db: &mut S,
+    ) -> Result<(), StoreError> {
+        for &project_id in &self.count_changed {
+            let count = db.count_unresolved(project_id).await?;
+            (self.result.messages).push(DomainMessage::CountChanged { project_id, count });
+        }
+        Ok(())
+    }
+}
+
+/// An event's text as the database's text columns hold it.
+struct FittedText<'e> {
+    message: Option<Cow<'e, str>>,
+    environment: Cow<'e, str>,
+    release: Option<Cow<'e, str>>,
+    title: Cow<'e, str>,
+    culprit: Cow<'e, str>,
+}
+
+impl<'e> FittedText<'e> {
+    fn of<S: BatchStatements + ?Sized>(db: &S, p: &'e PreparedEvent) -> Self {
+        let e = &p.event;
+        Self {
+            message: e.message.as_deref().map(|m| db.fit_text(m)),
+            environment: db.fit_text(&e.environment),
+            release: e.release.as_deref().map(|r| db.fit_text(r)),
+            title: db.fit_text(&p.title),
+            culprit: db.fit_text(&p.culprit),
+        }
+    }
+}
+
+/// The row of an event stored with `seq` under `issue_id`, holding the event as published.
+fn event_row<'e, S: BatchStatements + ?Sized>(
+    db: &S,
+    p: &'e PreparedEvent,
+    seq: i64,
+    issue_id: i64,
+) -> Result<EventRow<'e>, StoreError> {
+    let text = FittedText::of(db, p);
+    let timestamp = p.event.timestamp.unwrap_or(p.received);
+    let stored = Arc::new(published(p, seq, issue_id, timestamp, &text)?);
+    Ok(EventRow {
+        p,
+        seq,
+        issue_id,
+        timestamp,
+        message: text.message,
+        environment: text.environment,
+        release: text.release,
+        title: text.title,
+        culprit: text.culprit,
+        tags: serde_json::to_string(&p.event.tags).map_err(rows::corrupt)?,
+        stored,
+    })
+}
+
+/// The event as published once stored; its detail is the row's.
+fn published(
+    p: &PreparedEvent,
+    seq: i64,
+    issue_id: i64,
+    timestamp: Millis,
+    text: &FittedText<'_>,
+) -> Result<StoredEvent, StoreError> {
+    let e = &p.event;
+    Ok(StoredEvent {
+        project_id: p.project_id,
+        seq,
+        issue_id,
+        id: p.event_id.clone(),
+        level: e.level,
+        message: text.message.as_deref().map(str::to_owned),
+        environment: text.environment.clone().into_owned(),
+        release: text.release.as_deref().map(str::to_owned),
+        timestamp,
+        received: p.received,
+        title: text.title.clone().into_owned(),
+        culprit: text.culprit.clone().into_owned(),
+        tags: e.tags.clone(),
+        detail: DetailJson::of(&e.detail).map_err(rows::corrupt)?,
+    })
+}
+
+/// Each row's tags as stored (see `fit_text`): the rollups count them so, and retention
+/// subtracts what it reads back.
+fn fitted_tags<'e, S: BatchStatements + ?Sized>(
+    db: &S,
+    rows: &[EventRow<'e>],
+) -> Vec<FittedTags<'e>> {
+    rows.iter()
         .map(|r| {
             r.p.event
                 .tags
@@ -355,9 +627,13 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
                 .map(|(k, v)| (db.fit_text(k), db.fit_text(v)))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// The counts the rows add: per tag value, per issue minute and per project minute.
+fn rollups<'a>(rows: &'a [EventRow<'_>], tags: &'a [FittedTags<'_>]) -> Rollups<'a> {
     let mut rollups = Rollups::default();
-    for (r, tags) in rows.iter().zip(&tags) {
+    for (r, tags) in rows.iter().zip(tags) {
         rollups.add_parts(
             r.p.project_id,
             r.issue_id,
@@ -369,31 +645,164 @@ pub(crate) async fn write_batch<S: BatchStatements + ?Sized>(
             1,
         );
     }
-    let dirty: Vec<&Issue> = touched
-        .values()
-        .filter(|t| t.dirty)
-        .map(|t| &t.issue)
-        .collect();
-    let seqs: Vec<(ProjectId, i64)> = last_seq.into_iter().collect();
-    if !rows.is_empty() || !dirty.is_empty() {
-        db.write(&BatchWrites {
-            rows: &rows,
-            rollups: &rollups,
-            issues: &dirty,
-            seqs: &seqs,
-        })
-        .await?;
+    rollups
+}
+
+/// Queues the alerts the batch's messages raise for the webhooks that want them.
+async fn raise_alerts<S: BatchStatements + ?Sized>(
+    db: &mut S,
+    messages: &[DomainMessage],
+) -> Result<(), StoreError> {
+    let raised = crate::model::alert::raised(messages);
+    if raised.is_empty() {
+        return Ok(());
     }
-    for project in count_changed {
-        let count = db.count_unresolved(project).await?;
-        result.messages.push(DomainMessage::CountChanged {
-            project_id: project,
-            count,
-        });
+    db.raise_alerts(&raised, Millis::now()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IssueStatus;
+    use crate::model::event::{EventDetail, NewEvent};
+    use futures_executor::block_on;
+
+    /// A database holding projects 1 and 2 and no events yet; it records the statements it
+    /// is asked to run.
+    #[derive(Default)]
+    struct Recording {
+        calls: Vec<&'static str>,
     }
-    let raised = crate::alerts::payload::raised(&result.messages);
-    if !raised.is_empty() {
-        db.raise_alerts(&raised, Millis::now()).await?;
+
+    #[async_trait]
+    impl BatchStatements for Recording {
+        async fn project_seqs(
+            &mut self,
+            projects: &[ProjectId],
+        ) -> Result<HashMap<ProjectId, i64>, StoreError> {
+            self.calls.push("project_seqs");
+            Ok(projects
+                .iter()
+                .filter(|&&p| p <= 2)
+                .map(|&p| (p, 10))
+                .collect())
+        }
+        async fn stored_event_ids(
+            &mut self,
+            _: &[(ProjectId, &str)],
+        ) -> Result<StoredIds, StoreError> {
+            self.calls.push("stored_event_ids");
+            Ok(StoredIds::new())
+        }
+        async fn issues_by_fingerprint(
+            &mut self,
+            _: &[(ProjectId, &str)],
+        ) -> Result<Vec<(String, Issue)>, StoreError> {
+            self.calls.push("issues_by_fingerprint");
+            Ok(Vec::new())
+        }
+        async fn insert_issues(
+            &mut self,
+            issues: &[NewIssue<'_>],
+        ) -> Result<Vec<(String, Issue)>, StoreError> {
+            self.calls.push("insert_issues");
+            Ok(issues
+                .iter()
+                .zip(1..)
+                .map(|(n, id)| created(n, id))
+                .collect())
+        }
+        async fn write(&mut self, _: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
+            self.calls.push("write");
+            Ok(())
+        }
+        async fn count_unresolved(&mut self, _: ProjectId) -> Result<i64, StoreError> {
+            self.calls.push("count_unresolved");
+            Ok(1)
+        }
+        async fn raise_alerts(&mut self, _: &[Raised], _: Millis) -> Result<(), StoreError> {
+            self.calls.push("raise_alerts");
+            Ok(())
+        }
     }
-    Ok(result)
+
+    fn created(n: &NewIssue<'_>, id: i64) -> (String, Issue) {
+        let issue = Issue {
+            id,
+            project_id: n.project_id,
+            title: n.title.to_string(),
+            culprit: n.culprit.to_string(),
+            level: n.level,
+            status: IssueStatus::Unresolved,
+            event_count: 0,
+            first_seen: n.received,
+            last_seen: n.received,
+        };
+        (n.fingerprint.to_owned(), issue)
+    }
+
+    fn event(project_id: ProjectId, id: &str) -> PreparedEvent {
+        PreparedEvent {
+            project_id,
+            event_id: id.to_owned(),
+            id_from_client: true,
+            fingerprint: "fp".into(),
+            title: "Error".into(),
+            culprit: "app.py".into(),
+            received: Millis(1_000),
+            event: NewEvent {
+                event_id: Some(id.to_owned()),
+                message: None,
+                level: Level::Error,
+                environment: "production".into(),
+                release: None,
+                timestamp: None,
+                tags: Default::default(),
+                detail: EventDetail::default(),
+                raw: None,
+            },
+            raw_zstd: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_project_is_named_and_nothing_is_written() {
+        let mut db = Recording::default();
+        let events = [event(1, "a"), event(7, "b")];
+        let err = block_on(write_batch(&mut db, &events)).unwrap_err();
+        assert!(matches!(err, StoreError::UnknownProject(7)), "{err:?}");
+        assert_eq!(err.to_string(), "project 7 does not exist");
+        let looked_up = ["project_seqs", "stored_event_ids", "issues_by_fingerprint"];
+        assert_eq!(db.calls, looked_up);
+    }
+
+    #[test]
+    fn a_batch_runs_its_steps_in_order() {
+        let mut db = Recording::default();
+        let events = [event(1, "a"), event(1, "a"), event(1, "b")];
+        let result = block_on(write_batch(&mut db, &events)).unwrap();
+        let expected = [
+            EventOutcome::Stored {
+                issue_id: 1,
+                seq: 11,
+            },
+            EventOutcome::Duplicate { issue_id: 1 },
+            EventOutcome::Stored {
+                issue_id: 1,
+                seq: 12,
+            },
+        ];
+        assert_eq!(result.outcomes, expected);
+        let steps = [
+            "project_seqs",
+            "stored_event_ids",
+            "issues_by_fingerprint",
+            "insert_issues",
+            "write",
+            "count_unresolved",
+            "raise_alerts",
+        ];
+        assert_eq!(db.calls, steps);
+        assert_eq!(result.messages.len(), 4, "{:?}", result.messages);
+    }
 }
