@@ -3,8 +3,8 @@
 
 use crate::alerts::{self, deliver::Deliverer};
 use crate::broker;
+use crate::broker::merge::Merge;
 use crate::broker::redis::{Publisher, RedisStatus};
-use crate::broker::relay::Relay;
 use crate::bus::{Bus, DomainMessage};
 use crate::config::ServeConfig;
 use crate::http;
@@ -51,7 +51,7 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
     };
     supervisor.start("retention", retention);
     supervisor.start("alerts", deliverer(config, &store, &shutdown));
-    // One node: the bus feeds the dispatcher. With Redis, the relay sits between them and
+    // One node: the bus feeds the dispatcher. With Redis, the merge task sits between them and
     // merges the other nodes' news (src/broker).
     let (dispatch_queue, redis) = match &config.redis_url {
         None => (bus.subscribe(BUS_CAPACITY), None),
@@ -140,7 +140,7 @@ fn edge_settings(config: &ServeConfig) -> crate::state::EdgeSettings {
     }
 }
 
-/// Starts the relay and the Redis subscriber and publisher; answers the dispatcher's queue.
+/// Starts the merge task and the Redis subscriber and publisher; answers the dispatcher's queue.
 fn start_broker(
     supervisor: &Supervisor,
     url: &str,
@@ -154,7 +154,7 @@ fn start_broker(
     let (remote_tx, remote) = mpsc::channel(1024);
     let (out, out_rx) = mpsc::channel(BUS_CAPACITY);
     let (publish, publish_rx) = mpsc::channel(BUS_CAPACITY);
-    let relay = Relay {
+    let merge = Merge {
         store: store.clone(),
         hub: hub.clone(),
         local: bus.subscribe(BUS_CAPACITY),
@@ -162,7 +162,7 @@ fn start_broker(
         out,
         publish,
     };
-    supervisor.start("relay", relay);
+    supervisor.start("merge", merge);
     {
         let (client, node, status) = (client.clone(), node.clone(), status.clone());
         supervisor.spawn_until_shutdown("redis-subscriber", move || {

@@ -2,14 +2,14 @@
 //!
 //! With one node (no `--redis-url`) the bus feeds the stream dispatcher directly. With
 //! Redis, every node publishes a short notice of each change it committed — which project
-//! seq, which issue, which count — and every node's [`relay`] turns the notices of the
+//! seq, which issue, which count — and every node's [`merge`] turns the notices of the
 //! others into stream messages by reading the database, which is the truth: an event is
 //! delivered from its stored row, in seq order, once, whichever node stored it and whether
 //! or not its notice arrived (a gap is read from the database; after a Redis outage, all
 //! that was stored meanwhile is).
 
+pub mod merge;
 pub mod redis;
-pub mod relay;
 
 use crate::model::IssueAction;
 use serde::{Deserialize, Serialize};

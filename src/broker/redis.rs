@@ -3,7 +3,7 @@
 //! delivery: while Redis is away, notices are dropped (the database keeps the truth and the
 //! other nodes catch up when they resubscribe) and the outage is logged once.
 
-use super::relay::Remote;
+use super::merge::Remote;
 use super::{CHANNEL, Notice, Packet};
 use crate::task::Service;
 use futures_util::StreamExt;
@@ -36,11 +36,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const PACKET_MAX: usize = 512;
 
 /// Subscribes to the news channel until shutdown, handing other nodes' packets to the
-/// relay; after every (re)subscription the relay is told to catch up.
+/// merge; after every (re)subscription the merge is told to catch up.
 pub async fn subscribe(
     client: redis::Client,
     node: String,
-    to_relay: mpsc::Sender<Remote>,
+    to_merge: mpsc::Sender<Remote>,
     status: RedisStatus,
 ) {
     let mut backoff = BACKOFF.0;
@@ -72,7 +72,7 @@ pub async fn subscribe(
             tracing::info!("redis is reachable again; catching up from the database");
         }
         outage_logged = false;
-        if to_relay.send(Remote::Subscribed).await.is_err() {
+        if to_merge.send(Remote::Subscribed).await.is_err() {
             return;
         }
         let mut messages = pubsub.on_message();
@@ -82,7 +82,7 @@ pub async fn subscribe(
             };
             match serde_json::from_str::<Packet>(&payload) {
                 Ok(p) if p.node != node => {
-                    if to_relay.send(Remote::Packet(p)).await.is_err() {
+                    if to_merge.send(Remote::Packet(p)).await.is_err() {
                         return;
                     }
                 }
@@ -105,14 +105,14 @@ fn down(status: &RedisStatus, logged: &mut bool, why: &str) {
     }
 }
 
-/// The publisher task: owns the relay's queue of this node's notices (a restarted
+/// The publisher task: owns the merge's queue of this node's notices (a restarted
 /// publisher continues with it).
 pub struct Publisher {
     /// Where to publish.
     pub client: redis::Client,
     /// This node, named in every packet so that it skips its own.
     pub node: String,
-    /// The notices the relay hands on.
+    /// The notices the merge hands on.
     pub rx: mpsc::Receiver<Notice>,
 }
 
@@ -122,7 +122,7 @@ impl Service for Publisher {
     }
 }
 
-/// Publishes this node's notices, batched, until the relay closes the queue.
+/// Publishes this node's notices, batched, until the merge closes the queue.
 async fn publish(client: &redis::Client, node: &str, rx: &mut mpsc::Receiver<Notice>) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(first) = rx.recv().await {

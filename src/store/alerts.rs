@@ -487,8 +487,8 @@ pub(super) fn numbered(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::alert::Raised;
     use crate::model::IssueAction;
+    use crate::model::alert::Raised;
 
     #[test]
     fn placeholders_are_numbered_for_postgres() {

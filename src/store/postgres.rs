@@ -20,8 +20,8 @@ use super::{
     StatusChange, Store, StoreError, StoredEvent, TagBreakdown, hash_token, new_ingest_key,
     new_token, rows,
 };
-use crate::model::alert::Raised;
 use crate::model::DomainMessage;
+use crate::model::alert::Raised;
 use crate::model::{Issue, IssueCommand, IssueStatus, Millis};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};

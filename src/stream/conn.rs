@@ -13,9 +13,9 @@
 //! delivery is a queue push plus a share of one `writev` per connection per batch.
 
 use super::filter::{Filters, Subject};
-use super::messages::{EventFields, Frame, lagged};
+use super::messages::{EventFields, WireFrame, lagged};
 use super::outbox::{Outbox, Pushed};
-use super::rooms::{ConnId, Delivery, Member};
+use super::rooms::{ConnId, Member, Offered};
 use crate::model::Millis;
 use crate::telemetry;
 use bytes::Bytes;
@@ -54,7 +54,7 @@ pub enum Flushed {
 
 /// What waits to be written, under one lock.
 struct Outgoing {
-    outbox: Outbox<Arc<Frame>>,
+    outbox: Outbox<Arc<WireFrame>>,
     /// Bytes taken from the outbox (or the connection's own messages), in order; the
     /// first has `offset` bytes written already. At most [`WRITE_BATCH`] broadcasts.
     unsent: VecDeque<Bytes>,
@@ -127,7 +127,7 @@ impl StreamConn {
 
     /// Takes up to `max` queued frames and the number dropped since the last take
     /// (for tests and tools that read the outbox without a socket).
-    pub fn take(&self, max: usize, out: &mut Vec<Arc<Frame>>) -> u64 {
+    pub fn take(&self, max: usize, out: &mut Vec<Arc<WireFrame>>) -> u64 {
         self.lock().outbox.take(max, out)
     }
 
@@ -169,7 +169,7 @@ impl StreamConn {
     }
 
     /// Whether a live frame repeats one that replay already sent.
-    pub fn already_sent(&self, frame: &Frame) -> bool {
+    pub fn already_sent(&self, frame: &WireFrame) -> bool {
         frame
             .seq
             .is_some_and(|s| s <= self.replayed_upto.load(Ordering::Acquire))
@@ -313,23 +313,23 @@ fn advance(out: &mut Outgoing, mut written: usize) {
 /// A message offered to a room: the shared frame, plus the event's fields when filters apply.
 pub struct Offer<'a> {
     /// The encoded message.
-    pub frame: &'a Arc<Frame>,
+    pub frame: &'a Arc<WireFrame>,
     /// `Some` for events (filtered per connection); `None` for issue and count messages.
     pub event: Option<&'a EventFields>,
 }
 
 impl Member<Offer<'_>> for StreamConn {
     /// Queues without writing: the publisher flushes once its batch is queued.
-    fn offer(&self, offer: &Offer<'_>) -> Delivery {
+    fn offer(&self, offer: &Offer<'_>) -> Offered {
         if self.is_closed() {
-            return Delivery::Failed;
+            return Offered::Failed;
         }
         if offer.event.is_some_and(|e| !self.matches(e)) {
-            return Delivery::Filtered;
+            return Offered::Filtered;
         }
         match self.lock().outbox.push(offer.frame.clone()) {
-            Pushed::Queued => Delivery::Queued,
-            Pushed::DroppedOldest => Delivery::DroppedOldest,
+            Pushed::Queued => Offered::Queued,
+            Pushed::DroppedOldest => Offered::DroppedOldest,
         }
     }
 }
@@ -369,7 +369,7 @@ mod tests {
     }
 
     fn offer(conn: &StreamConn, n: i64) {
-        let frame = Arc::new(Frame::json(&json!({"n": n}), None));
+        let frame = Arc::new(WireFrame::json(&json!({"n": n}), None));
         conn.offer(&Offer {
             frame: &frame,
             event: None,
@@ -453,11 +453,11 @@ mod tests {
         offer(&conn, 1);
         assert_eq!(conn.flush_now(), Flushed::Failed);
         assert!(conn.is_closed());
-        let frame = Arc::new(Frame::json(&json!({}), None));
+        let frame = Arc::new(WireFrame::json(&json!({}), None));
         let d = conn.offer(&Offer {
             frame: &frame,
             event: None,
         });
-        assert_eq!(d, Delivery::Failed);
+        assert_eq!(d, Offered::Failed);
     }
 }

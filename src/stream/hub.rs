@@ -195,7 +195,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::model::Level;
-    use crate::stream::{EventFields, Frame};
+    use crate::stream::{EventFields, WireFrame};
     use serde_json::json;
 
     fn fields(level: Level) -> EventFields {
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(hub.project_of(other.id), Some(2));
         assert_eq!(hub.find(&all.id.to_string()), Some(all.id));
 
-        let frame = Arc::new(Frame::json(&json!({"type": "event"}), Some(1)));
+        let frame = Arc::new(WireFrame::json(&json!({"type": "event"}), Some(1)));
         let warn = fields(Level::Warning);
         let r = hub.publish(
             1,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// One encoded message: a whole WebSocket text frame (header and JSON), shared by every
 /// subscriber that gets it. Server frames are not masked, so the bytes are the same for all.
 #[derive(Debug)]
-pub struct Frame {
+pub struct WireFrame {
     /// The frame as it goes on the wire.
     pub wire: Bytes,
     /// Where the JSON starts in `wire`.
@@ -22,16 +22,16 @@ pub struct Frame {
     pub received: Option<Millis>,
 }
 
-impl Frame {
+impl WireFrame {
     /// Encodes `v` once.
-    pub fn json(v: &Value, seq: Option<i64>) -> Frame {
-        Frame::encode(v, seq)
+    pub fn json(v: &Value, seq: Option<i64>) -> WireFrame {
+        WireFrame::encode(v, seq)
     }
 
     /// Encodes any serializable message once, without building a `Value` tree first.
-    pub fn encode<T: serde::Serialize + ?Sized>(v: &T, seq: Option<i64>) -> Frame {
+    pub fn encode<T: serde::Serialize + ?Sized>(v: &T, seq: Option<i64>) -> WireFrame {
         let text = serde_json::to_string(v).expect("stream messages serialize");
-        Frame {
+        WireFrame {
             header: codec::header_len(text.len()) as u8,
             wire: codec::text(&text),
             seq,
@@ -59,7 +59,7 @@ pub struct EventFields {
 }
 
 /// `{"type":"event",...}` for a stored event.
-pub fn event_frame(e: &StoredEvent) -> Frame {
+pub fn event_frame(e: &StoredEvent) -> WireFrame {
     /// `{"type":"event","seq":…,"issue_id":…,"event":{…}}`, in that order.
     #[derive(serde::Serialize)]
     struct EventMessage<'a> {
@@ -68,9 +68,9 @@ pub fn event_frame(e: &StoredEvent) -> Frame {
         issue_id: i64,
         event: crate::store::EventSummary<'a>,
     }
-    Frame {
+    WireFrame {
         received: Some(e.received),
-        ..Frame::encode(
+        ..WireFrame::encode(
             &EventMessage {
                 r#type: "event",
                 seq: e.seq,
@@ -84,10 +84,10 @@ pub fn event_frame(e: &StoredEvent) -> Frame {
 
 /// The frame for a domain message (counts are coalesced elsewhere and encoded with
 /// [`count_frame`]).
-pub fn domain_frame(msg: &DomainMessage) -> Frame {
+pub fn domain_frame(msg: &DomainMessage) -> WireFrame {
     match msg {
         DomainMessage::EventStored(e) => event_frame(e),
-        DomainMessage::IssueChanged { action, issue, .. } => Frame::json(
+        DomainMessage::IssueChanged { action, issue, .. } => WireFrame::json(
             &json!({ "type": "issue", "action": action, "issue": issue }),
             None,
         ),
@@ -96,14 +96,14 @@ pub fn domain_frame(msg: &DomainMessage) -> Frame {
 }
 
 /// `{"type":"issue_count",...}`.
-pub fn count_frame(project_id: i64, count: i64) -> Frame {
-    Frame::json(
+pub fn count_frame(project_id: i64, count: i64) -> WireFrame {
+    WireFrame::json(
         &json!({ "type": "issue_count", "project_id": project_id, "count": count }),
         None,
     )
 }
 
 /// `{"type":"lagged","dropped":N}`.
-pub fn lagged(dropped: u64) -> Frame {
-    Frame::json(&json!({ "type": "lagged", "dropped": dropped }), None)
+pub fn lagged(dropped: u64) -> WireFrame {
+    WireFrame::json(&json!({ "type": "lagged", "dropped": dropped }), None)
 }

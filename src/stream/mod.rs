@@ -14,6 +14,6 @@ pub mod rooms;
 pub use conn::{Closed, Flushed, Offer, StreamConn, Wire};
 pub use filter::{Filters, InvalidFilter, Subject};
 pub use hub::Hub;
-pub use messages::{EventFields, Frame};
+pub use messages::{EventFields, WireFrame};
 pub use outbox::{Outbox, Pushed};
-pub use rooms::{ConnId, Delivery, Member, Report, RoomId, Rooms};
+pub use rooms::{ConnId, Member, Offered, Report, RoomId, Rooms};

@@ -1,4 +1,4 @@
-//! Rooms: which connections watch what, with the typed API of the old Mesher —
+//! Rooms: which connections watch what, with a typed API —
 //! `join(conn, room)`, `leave`, `broadcast(room, msg)` and `broadcast_except(room, msg, conn)`.
 //!
 //! Connection ids and room ids are distinct types, so swapping them does not compile.
@@ -25,7 +25,7 @@ pub struct RoomId(pub i64);
 
 /// What offering a message to one member did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
+pub enum Offered {
     /// Queued in its outbox.
     Queued,
     /// Queued, after the outbox dropped its oldest message.
@@ -39,7 +39,7 @@ pub enum Delivery {
 /// A room member: receives offered messages.
 pub trait Member<M> {
     /// Offers `msg`; must not block.
-    fn offer(&self, msg: &M) -> Delivery;
+    fn offer(&self, msg: &M) -> Offered;
 }
 
 /// What a broadcast did, summed over the room's members.
@@ -56,12 +56,12 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, d: Delivery) {
+    fn add(&mut self, d: Offered) {
         match d {
-            Delivery::Queued => self.queued += 1,
-            Delivery::DroppedOldest => self.dropped += 1,
-            Delivery::Filtered => self.filtered += 1,
-            Delivery::Failed => self.failed += 1,
+            Offered::Queued => self.queued += 1,
+            Offered::DroppedOldest => self.dropped += 1,
+            Offered::Filtered => self.filtered += 1,
+            Offered::Failed => self.failed += 1,
         }
     }
 }
@@ -190,15 +190,15 @@ mod tests {
     }
 
     impl Member<&'static str> for Probe {
-        fn offer(&self, msg: &&'static str) -> Delivery {
+        fn offer(&self, msg: &&'static str) -> Offered {
             if self.closed {
-                return Delivery::Failed;
+                return Offered::Failed;
             }
             if self.only.is_some_and(|o| o != *msg) {
-                return Delivery::Filtered;
+                return Offered::Filtered;
             }
             self.got.lock().unwrap().push(msg);
-            Delivery::Queued
+            Offered::Queued
         }
     }
 

@@ -1,4 +1,4 @@
-//! The relay task (with Redis only): merges this node's committed changes with the other
+//! The merge task (with Redis only): merges this node's committed changes with the other
 //! nodes' notices and hands the stream dispatcher one ordered flow per project.
 //!
 //! It keeps, per project, the last seq handed on (the cursor). An event at the cursor or
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// What the Redis subscriber hands the relay.
+/// What the Redis subscriber hands the merge.
 #[derive(Debug)]
 pub enum Remote {
     /// Another node's notices.
@@ -253,11 +253,11 @@ impl Sequencer {
     }
 }
 
-/// The relay task: local commits (`local`) are announced to the other nodes (`publish`,
+/// The merge task: local commits (`local`) are announced to the other nodes (`publish`,
 /// never waiting for Redis) and, with the other nodes' notices (`remote`), handed to the
-/// dispatcher (`out`) in seq order. It owns both receivers: a restarted relay continues
+/// dispatcher (`out`) in seq order. It owns both receivers: a restarted merge continues
 /// with them.
-pub struct Relay {
+pub struct Merge {
     /// Where gaps are read from.
     pub store: Arc<dyn Store>,
     /// Whose watched projects need their gaps filled.
@@ -272,27 +272,27 @@ pub struct Relay {
     pub publish: mpsc::Sender<Notice>,
 }
 
-impl Service for Relay {
+impl Service for Merge {
     fn run(&mut self) -> impl Future<Output = ()> + Send + '_ {
         run(self)
     }
 }
 
-/// Runs the relay until both inputs close.
-async fn run(relay: &mut Relay) {
-    let Relay {
+/// Runs the merge until both inputs close.
+async fn run(merge: &mut Merge) {
+    let Merge {
         store,
         hub,
         local,
         remote,
         out,
         publish,
-    } = relay;
+    } = merge;
     let mut seq = loop {
         match Sequencer::new(store.clone(), hub.clone(), out.clone()).await {
             Ok(s) => break s,
             Err(e) => {
-                tracing::warn!(error = %e, "relay cannot read the projects yet; retrying");
+                tracing::warn!(error = %e, "merge cannot read the projects yet; retrying");
                 tokio::time::sleep(RETRY_EVERY).await;
             }
         }
