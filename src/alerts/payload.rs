@@ -6,8 +6,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-pub use crate::model::alert::{MAX_ALERTS, Raised, alert, raised};
-
 /// The `json` format: `{"project_id": P, "alerts": [...]}`, the stored alerts as they are.
 pub fn json_body(project_id: i64, alerts: &[String]) -> String {
     let mut body = format!("{{\"project_id\":{project_id},\"alerts\":[");
