@@ -171,6 +171,21 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match cli.command {
+        Command::Serve(config) => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            mesher::run(config, listener, shutdown_signal()).await
+        }
+        Command::Project(cmd) => project(cmd).await,
+        Command::Webhook(cmd) => webhook(cmd).await,
+    }
+}
+
+/// Logs on stderr, at `RUST_LOG`'s level (default info), as text or JSON lines.
+fn init_logs(format: LogFormat) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -178,92 +193,70 @@ async fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, not in a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log_format {
+    match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    match cli.command {
-        Command::Serve(config) => {
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
-            mesher::run(config, listener, shutdown_signal()).await?;
+}
+
+/// `mesher project …`: each prints its JSON lines on stdout.
+async fn project(cmd: ProjectCommand) -> anyhow::Result<()> {
+    use mesher::admin;
+    let printed = match cmd {
+        ProjectCommand::Create {
+            name,
+            database,
+            listen,
+        } => vec![admin::create_project(&database.database_url, &name, &listen.to_string()).await?],
+        ProjectCommand::List { database, listen } => {
+            admin::list_projects(&database.database_url, &listen.to_string()).await?
         }
-        Command::Project(cmd) => match cmd {
-            ProjectCommand::Create {
-                name,
-                database,
-                listen,
-            } => {
-                let v = mesher::admin::create_project(
-                    &database.database_url,
-                    &name,
-                    &listen.to_string(),
-                )
-                .await?;
-                println!("{v}");
-            }
-            ProjectCommand::List { database, listen } => {
-                for v in mesher::admin::list_projects(&database.database_url, &listen.to_string())
-                    .await?
-                {
-                    println!("{v}");
-                }
-            }
-            ProjectCommand::RotateToken { id, database } => {
-                println!(
-                    "{}",
-                    mesher::admin::rotate_token(&database.database_url, id).await?
-                );
-            }
-            ProjectCommand::RotateKey {
-                id,
-                database,
-                listen,
-            } => {
-                println!(
-                    "{}",
-                    mesher::admin::rotate_key(&database.database_url, id, &listen.to_string())
-                        .await?
-                );
-            }
-        },
-        Command::Webhook(cmd) => match cmd {
-            WebhookCommand::Add {
+        ProjectCommand::RotateToken { id, database } => {
+            vec![admin::rotate_token(&database.database_url, id).await?]
+        }
+        ProjectCommand::RotateKey {
+            id,
+            database,
+            listen,
+        } => vec![admin::rotate_key(&database.database_url, id, &listen.to_string()).await?],
+    };
+    printed.iter().for_each(|v| println!("{v}"));
+    Ok(())
+}
+
+/// `mesher webhook …`: each prints its JSON lines on stdout.
+async fn webhook(cmd: WebhookCommand) -> anyhow::Result<()> {
+    use mesher::admin;
+    let printed = match cmd {
+        WebhookCommand::Add {
+            project_id,
+            url,
+            on,
+            format,
+            secret,
+            webhook_allow_cidr,
+            database,
+        } => {
+            let on =
+                mesher::model::webhook::parse_triggers(&on).map_err(mesher::admin::UsageError)?;
+            let added = admin::add_webhook(
+                &database.database_url,
                 project_id,
-                url,
-                on,
+                &url,
+                &on,
                 format,
-                secret,
-                webhook_allow_cidr,
-                database,
-            } => {
-                let on = mesher::model::webhook::parse_triggers(&on)
-                    .map_err(mesher::admin::UsageError)?;
-                let v = mesher::admin::add_webhook(
-                    &database.database_url,
-                    project_id,
-                    &url,
-                    &on,
-                    format,
-                    secret.as_deref(),
-                    &webhook_allow_cidr,
-                )
-                .await?;
-                println!("{v}");
-            }
-            WebhookCommand::List { project, database } => {
-                for v in mesher::admin::list_webhooks(&database.database_url, project).await? {
-                    println!("{v}");
-                }
-            }
-            WebhookCommand::Remove { id, database } => {
-                println!(
-                    "{}",
-                    mesher::admin::remove_webhook(&database.database_url, id).await?
-                );
-            }
-        },
-    }
+                secret.as_deref(),
+                &webhook_allow_cidr,
+            );
+            vec![added.await?]
+        }
+        WebhookCommand::List { project, database } => {
+            admin::list_webhooks(&database.database_url, project).await?
+        }
+        WebhookCommand::Remove { id, database } => {
+            vec![admin::remove_webhook(&database.database_url, id).await?]
+        }
+    };
+    printed.iter().for_each(|v| println!("{v}"));
     Ok(())
 }

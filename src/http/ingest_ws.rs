@@ -67,29 +67,21 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
     // Checked once at once too: the key may have been replaced since the upgrade.
     directory.mark_changed();
     let mut watching = true;
-    // Pinged like a stream connection (SPEC §8): a client that stops answering is closed
-    // instead of holding its socket and memory for as long as it likes. Every write has
-    // the stream's write timeout, so a client that sends but never reads cannot hold the
-    // task in a full socket either.
-    let settings = *state.stream_settings();
-    let first = Instant::now() + settings.heartbeat_interval;
-    let mut heartbeat = tokio::time::interval_at(first, settings.heartbeat_interval);
-    let mut ping_sent: Option<Instant> = None;
-    let limit = settings.write_timeout;
+    // Every write has the stream's write timeout, so a client that sends but never reads
+    // cannot hold the task in a full socket.
+    let limit = state.stream_settings().write_timeout;
+    let mut heartbeat = Heartbeat::new(state.stream_settings());
     loop {
-        let pong_due = ping_sent.map_or(first, |sent| sent + settings.heartbeat_timeout);
+        let pong_due = heartbeat.pong_due();
         let msg = tokio::select! {
             m = socket.recv() => m,
-            _ = heartbeat.tick() => {
-                if ping_sent.is_none() {
-                    ping_sent = Some(Instant::now());
-                    if !send_within(&mut socket, Message::Ping(Default::default()), limit).await {
-                        return;
-                    }
+            _ = heartbeat.every.tick() => {
+                if heartbeat.ping_now() && !send_within(&mut socket, Message::Ping(Default::default()), limit).await {
+                    return;
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(pong_due), if ping_sent.is_some() => {
+            _ = tokio::time::sleep_until(pong_due.unwrap_or_else(Instant::now)), if pong_due.is_some() => {
                 tracing::debug!("no pong in time; closing the ingest socket");
                 return;
             }
@@ -108,7 +100,7 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
                 json!({ "error": "binary frames are not accepted: send each event as a JSON text frame" })
             }
             Some(Ok(Message::Pong(_))) => {
-                ping_sent = None;
+                heartbeat.ponged();
                 continue;
             }
             Some(Ok(Message::Ping(_))) => continue,
@@ -129,6 +121,43 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
         if !send_within(&mut socket, Message::Text(reply.to_string().into()), limit).await {
             return;
         }
+    }
+}
+
+/// Pings like a stream connection's (SPEC §8): a client that stops answering is closed
+/// instead of holding its socket and memory for as long as it likes.
+struct Heartbeat {
+    every: tokio::time::Interval,
+    timeout: std::time::Duration,
+    ping_sent: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn new(settings: &crate::state::StreamSettings) -> Heartbeat {
+        let first = Instant::now() + settings.heartbeat_interval;
+        Heartbeat {
+            every: tokio::time::interval_at(first, settings.heartbeat_interval),
+            timeout: settings.heartbeat_timeout,
+            ping_sent: None,
+        }
+    }
+
+    /// Whether to send a ping now (none is waiting for its pong).
+    fn ping_now(&mut self) -> bool {
+        let due = self.ping_sent.is_none();
+        if due {
+            self.ping_sent = Some(Instant::now());
+        }
+        due
+    }
+
+    /// When the pong of the ping sent is due, if one was sent.
+    fn pong_due(&self) -> Option<Instant> {
+        self.ping_sent.map(|sent| sent + self.timeout)
+    }
+
+    fn ponged(&mut self) {
+        self.ping_sent = None;
     }
 }
 

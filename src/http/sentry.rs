@@ -85,6 +85,28 @@ fn envelope_dsn(header: &Map<String, Value>) -> Result<Option<(String, String)>,
     }
 }
 
+/// Checks an envelope's credentials before a byte of its body (SPEC §8) and answers the
+/// body to read. Without credentials in the headers or the query, only the envelope's first
+/// line is read, for its dsn (a tunnel forwards envelopes so), within tight bounds.
+async fn authorize_envelope(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    project: ProjectId,
+    request: Request,
+) -> Result<axum::body::Body, ApiError> {
+    let outside = credentials(headers, query, None);
+    let body = request.into_limited_body();
+    if !outside.is_empty() {
+        authorize(state, &outside, project).await?;
+        return Ok(body);
+    }
+    let (header, rest) = read_header_line(headers, body).await?;
+    let dsn_key = envelope_dsn(&header).ok().flatten().map(|(key, _)| key);
+    authorize(state, &credentials(headers, None, dsn_key), project).await?;
+    Ok(rest)
+}
+
 /// An envelope: event items are ingested (together, all or nothing), the rest skipped as
 /// the body streams in (`envelope_body`).
 pub async fn envelope(
@@ -94,19 +116,7 @@ pub async fn envelope(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    // Credentials in the headers or the query are checked before a byte of the body
-    // (SPEC §8). Without them only the envelope's first line is read, for its dsn (a
-    // tunnel forwards envelopes so), within tight bounds.
-    let outside = credentials(&headers, query.as_deref(), None);
-    let mut body = request.into_limited_body();
-    if outside.is_empty() {
-        let (header, rest) = read_header_line(&headers, body).await?;
-        let dsn_key = envelope_dsn(&header).ok().flatten().map(|(key, _)| key);
-        authorize(&state, &credentials(&headers, None, dsn_key), project).await?;
-        body = rest;
-    } else {
-        authorize(&state, &outside, project).await?;
-    }
+    let body = authorize_envelope(&state, &headers, query.as_deref(), project, request).await?;
     let envelope = match read_envelope(&headers, body, state.body_timeout()).await {
         Ok(envelope) => envelope,
         Err(BodyError::Refused(e)) => return Err(e),
