@@ -452,6 +452,9 @@ async fn events_built_to_amplify_cost_about_their_size() {
         assert!(cpu < Duration::from_millis(1500), "{name}: {cpu:?} of CPU");
         let grown = s.peak_rss_kib().saturating_sub(rss);
         eprintln!("{name}: cpu {cpu:?} rss +{grown}");
-        assert!(grown < 16 * 1024, "{name}: peak RSS grew by {grown} KiB");
+        // 48 MiB: a debug build, whose first event of a shape may also grow the allocator's
+        // per-thread pages and a zstd context on a worker thread not yet used (16–26 MiB
+        // seen for the first shape); the old reading grew by 143 MiB on it.
+        assert!(grown < 48 * 1024, "{name}: peak RSS grew by {grown} KiB");
     }
 }

@@ -319,25 +319,35 @@ async fn first_message_auth(
             }
             ClientMessage::Binary(_) => String::new(),
         };
-        let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let (Some("auth"), Some(token)) = (
-            msg.get("type").and_then(Value::as_str),
-            msg.get("token").and_then(Value::as_str),
-        ) else {
-            let why = r#"the first message must be {"type":"auth","token":"<token>"}"#;
-            return Err(Some((CLOSE_POLICY, why.to_owned())));
-        };
-        return match token_owner(state, token).await {
-            Ok((owner, hash)) if owner == project => Ok(hash),
-            Ok(_) => Err(Some((
-                CLOSE_POLICY,
-                format!("this token does not belong to project {project}"),
-            ))),
-            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
-                Err(Some((CLOSE_POLICY, "invalid project token".to_owned())))
-            }
-            Err(e) => Err(Some((CLOSE_INTERNAL, e.to_string()))),
-        };
+        return check_auth_message(state, project, &text).await;
+    }
+}
+
+/// The token's hash when `text` is `{"type":"auth","token":"…"}` with `project`'s token;
+/// else the refusal to close the connection with.
+async fn check_auth_message(
+    state: &AppState,
+    project: i64,
+    text: &str,
+) -> Result<String, Option<Refusal>> {
+    let msg: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let (Some("auth"), Some(token)) = (
+        msg.get("type").and_then(Value::as_str),
+        msg.get("token").and_then(Value::as_str),
+    ) else {
+        let why = r#"the first message must be {"type":"auth","token":"<token>"}"#;
+        return Err(Some((CLOSE_POLICY, why.to_owned())));
+    };
+    match token_owner(state, token).await {
+        Ok((owner, hash)) if owner == project => Ok(hash),
+        Ok(_) => Err(Some((
+            CLOSE_POLICY,
+            format!("this token does not belong to project {project}"),
+        ))),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            Err(Some((CLOSE_POLICY, "invalid project token".to_owned())))
+        }
+        Err(e) => Err(Some((CLOSE_INTERNAL, e.to_string()))),
     }
 }
 

@@ -35,6 +35,27 @@ fn string_field<'a>(body: &'a Value, name: &str) -> Result<Option<&'a str>, ApiE
     }
 }
 
+/// The body's `on`: a list of triggers or a comma list, as the comma list; absent, the
+/// default ones.
+fn triggers(body: &Value) -> Result<String, ApiError> {
+    match body.get("on") {
+        None | Some(Value::Null) => Ok(DEFAULT_TRIGGERS.to_owned()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::BadRequest("field 'on' must be a list of strings".into())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join(",")),
+        Some(_) => Err(ApiError::BadRequest(
+            "field 'on' must be a list of triggers or a comma list".into(),
+        )),
+    }
+}
+
 /// `POST /api/v1/projects/<id>/webhooks` with `{"url", "on"?, "format"?, "secret"?}` →
 /// `201 {"webhook": {... with its secret}}`.
 pub async fn add(
@@ -57,25 +78,7 @@ pub async fn add(
         .ok_or_else(|| ApiError::BadRequest("field 'url' is required".into()))?;
     webhook::validate_url(url).map_err(ApiError::BadRequest)?;
     crate::alerts::target::check_url(url, state.webhook_allow()).map_err(ApiError::BadRequest)?;
-    let on = match body.get("on") {
-        None | Some(Value::Null) => DEFAULT_TRIGGERS.to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_owned).ok_or_else(|| {
-                    ApiError::BadRequest("field 'on' must be a list of strings".into())
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join(","),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "field 'on' must be a list of triggers or a comma list".into(),
-            ));
-        }
-    };
-    let on = webhook::parse_triggers(&on).map_err(ApiError::BadRequest)?;
+    let on = webhook::parse_triggers(&triggers(&body)?).map_err(ApiError::BadRequest)?;
     let format = match string_field(&body, "format")? {
         None => WebhookFormat::Json,
         Some(f) => WebhookFormat::parse(f).map_err(ApiError::BadRequest)?,
