@@ -241,61 +241,14 @@ async fn deliver_due(
         }
         let tried = attempt(&client, &hook, &delivery, &settings.allow).await;
         let now = Millis::now();
-        let outcome = match &tried {
-            Attempt::Delivered => DeliveryOutcome::Delivered,
-            // Trying again would meet the same address (or, for a name, an attacker's next
-            // DNS answer): the alerts go as if their 24 hours were over.
-            Attempt::Forbidden(_) => DeliveryOutcome::GivenUp,
-            Attempt::Failed(_)
-                if now.0 - delivery.created.0 >= settings.retry_for.as_millis() as i64 =>
-            {
-                DeliveryOutcome::GivenUp
-            }
-            Attempt::Failed(_) => DeliveryOutcome::Retry(Millis(
-                now.0 + retry_delay(delivery.attempts as u32 + 1).as_millis() as i64,
-            )),
-        };
-        let failed = match &tried {
-            Attempt::Failed(why) => Some(why.clone()),
-            Attempt::Forbidden(f) => Some(f.to_string()),
-            Attempt::Delivered => None,
-        };
-        match (&outcome, &failed) {
-            (DeliveryOutcome::Delivered, _) => {
-                metrics::counter!(ALERT_DELIVERIES, "outcome" => "delivered").increment(1);
-                metrics::histogram!(ALERT_LATENCY)
-                    .record((now.0 - delivery.oldest_alert.0).max(0) as f64 / 1000.0);
-            }
-            (_, Some(why)) if matches!(tried, Attempt::Forbidden(_)) => {
-                metrics::counter!(ALERT_DELIVERIES, "outcome" => "forbidden_address").increment(1);
-                tracing::warn!(
-                    webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
-                    "webhook delivery refused, its alerts given up: {why} (not a webhook \
-                     target unless allowed with --webhook-allow-cidr)"
-                );
-            }
-            (DeliveryOutcome::Retry(at), Some(why)) => {
-                metrics::counter!(ALERT_DELIVERIES, "outcome" => "retried").increment(1);
-                tracing::warn!(
-                    webhook = hook.id, delivery = %delivery.id, attempt = delivery.attempts + 1,
-                    retry_in_ms = at.0 - now.0, "webhook delivery failed: {why}"
-                );
-            }
-            (_, why) => {
-                metrics::counter!(ALERT_DELIVERIES, "outcome" => "given_up").increment(1);
-                tracing::error!(
-                    webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
-                    attempts = delivery.attempts + 1,
-                    "webhook delivery given up after {:?} of retries: {}",
-                    settings.retry_for, why.as_deref().unwrap_or("")
-                );
-            }
-        }
+        let outcome = outcome_of(&tried, &delivery, now, settings.retry_for);
+        record(&hook, &delivery, &tried, &outcome, now, settings.retry_for);
+        let failed = !matches!(tried, Attempt::Delivered);
         if let Err(e) = store.finish_delivery(&delivery.id, outcome, now).await {
             tracing::warn!(webhook = hook.id, error = %e, "cannot record a webhook delivery; it will be sent again");
             break;
         }
-        if failed.is_some() {
+        if failed {
             break; // the retry waits for its time; the lease goes back meanwhile
         }
     }
@@ -303,6 +256,73 @@ async fn deliver_due(
         tracing::warn!(webhook = hook.id, error = %e, "cannot release a webhook's lease; it expires by itself");
     }
     hook.id
+}
+
+/// What an attempt makes of its delivery: delivered, retried later, or given up.
+fn outcome_of(
+    tried: &Attempt,
+    delivery: &Delivery,
+    now: Millis,
+    retry_for: Duration,
+) -> DeliveryOutcome {
+    match tried {
+        Attempt::Delivered => DeliveryOutcome::Delivered,
+        // Trying again would meet the same address (or, for a name, an attacker's next
+        // DNS answer): the alerts go as if their 24 hours were over.
+        Attempt::Forbidden(_) => DeliveryOutcome::GivenUp,
+        Attempt::Failed(_) if now.0 - delivery.created.0 >= retry_for.as_millis() as i64 => {
+            DeliveryOutcome::GivenUp
+        }
+        Attempt::Failed(_) => DeliveryOutcome::Retry(Millis(
+            now.0 + retry_delay(delivery.attempts as u32 + 1).as_millis() as i64,
+        )),
+    }
+}
+
+/// Counts an attempt by its outcome and logs a failure.
+fn record(
+    hook: &Webhook,
+    delivery: &Delivery,
+    tried: &Attempt,
+    outcome: &DeliveryOutcome,
+    now: Millis,
+    retry_for: Duration,
+) {
+    let why = match tried {
+        Attempt::Failed(why) => why.clone(),
+        Attempt::Forbidden(f) => f.to_string(),
+        Attempt::Delivered => String::new(),
+    };
+    match (outcome, tried) {
+        (DeliveryOutcome::Delivered, _) => {
+            metrics::counter!(ALERT_DELIVERIES, "outcome" => "delivered").increment(1);
+            metrics::histogram!(ALERT_LATENCY)
+                .record((now.0 - delivery.oldest_alert.0).max(0) as f64 / 1000.0);
+        }
+        (_, Attempt::Forbidden(_)) => {
+            metrics::counter!(ALERT_DELIVERIES, "outcome" => "forbidden_address").increment(1);
+            tracing::warn!(
+                webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
+                "webhook delivery refused, its alerts given up: {why} (not a webhook \
+                 target unless allowed with --webhook-allow-cidr)"
+            );
+        }
+        (DeliveryOutcome::Retry(at), _) => {
+            metrics::counter!(ALERT_DELIVERIES, "outcome" => "retried").increment(1);
+            tracing::warn!(
+                webhook = hook.id, delivery = %delivery.id, attempt = delivery.attempts + 1,
+                retry_in_ms = at.0 - now.0, "webhook delivery failed: {why}"
+            );
+        }
+        _ => {
+            metrics::counter!(ALERT_DELIVERIES, "outcome" => "given_up").increment(1);
+            tracing::error!(
+                webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
+                attempts = delivery.attempts + 1,
+                "webhook delivery given up after {retry_for:?} of retries: {why}"
+            );
+        }
+    }
 }
 
 /// How one attempt ended.
