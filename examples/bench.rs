@@ -606,8 +606,7 @@ fn parse(args: &Args) -> Value {
     event["event_id"] = json!("c0ffee00c0ffee00c0ffee00c0ffee00");
     let bytes = serde_json::to_vec(&event).expect("JSON");
     let one = || {
-        let picked = mesher::sentry::picked_event(&bytes).expect("the SDK event is picked");
-        let event = picked.into_new_event().expect("a valid event");
+        let event = mesher::sentry::parse_event(&bytes).expect("a valid event");
         mesher::model::stored::DetailJson::of(&event.detail).expect("detail JSON")
     };
     let mut rounds: Vec<f64> = (0..7)

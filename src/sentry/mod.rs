@@ -1,12 +1,15 @@
 //! Sentry SDK compatibility (SPEC §2.2), without I/O: the envelope format, the event
 //! schema mapping and the DSN. The HTTP handlers are in `http::sentry`.
 
+mod by_key;
 pub mod envelope;
-pub mod event;
+mod event;
+mod read;
 pub mod scan;
+mod scanned;
 
 pub use envelope::{Envelope, EnvelopeError, Item};
-pub use event::{parse_event, picked_event, to_new_event};
+pub use event::parse_event;
 pub use scan::{Limits, ScanError, Scanner};
 
 /// Envelope item types that carry an error event; every other type is accepted and ignored

@@ -186,77 +186,100 @@ impl Scanner {
     }
 
     /// Reads from the start of `bytes` (never empty) in the current state; answers how
-    /// many bytes it used.
+    /// many bytes it used. Each state's step sets the next state (the current one is taken
+    /// out, so that a step owns its item).
     fn step(&mut self, bytes: &[u8]) -> Result<usize, ScanError> {
         match std::mem::replace(&mut self.state, State::ItemHeader) {
-            State::EnvelopeHeader => {
-                self.state = State::EnvelopeHeader;
-                let (used, ended) = self.take_line(bytes, || ENVELOPE_HEADER.to_owned())?;
-                if ended {
-                    if is_blank(&self.line) {
-                        self.state = State::BlankStart;
-                    } else {
-                        self.header = Some(json_object(&self.line, ENVELOPE_HEADER)?);
-                        self.line.clear();
-                        self.state = State::ItemHeader;
-                    }
-                }
-                Ok(used)
+            State::EnvelopeHeader => self.step_envelope_header(bytes),
+            State::BlankStart => self.step_blank_start(bytes),
+            State::ItemHeader => self.step_item_header(bytes),
+            State::Payload(item) => self.step_payload(item, bytes),
+            State::AfterPayload { item, cr } => self.step_after_payload(item, cr, bytes),
+        }
+    }
+
+    /// The first line: the envelope header, or a blank line.
+    fn step_envelope_header(&mut self, bytes: &[u8]) -> Result<usize, ScanError> {
+        self.state = State::EnvelopeHeader;
+        let (used, ended) = self.take_line(bytes, || ENVELOPE_HEADER.to_owned())?;
+        if ended {
+            if is_blank(&self.line) {
+                self.state = State::BlankStart;
+            } else {
+                self.header = Some(json_object(&self.line, ENVELOPE_HEADER)?);
+                self.line.clear();
+                self.state = State::ItemHeader;
             }
-            State::BlankStart => {
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    self.state = State::BlankStart;
-                    return Ok(bytes.len());
-                }
-                Err(json_object(&self.line, ENVELOPE_HEADER)
-                    .err()
-                    .unwrap_or_else(empty)
-                    .into())
+        }
+        Ok(used)
+    }
+
+    /// After a blank first line: only whitespace may follow.
+    fn step_blank_start(&mut self, bytes: &[u8]) -> Result<usize, ScanError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            self.state = State::BlankStart;
+            return Ok(bytes.len());
+        }
+        Err(json_object(&self.line, ENVELOPE_HEADER)
+            .err()
+            .unwrap_or_else(empty)
+            .into())
+    }
+
+    /// An item's header line (or a blank line between items).
+    fn step_item_header(&mut self, bytes: &[u8]) -> Result<usize, ScanError> {
+        let n = self.count + 1;
+        let (used, ended) = self.take_line(bytes, || format!("the header of item {n}"))?;
+        if ended {
+            self.end_item_header()?;
+        }
+        Ok(used)
+    }
+
+    /// A payload's bytes: up to its `length`, or, unsized, up to the next newline.
+    fn step_payload(&mut self, mut item: Current, bytes: &[u8]) -> Result<usize, ScanError> {
+        let (used, ended) = match item.length {
+            Some(len) => {
+                let take = (len - item.read).min(bytes.len());
+                (take, item.read + take == len)
             }
-            State::ItemHeader => {
-                let n = self.count + 1;
-                let (used, ended) = self.take_line(bytes, || format!("the header of item {n}"))?;
-                if ended {
-                    self.end_item_header()?;
-                }
-                Ok(used)
-            }
-            State::Payload(mut item) => {
-                let (used, ended) = match item.length {
-                    Some(len) => {
-                        let take = (len - item.read).min(bytes.len());
-                        (take, item.read + take == len)
-                    }
-                    None => match bytes.iter().position(|b| *b == b'\n') {
-                        Some(i) => (i + 1, true),
-                        None => (bytes.len(), false),
-                    },
-                };
-                // An unsized payload's newline is not part of it.
-                let data = &bytes[..used - usize::from(ended && item.length.is_none())];
-                self.keep_bytes(&mut item, data)?;
-                item.read += data.len();
-                self.state = match (ended, item.length) {
-                    (false, _) => State::Payload(item),
-                    (true, Some(_)) => State::AfterPayload { item, cr: false },
-                    (true, None) => {
-                        self.end_item(item);
-                        State::ItemHeader
-                    }
-                };
-                Ok(used)
-            }
-            State::AfterPayload { item, cr } => match bytes[0] {
-                b'\n' => {
-                    self.end_item(item);
-                    Ok(1)
-                }
-                b'\r' if !cr => {
-                    self.state = State::AfterPayload { item, cr: true };
-                    Ok(1)
-                }
-                _ => Err(longer(&item)),
+            None => match bytes.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (bytes.len(), false),
             },
+        };
+        // An unsized payload's newline is not part of it.
+        let data = &bytes[..used - usize::from(ended && item.length.is_none())];
+        self.keep_bytes(&mut item, data)?;
+        item.read += data.len();
+        self.state = match (ended, item.length) {
+            (false, _) => State::Payload(item),
+            (true, Some(_)) => State::AfterPayload { item, cr: false },
+            (true, None) => {
+                self.end_item(item);
+                State::ItemHeader
+            }
+        };
+        Ok(used)
+    }
+
+    /// After a sized payload: its newline (`\n` or `\r\n`).
+    fn step_after_payload(
+        &mut self,
+        item: Current,
+        cr: bool,
+        bytes: &[u8],
+    ) -> Result<usize, ScanError> {
+        match bytes[0] {
+            b'\n' => {
+                self.end_item(item);
+                Ok(1)
+            }
+            b'\r' if !cr => {
+                self.state = State::AfterPayload { item, cr: true };
+                Ok(1)
+            }
+            _ => Err(longer(&item)),
         }
     }
 
