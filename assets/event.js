@@ -1,3 +1,4 @@
+// @ts-check
 // One event in full, as a developer debugs it (SPEC §6's issue view): the exception chain
 // with stack traces, the message, breadcrumbs, request, user, tags, contexts, extra data
 // and the SDK. Plain DOM builders, no dependencies; every value the server sends is put into
@@ -5,32 +6,36 @@
 //
 // An event is drawn from its `data` (what the SDK sent, whole: a Sentry event or Mesher's
 // native JSON); an event stored before events were kept whole has only the listed fields,
-// which have the same names.
+// which have the same names. What an SDK sends is free-form: it is read as `any` and every
+// field is checked where it is used.
 
-/// An element with attributes (`class`, `text`, anything else as an attribute) and children.
-export function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
-  return node;
-}
+import { h } from "./js/dom.js";
+import { present, text, when } from "./js/format.js";
 
+/** @typedef {import("./js/dom.js").Child} Child */
+
+/**
+ * @param {unknown} v
+ * @returns {v is Record<string, any>}
+ */
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-const present = (v) => v !== null && v !== undefined && v !== "";
 
-/// Sentry sends some lists as `{"values": [...]}`.
+/**
+ * Sentry sends some lists as `{"values": [...]}`.
+ * @param {unknown} v
+ * @returns {any[]}
+ */
 function list(v) {
   if (Array.isArray(v)) return v;
   if (isObject(v) && Array.isArray(v.values)) return v.values;
   return [];
 }
 
-/// Key/value pairs from an object or a list of `[key, value]` pairs (tags, headers).
+/**
+ * Key/value pairs from an object or a list of `[key, value]` pairs (tags, headers).
+ * @param {unknown} v
+ * @returns {[string, unknown][]}
+ */
 function pairs(v) {
   if (Array.isArray(v)) {
     return v
@@ -41,26 +46,11 @@ function pairs(v) {
   return [];
 }
 
-/// A value as text: strings as they are, the rest as JSON.
-export function text(v) {
-  if (typeof v === "string") return v;
-  if (v === undefined) return "";
-  try {
-    return JSON.stringify(v, null, 2);
-  } catch {
-    return String(v);
-  }
-}
-
-/// A time given as RFC 3339 text or unix seconds, in local time with milliseconds.
-export function when(v) {
-  const d = typeof v === "number" ? new Date(v * 1000) : new Date(v);
-  if (!present(v) || Number.isNaN(d.getTime())) return text(v);
-  const p = (n, w = 2) => String(n).padStart(w, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
-
-/// A two-column table of key/value pairs; values that are objects are shown as JSON.
+/**
+ * A two-column table of key/value pairs; values that are objects are shown as JSON.
+ * @param {[string, unknown][]} rows
+ * @param {string} testid
+ */
 function table(rows, testid) {
   const body = h("tbody");
   for (const [k, v] of rows) {
@@ -77,6 +67,11 @@ function table(rows, testid) {
   return h("table", { class: "kv", "data-testid": testid }, body);
 }
 
+/**
+ * @param {string} title
+ * @param {string} testid
+ * @param {...Child} content
+ */
 function section(title, testid, ...content) {
   return h("section", { class: "event-section", "data-testid": testid }, h("h3", { text: title }), ...content);
 }
@@ -84,8 +79,12 @@ function section(title, testid, ...content) {
 // ---------------------------------------------------------------------------------------
 // Exceptions and stack traces
 
-/// The exceptions of the chain, innermost cause first as Sentry sends them, each with its
-/// frames (oldest call first). A native event has one exception and a top-level stacktrace.
+/**
+ * The exceptions of the chain, innermost cause first as Sentry sends them, each with its
+ * frames (oldest call first). A native event has one exception and a top-level stacktrace.
+ * @param {any} data
+ * @returns {any[]}
+ */
 export function exceptionsOf(data) {
   const ex = data.exception;
   let values = list(ex);
@@ -100,8 +99,13 @@ export function exceptionsOf(data) {
   return values;
 }
 
+/**
+ * @param {any} f
+ * @returns {(string | Node)[]}
+ */
 function frameTitle(f) {
   const file = f.filename || f.abs_path || f.module || "<unknown>";
+  /** @type {(string | Node)[]} */
   const parts = [h("code", { class: "frame-file", text: file })];
   if (f.function) parts.push(" in ", h("code", { class: "frame-function", text: f.function }));
   if (present(f.lineno)) {
@@ -110,7 +114,10 @@ function frameTitle(f) {
   return parts;
 }
 
-/// The source lines that were sent, numbered, the crashing line marked.
+/**
+ * The source lines that were sent, numbered, the crashing line marked.
+ * @param {any} f
+ */
 function contextLines(f) {
   if (!present(f.context_line) && !list(f.pre_context).length && !list(f.post_context).length) return null;
   const pre = list(f.pre_context);
@@ -118,6 +125,7 @@ function contextLines(f) {
   const line = typeof f.lineno === "number" ? f.lineno : null;
   const first = line === null ? null : line - pre.length;
   const ol = h("ol", { class: "context", "data-testid": "context-lines" });
+  /** @type {(src: unknown, i: number, crash: boolean) => void} */
   const add = (src, i, crash) => {
     const n = first === null ? "" : String(first + i);
     ol.append(
@@ -136,6 +144,10 @@ function contextLines(f) {
   return ol;
 }
 
+/**
+ * @param {any} f
+ * @param {boolean} open
+ */
 function frameItem(f, open) {
   const inApp = f.in_app === true;
   const vars = pairs(f.vars);
@@ -151,13 +163,19 @@ function frameItem(f, open) {
   return h("li", {}, details);
 }
 
-/// Frames most recent call first (where the error was raised at the top, as Sentry shows
-/// them); runs of library frames fold into one collapsed group, in-app frames stay apart.
+/**
+ * Frames most recent call first (where the error was raised at the top, as Sentry shows
+ * them); runs of library frames fold into one collapsed group, in-app frames stay apart.
+ * @param {any[]} frames
+ */
 function stackTrace(frames) {
   const ol = h("ol", { class: "frames", "data-testid": "frames" });
   const ordered = [...frames].filter(isObject).reverse();
   let openLeft = 1; // the frame that raised, or the first in-app one, starts open
+  /** @type {HTMLOListElement | null} */
   let group = null;
+  /** @type {HTMLElement | null} */
+  let summary = null;
   for (const f of ordered) {
     if (f.in_app === true) {
       group = null;
@@ -166,17 +184,18 @@ function stackTrace(frames) {
     }
     if (!group) {
       group = h("ol", { class: "frames" });
-      const box = h("details", { class: "library-frames", "data-testid": "library-frames" }, h("summary"), group);
+      summary = h("summary");
+      const box = h("details", { class: "library-frames", "data-testid": "library-frames" }, summary, group);
       ol.append(h("li", {}, box));
     }
     group.append(frameItem(f, false));
     const n = group.children.length;
-    group.parentElement.querySelector("summary").textContent = `${n} library frame${n === 1 ? "" : "s"}`;
+    if (summary) summary.textContent = `${n} library frame${n === 1 ? "" : "s"}`;
   }
   // Without any in-app frame, the raising frame is worth seeing at once.
   if (!ordered.some((f) => f.in_app === true)) {
     const firstGroup = ol.querySelector(".library-frames");
-    if (firstGroup) {
+    if (firstGroup instanceof HTMLDetailsElement) {
       firstGroup.open = true;
       firstGroup.querySelector(".frame")?.setAttribute("open", "");
     }
@@ -184,6 +203,11 @@ function stackTrace(frames) {
   return ol;
 }
 
+/**
+ * @param {any} e
+ * @param {number} index
+ * @param {number} count
+ */
 function exceptionBlock(e, index, count) {
   const mechanism = isObject(e.mechanism) ? e.mechanism : null;
   const head = h(
@@ -207,7 +231,10 @@ function exceptionBlock(e, index, count) {
   return block;
 }
 
-/// The chain, the exception that was raised last (the outermost) first.
+/**
+ * The chain, the exception that was raised last (the outermost) first.
+ * @param {any[]} values
+ */
 function exceptions(values) {
   const ol = h("ol", { class: "chain", "data-testid": "exception-chain" });
   const outermostFirst = [...values].reverse();
@@ -219,6 +246,9 @@ function exceptions(values) {
 // ---------------------------------------------------------------------------------------
 // The other parts
 
+/**
+ * @param {any} data
+ */
 function message(data) {
   const entry = isObject(data.logentry) ? data.logentry : null;
   const formatted = entry?.formatted ?? entry?.message;
@@ -234,6 +264,9 @@ function message(data) {
   );
 }
 
+/**
+ * @param {any} data
+ */
 function breadcrumbs(data) {
   const crumbs = list(data.breadcrumbs).filter(isObject);
   if (!crumbs.length) return null;
@@ -256,6 +289,9 @@ function breadcrumbs(data) {
   return section(`Breadcrumbs (${crumbs.length}, oldest first)`, "event-breadcrumbs", ol);
 }
 
+/**
+ * @param {any} data
+ */
 function request(data) {
   const r = data.request;
   if (!isObject(r)) return null;
@@ -266,6 +302,7 @@ function request(data) {
     " ",
     h("code", { "data-testid": "request-url", text: r.url || "" }),
   );
+  /** @type {Node[]} */
   const parts = [line];
   let query = r.query_string;
   if (typeof query === "string" && query) {
@@ -283,11 +320,19 @@ function request(data) {
   return section("Request", "event-request", ...parts);
 }
 
+/**
+ * @param {string} title
+ * @param {string} testid
+ * @param {unknown} v
+ */
 function keyValues(title, testid, v) {
   const rows = pairs(v);
   return rows.length ? section(title, testid, table(rows, `${testid}-table`)) : null;
 }
 
+/**
+ * @param {any} data
+ */
 function contexts(data) {
   const ctx = pairs(data.contexts).filter(([, v]) => isObject(v));
   if (!ctx.length) return null;
@@ -298,13 +343,16 @@ function contexts(data) {
         "div",
         { class: "context-box", "data-testid": "context", "data-name": name },
         h("h4", { text: name }),
-        table(Object.entries(v).filter(([k]) => k !== "type"), "context-table"),
+        table(Object.entries(/** @type {object} */ (v)).filter(([k]) => k !== "type"), "context-table"),
       ),
     );
   }
   return section("Contexts", "event-contexts", grid);
 }
 
+/**
+ * @param {any} data
+ */
 function modules(data) {
   const rows = pairs(data.modules);
   if (!rows.length) return null;
@@ -315,10 +363,15 @@ function modules(data) {
   );
 }
 
-/// What the event says about where it came from.
+/**
+ * What the event says about where it came from.
+ * @param {any} data
+ * @param {any} listed
+ */
 function summary(data, listed) {
   const sdk = isObject(data.sdk) ? data.sdk : listed.sdk;
-  const rows = [
+  /** @type {[string, unknown][]} */
+  const all = [
     ["event id", listed.id ?? data.event_id],
     ["level", data.level ?? listed.level],
     ["time", when(data.timestamp ?? listed.timestamp)],
@@ -329,11 +382,16 @@ function summary(data, listed) {
     ["transaction", data.transaction],
     ["SDK", isObject(sdk) ? [sdk.name, sdk.version].filter(Boolean).join(" ") : null],
     ["fingerprint", Array.isArray(data.fingerprint) ? data.fingerprint.join(" · ") : null],
-  ].filter(([, v]) => present(v));
+  ];
+  const rows = all.filter(([, v]) => present(v));
   return h("div", { class: "event-summary" }, table(rows, "event-summary"));
 }
 
-/// The whole event: `data` as received (may be null for old events) and the listed event.
+/**
+ * The whole event: `data` as received (may be null for old events) and the listed event.
+ * @param {unknown} data
+ * @param {any} listed
+ */
 export function renderEvent(data, listed) {
   const d = isObject(data) ? data : listed;
   const exc = exceptionsOf(d);

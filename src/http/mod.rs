@@ -109,9 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         // The dashboard page and its assets (SPEC §6).
         .route("/", get(dashboard::page))
-        .route("/assets/dashboard.js", get(dashboard::script))
-        .route("/assets/event.js", get(dashboard::event_script))
-        .route("/assets/dashboard.css", get(dashboard::style))
+        .route("/assets/{*path}", get(dashboard::asset))
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

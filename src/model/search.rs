@@ -255,6 +255,70 @@ mod tests {
         );
     }
 
+    /// A term as tests/search_cases.json spells it (as assets/js/search.js makes it).
+    fn as_json(term: &Term) -> serde_json::Value {
+        let (kind, value) = match term {
+            Term::Status(s) => ("is", s.as_str()),
+            Term::Level(l) => ("level", l.as_str()),
+            Term::Environment(v) => ("environment", v.as_str()),
+            Term::Release(v) => ("release", v.as_str()),
+            Term::Text(v) => ("text", v.as_str()),
+            Term::Tag { key, value } => {
+                return serde_json::json!({ "kind": "tag", "key": key, "value": value });
+            }
+        };
+        serde_json::json!({ "kind": kind, "value": value })
+    }
+
+    /// Whether an issue's own fields satisfy the terms as the store's statement tests them
+    /// (`store::search`); `None` when a term asks about the issue's stored events.
+    fn matches(terms: &[Term], issue: &serde_json::Value) -> Option<bool> {
+        let field = |k: &str| issue[k].as_str().unwrap_or_default().to_owned();
+        let mut all = true;
+        for term in terms {
+            all &= match term {
+                Term::Status(s) => field("status") == s.as_str(),
+                Term::Level(l) => field("level") == l.as_str(),
+                Term::Text(text) => {
+                    let needle = text.to_lowercase();
+                    [field("title"), field("culprit")]
+                        .iter()
+                        .any(|v| v.to_lowercase().contains(&needle))
+                }
+                Term::Environment(_) | Term::Release(_) | Term::Tag { .. } => return None,
+            };
+        }
+        Some(all)
+    }
+
+    /// The cases the dashboard's parser is tested on too (tests/js/search.test.js): both
+    /// parse each query to the same terms or refuse it with the same words.
+    #[test]
+    fn search_cases() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/search_cases.json")).expect("JSON");
+        let cases = doc["cases"].as_array().expect("a list of cases");
+        assert!(cases.len() >= 40, "{} cases", cases.len());
+        for case in cases {
+            let query = case["query"].as_str().expect("a query");
+            match parse(query) {
+                Ok(terms) => {
+                    let got: Vec<_> = terms.iter().map(as_json).collect();
+                    assert_eq!(serde_json::Value::from(got), case["terms"], "{query:?}");
+                    let issues = case["issues"].as_array().map_or(&[][..], Vec::as_slice);
+                    for issue in issues {
+                        assert_eq!(
+                            matches(&terms, issue),
+                            issue["matches"].as_bool(),
+                            "{query:?} on {issue}"
+                        );
+                    }
+                }
+                Err(e) => assert_eq!(case["error"].as_str(), Some(e.0.as_str()), "{query:?}"),
+            }
+        }
+    }
+
     #[test]
     fn sorts() {
         assert_eq!("first_seen".parse(), Ok(IssueSort::FirstSeen));

@@ -1,0 +1,109 @@
+// @ts-check
+// The HTTP API (docs/API.md) as this page uses it, and the session it speaks for: the
+// project, its token, and a generation that moves on with every new stream, so that an
+// answer meant for an older one is dropped.
+
+/**
+ * An issue as the API and the stream describe it.
+ * @typedef {{ id: number, title?: string, culprit?: string | null, level?: string, status?: string,
+ *   event_count?: number, first_seen?: string, last_seen?: string }} Issue
+ */
+/**
+ * A stored or live event's listed fields (`data` is what the SDK sent, where kept).
+ * @typedef {{ id?: string, seq?: number, issue_id?: number, level?: string, environment?: string,
+ *   release?: string, title?: string, message?: string, timestamp?: string, data?: unknown }} ListedEvent
+ */
+
+/** An answer that is not 2xx: `status` and the server's `error` text. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} reason
+   */
+  constructor(status, reason) {
+    super(`${status}: ${reason}`);
+    this.status = status;
+  }
+}
+
+/**
+ * The HTTP status of a failed request (undefined when it never got an answer).
+ * @param {unknown} err
+ */
+export function statusOf(err) {
+  return err instanceof ApiError ? err.status : undefined;
+}
+
+/**
+ * What went wrong, for a person.
+ * @param {unknown} err
+ */
+export function messageOf(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** @type {string | null} */
+let project = null;
+/** @type {string | null} */
+let token = null;
+let generation = 0;
+
+/**
+ * Speaks for `projectId` with `projectToken` from now on.
+ * @param {string} projectId
+ * @param {string} projectToken
+ */
+export function setSession(projectId, projectToken) {
+  project = projectId;
+  token = projectToken;
+}
+
+/** The project id (null before the first connect). */
+export function currentProject() {
+  return project;
+}
+
+/** The project token (null before the first connect). */
+export function currentToken() {
+  return token;
+}
+
+/** Starts a new generation: answers to requests made before it are stale. */
+export function nextGeneration() {
+  return ++generation;
+}
+
+/** The current generation (see {@link nextGeneration}). */
+export function currentGeneration() {
+  return generation;
+}
+
+/**
+ * `/api/v1/projects/<project><rest>`.
+ * @param {string} rest
+ */
+export function projectPath(rest) {
+  return `/api/v1/projects/${encodeURIComponent(project ?? "")}${rest}`;
+}
+
+/**
+ * A request with the token; the JSON answer, or an {@link ApiError}.
+ * @param {string} path
+ * @param {{ method?: string, headers?: Record<string, string> }} [options]
+ * @returns {Promise<any>}
+ */
+export async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${token}`, ...(options.headers ?? {}) };
+  const response = await fetch(path, { ...options, headers, cache: "no-store" });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const reason = body && typeof body.error === "string" ? body.error : response.statusText;
+    throw new ApiError(response.status, reason);
+  }
+  return body;
+}
