@@ -1,5 +1,6 @@
 //! Server → client stream messages, encoded once into shared bytes (SPEC §4).
 
+use super::protocol::ServerMessage;
 use crate::bus::DomainMessage;
 use crate::model::{Level, Millis};
 use crate::store::StoredEvent;
@@ -97,13 +98,10 @@ pub fn domain_frame(msg: &DomainMessage) -> WireFrame {
 
 /// `{"type":"issue_count",...}`.
 pub fn count_frame(project_id: i64, count: i64) -> WireFrame {
-    WireFrame::json(
-        &json!({ "type": "issue_count", "project_id": project_id, "count": count }),
-        None,
-    )
+    WireFrame::encode(&ServerMessage::IssueCount { project_id, count }, None)
 }
 
 /// `{"type":"lagged","dropped":N}`.
 pub fn lagged(dropped: u64) -> WireFrame {
-    WireFrame::json(&json!({ "type": "lagged", "dropped": dropped }), None)
+    WireFrame::encode(&ServerMessage::Lagged { dropped }, None)
 }

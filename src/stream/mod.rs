@@ -1,6 +1,7 @@
 //! The streaming core (SPEC §4), independent of HTTP: per-connection filters and outboxes.
 //! Rooms (typed join/leave/broadcast), filters and outboxes; the connection writer, replay
-//! and the count coalescer build on these.
+//! and the count coalescer build on these. A connection's session (`session`), its typed
+//! messages (`protocol`) included, runs over any wire: the HTTP layer hands it the socket.
 
 pub mod conn;
 pub mod dispatch;
@@ -9,7 +10,9 @@ pub mod filter;
 pub mod hub;
 pub mod messages;
 pub mod outbox;
+pub mod protocol;
 pub mod rooms;
+pub mod session;
 
 pub use conn::{Closed, Flushed, Offer, StreamConn, Wire};
 pub use filter::{Filters, InvalidFilter, Subject};
