@@ -7,7 +7,7 @@
 //! envelope) and its errors do not say which item is wrong, and a client needs both.
 //!
 //! The format's rules (header lines, item headers, their errors) are here; `scan` reads a
-//! body as it streams in, and [`parse`] is that scanner fed a whole body.
+//! body as it streams in.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -17,8 +17,7 @@ use serde_json::{Map, Value};
 pub struct Envelope {
     /// The envelope header (`event_id`, `dsn`, `sent_at`, ...).
     pub header: Map<String, Value>,
-    /// The kept items, in order (all of them from [`super::scan::parse`]; from a [`super::scan::Scanner`], those its
-    /// `keep` chose).
+    /// The kept items, in order: those a [`super::scan::Scanner`]'s `keep` chose.
     pub items: Vec<Item>,
 }
 

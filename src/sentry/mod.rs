@@ -2,22 +2,21 @@
 //! schema mapping and the DSN. The HTTP handlers are in `http::sentry`.
 
 mod by_key;
-pub mod envelope;
+pub(crate) mod envelope;
 mod event;
 mod read;
-pub mod scan;
+pub(crate) mod scan;
 mod scanned;
 
 pub use envelope::{Envelope, EnvelopeError, Item};
 pub use event::parse_event;
-pub use scan::{Limits, ScanError, Scanner};
 
 /// Envelope item types that carry an error event; every other type is accepted and ignored
 /// (transaction, session, sessions, client_report, attachment, check_in, profile, ...).
-pub const EVENT_ITEM: &str = "event";
+pub(crate) const EVENT_ITEM: &str = "event";
 
 /// The public key and project id of a DSN (`http://<key>@host/<project_id>`).
-pub fn dsn_parts(dsn: &str) -> Option<(String, String)> {
+pub(crate) fn dsn_parts(dsn: &str) -> Option<(String, String)> {
     let dsn: sentry_types::Dsn = dsn.parse().ok()?;
     Some((
         dsn.public_key().to_owned(),

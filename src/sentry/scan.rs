@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 /// How much a scanner holds and reads before it refuses an envelope.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The whole envelope (as fed, that is after decompression).
     pub envelope: usize,
     /// One kept item's payload.
@@ -25,7 +25,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// No limits (a body already in memory).
+    /// No limits (a body already in memory: the tests' whole-body parse).
+    #[cfg(test)]
     pub const NONE: Limits = Limits {
         envelope: usize::MAX,
         item: usize::MAX,
@@ -36,7 +37,7 @@ impl Limits {
 
 /// Why a scanner stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScanError {
+pub(crate) enum ScanError {
     /// The envelope breaks the format (400).
     #[error(transparent)]
     Malformed(#[from] EnvelopeError),
@@ -46,7 +47,7 @@ pub enum ScanError {
 }
 
 /// `1 MiB (1048576 bytes)`, or `1000 bytes` for a size that is no whole number of MiB.
-pub fn size(bytes: usize) -> String {
+pub(crate) fn size(bytes: usize) -> String {
     const MIB: usize = 1 << 20;
     if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB ({bytes} bytes)", bytes / MIB)
@@ -90,7 +91,7 @@ enum State {
 
 /// The incremental envelope reader.
 #[derive(Debug)]
-pub struct Scanner {
+pub(crate) struct Scanner {
     limits: Limits,
     /// Which item types to keep the payload of; the others' are skipped as they stream by.
     keep: fn(&str) -> bool,
@@ -398,8 +399,10 @@ fn longer(item: &Current) -> ScanError {
     .into()
 }
 
-/// Parses a whole envelope body, keeping every item: the [`Scanner`] fed in one piece.
-pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+/// Parses a whole envelope body, keeping every item: the [`Scanner`] fed in one piece
+/// (the tests' reference for a body fed in pieces).
+#[cfg(test)]
+pub(crate) fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
     let mut scanner = Scanner::new(Limits::NONE, |_| true);
     let scanned = scanner.feed(body).and_then(|()| scanner.finish());
     scanned.map_err(|e| match e {
