@@ -2,7 +2,7 @@
 //! binary and tests share.
 
 use crate::config::DatabaseUrl;
-use crate::store::alerts::WebhookAdded;
+use crate::model::webhook::WebhookAdded;
 use crate::store::{self, CreatedProject, Project};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};

@@ -35,7 +35,7 @@ const TASK_GRACE: Duration = Duration::from_secs(2);
 const BUS_CAPACITY: usize = 8192;
 
 /// Builds the state and starts the supervised background tasks.
-pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: CancellationToken) -> AppState {
+pub fn start(config: &ServeConfig, store: Store, shutdown: CancellationToken) -> AppState {
     crate::telemetry::install();
     let supervisor = Supervisor::new(shutdown.clone());
     let bus = Bus::new();
@@ -83,12 +83,7 @@ pub fn start(config: &ServeConfig, store: Arc<dyn Store>, shutdown: Cancellation
 
 /// The writer of `queue`, with `--commit-batch` and `--commit-delay-us` (or the store's
 /// default delay).
-fn new_writer(
-    config: &ServeConfig,
-    store: &Arc<dyn Store>,
-    bus: &Bus,
-    queue: WriterQueue,
-) -> Writer {
+fn new_writer(config: &ServeConfig, store: &Store, bus: &Bus, queue: WriterQueue) -> Writer {
     let delay = config
         .commit_delay_us
         .map(|us| Duration::from_micros(us.into()))
@@ -103,11 +98,7 @@ fn new_writer(
 }
 
 /// The webhook delivery task.
-fn deliverer(
-    config: &ServeConfig,
-    store: &Arc<dyn Store>,
-    shutdown: &CancellationToken,
-) -> Deliverer {
+fn deliverer(config: &ServeConfig, store: &Store, shutdown: &CancellationToken) -> Deliverer {
     Deliverer {
         store: store.clone(),
         settings: alerts::deliver::Settings {
@@ -144,7 +135,7 @@ fn edge_settings(config: &ServeConfig) -> crate::state::EdgeSettings {
 fn start_broker(
     supervisor: &Supervisor,
     url: &str,
-    store: &Arc<dyn Store>,
+    store: &Store,
     bus: &Bus,
     hub: &Arc<Hub>,
 ) -> (mpsc::Receiver<DomainMessage>, RedisStatus) {

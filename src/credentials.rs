@@ -143,7 +143,7 @@ struct Finished {
 pub struct Credentials(Arc<Inner>);
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Store,
     directory: watch::Sender<Directory>,
     /// Reloads started so far (the number of the latest).
     started: AtomicU64,
@@ -158,7 +158,7 @@ struct Inner {
 
 impl Credentials {
     /// An empty directory over `store`; [`Credentials::run`] fills and reloads it.
-    pub fn new(store: Arc<dyn Store>) -> Credentials {
+    pub fn new(store: Store) -> Credentials {
         Credentials(Arc::new(Inner {
             store,
             directory: watch::Sender::new(Directory::default()),
@@ -173,7 +173,7 @@ impl Credentials {
 
     /// A directory over `store`, reloaded by the supervised task `credentials` until
     /// `supervisor`'s shutdown.
-    pub fn start(store: Arc<dyn Store>, supervisor: &crate::task::Supervisor) -> Credentials {
+    pub fn start(store: Store, supervisor: &crate::task::Supervisor) -> Credentials {
         let credentials = Credentials::new(store);
         let (task, stop) = (credentials.clone(), supervisor.shutdown().clone());
         supervisor.spawn("credentials", move || task.clone().run(stop.clone()));

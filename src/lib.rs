@@ -28,6 +28,7 @@ pub mod http;
 pub mod ingest;
 pub mod log_limit;
 pub mod model;
+mod progress;
 mod redact;
 pub mod retention;
 pub mod sentry;

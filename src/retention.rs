@@ -7,7 +7,6 @@ use crate::model::Millis;
 use crate::store::Store;
 use crate::task::Service;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 pub const INTERVAL: Duration = Duration::from_secs(3600);
 
 /// One pass: purge, then publish the changed unresolved counts.
-pub async fn pass(store: &dyn Store, bus: &Bus, days: u32) {
+pub async fn pass(store: &Store, bus: &Bus, days: u32) {
     let cutoff = Millis(Millis::now().0 - i64::from(days) * 86_400_000);
     match store.purge_before(cutoff).await {
         Ok(result) => {
@@ -38,7 +37,7 @@ pub async fn pass(store: &dyn Store, bus: &Bus, days: u32) {
 /// The retention task.
 pub struct Retention {
     /// Where to purge.
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     /// Where the changed counts go.
     pub bus: Bus,
     /// `--retention-days`.
@@ -59,11 +58,11 @@ impl Service for Retention {
 }
 
 /// Runs a pass at start and then every [`INTERVAL`], until `shutdown`.
-pub async fn run(store: Arc<dyn Store>, bus: Bus, days: u32, shutdown: CancellationToken) {
+pub async fn run(store: Store, bus: Bus, days: u32, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(INTERVAL);
     loop {
         tokio::select! {
-            _ = ticker.tick() => pass(store.as_ref(), &bus, days).await,
+            _ = ticker.tick() => pass(&store, &bus, days).await,
             _ = shutdown.cancelled() => return,
         }
     }

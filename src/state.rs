@@ -49,7 +49,7 @@ pub const DEFAULT_STREAM_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Store,
     ingestor: Ingestor,
     bus: Bus,
     supervisor: Supervisor,
@@ -72,7 +72,7 @@ struct Inner {
 impl AppState {
     /// Assembles the state, and starts the key directory's reloads under `supervisor`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Store,
         ingestor: Ingestor,
         bus: Bus,
         supervisor: Supervisor,
@@ -165,7 +165,7 @@ impl AppState {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Store {
         &self.0.store
     }
 

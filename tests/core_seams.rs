@@ -7,7 +7,6 @@ use mesher::state::AppState;
 use mesher::store::Store;
 use mesher::{DatabaseUrl, ServeConfig, app, store};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +19,7 @@ async fn next(rx: &mut Receiver<DomainMessage>) -> DomainMessage {
 }
 
 /// A started server core (no HTTP) on a temporary SQLite file, with one project.
-async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, i64, AppState) {
+async fn setup() -> (tempfile::TempDir, Store, i64, AppState) {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("m.db").display()));
     let store = store::open(&url).await.unwrap();
@@ -141,7 +140,7 @@ async fn retention_deletes_old_events_and_empty_issues_but_keeps_tombstones() {
     assert_eq!(store.events_since(project, 0, 100).await.unwrap().len(), 1);
 
     // The task's pass publishes the new counts.
-    mesher::retention::pass(store.as_ref(), state.bus(), 1).await;
+    mesher::retention::pass(&store, state.bus(), 1).await;
     assert!(
         rx.try_recv().is_err(),
         "nothing older than a day: no message"

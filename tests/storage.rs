@@ -1,4 +1,4 @@
-//! The storage contract, written once against `Arc<dyn Store>` and run on SQLite (a
+//! The storage contract, written once against `Store` and run on SQLite (a
 //! temporary file) and on PostgreSQL (a temporary cluster), one test per behaviour and
 //! database; plus, for PostgreSQL, several "nodes" (stores) writing to one database at once.
 
@@ -16,7 +16,6 @@ use mesher::store::{
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Upper bound for one whole test.
@@ -28,7 +27,7 @@ async fn bounded<T>(f: impl Future<Output = T>) -> T {
         .expect("test took too long")
 }
 
-async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("t.db").display()));
     (store::open(&url).await.expect("sqlite opens"), dir)
@@ -40,7 +39,7 @@ async fn start_postgres() -> TestPostgres {
         .expect("postgres starts")
 }
 
-async fn pg_store(pg: &TestPostgres) -> Arc<dyn Store> {
+async fn pg_store(pg: &TestPostgres) -> Store {
     store::open(&DatabaseUrl::Postgres(pg.url()))
         .await
         .expect("postgres store opens")
@@ -108,7 +107,7 @@ fn message_kinds(messages: &[DomainMessage]) -> Vec<String> {
         .collect()
 }
 
-async fn all_events(s: &dyn Store, project: ProjectId, page: u32) -> Vec<i64> {
+async fn all_events(s: &Store, project: ProjectId, page: u32) -> Vec<i64> {
     let mut seqs = Vec::new();
     let mut since = 0;
     loop {
@@ -139,8 +138,8 @@ macro_rules! contract {
         async fn $sqlite() {
             bounded(async {
                 let (s, _dir) = sqlite_store().await;
-                $given(&*s).await;
-                $then(&*s).await;
+                $given(&s).await;
+                $then(&s).await;
             })
             .await;
         }
@@ -151,8 +150,8 @@ macro_rules! contract {
             let pg = start_postgres().await;
             bounded(async {
                 let s = pg_store(&pg).await;
-                $given(&*s).await;
-                $then(&*s).await;
+                $given(&s).await;
+                $then(&s).await;
             })
             .await;
             drop_postgres(pg).await;
@@ -216,17 +215,17 @@ contract! {
 // and issues the ones before it left. These replay those writes, unchecked, so that each
 // behaviour is a test of its own and a failure names the behaviour that broke.
 
-async fn given_a_new_store(_: &dyn Store) {}
+async fn given_a_new_store(_: &Store) {}
 
 /// What `projects_and_keys` leaves: projects 1 ("alpha") and 2 ("beta").
-async fn given_two_projects(s: &dyn Store) {
+async fn given_two_projects(s: &Store) {
     s.create_project("alpha").await.unwrap();
     s.create_project("beta").await.unwrap();
 }
 
 /// What `batches_seqs_and_grouping` leaves: project 1 has seqs 1..=3 (issues A, A, B),
 /// project 2 seqs 1..=2 (its own issue A).
-async fn given_grouped_events(s: &dyn Store) {
+async fn given_grouped_events(s: &Store) {
     given_two_projects(s).await;
     s.write_batch(vec![
         event(1, None, "A"),
@@ -241,7 +240,7 @@ async fn given_grouped_events(s: &dyn Store) {
 }
 
 /// What `duplicates` leaves: project 1 has seqs 1..=5 (A 3 events, B 2), project 2 1..=3.
-async fn given_duplicates(s: &dyn Store) {
+async fn given_duplicates(s: &Store) {
     given_grouped_events(s).await;
     s.write_batch(vec![event(1, Some(ID1), "A")]).await.unwrap();
     s.write_batch(vec![
@@ -256,7 +255,7 @@ async fn given_duplicates(s: &dyn Store) {
 
 /// What `issue_states` leaves: project 1 has seqs 1..=10 and four unresolved issues, A, B,
 /// C (seqs 6, 8, 10) and D (seqs 7, 9; unresolved again after being discarded).
-async fn given_issue_history(s: &dyn Store) {
+async fn given_issue_history(s: &Store) {
     given_duplicates(s).await;
     let r = s
         .write_batch(vec![event(1, None, "C"), event(1, None, "D")])
@@ -286,7 +285,7 @@ async fn given_issue_history(s: &dyn Store) {
 // Then: the behaviours
 // ---------------------------------------------------------------------------------------
 
-async fn projects_and_keys(s: &dyn Store) {
+async fn projects_and_keys(s: &Store) {
     assert!(s.list_projects().await.unwrap().is_empty());
     let a = s.create_project("alpha").await.unwrap();
     let b = s.create_project("beta").await.unwrap();
@@ -350,7 +349,7 @@ async fn projects_and_keys(s: &dyn Store) {
 }
 
 /// Project 1 ("alpha") gets seqs 1..=3: two events of issue A, one of issue B.
-async fn batches_seqs_and_grouping(s: &dyn Store) {
+async fn batches_seqs_and_grouping(s: &Store) {
     let p = 1;
     assert_eq!(s.latest_seq(p).await.unwrap(), 0);
     assert_eq!(s.unresolved_count(p).await.unwrap(), 0);
@@ -418,7 +417,7 @@ const ID1: &str = "11111111111111111111111111111111";
 const ID2: &str = "22222222222222222222222222222222";
 
 /// Project 1: seqs 4 and 5.
-async fn duplicates(s: &dyn Store) {
+async fn duplicates(s: &Store) {
     let p = 1;
     let a = s.list_issues(p, None, 10).await.unwrap();
     let issue_a = a.iter().find(|i| i.title == "Error: A").unwrap().id;
@@ -465,7 +464,7 @@ async fn duplicates(s: &dyn Store) {
 }
 
 /// Project 1: seqs 6 and 7 (C regresses, D archived); D discarded drops its events.
-async fn issue_states(s: &dyn Store) {
+async fn issue_states(s: &Store) {
     let p = 1;
     let r = s
         .write_batch(vec![event(p, None, "C"), event(p, None, "D")])
@@ -590,7 +589,7 @@ async fn issue_states(s: &dyn Store) {
     );
 }
 
-async fn reading_back(s: &dyn Store) {
+async fn reading_back(s: &Store) {
     let p = 1;
     // A full event round-trips as published.
     let mut rich = event(p, Some("abcdefabcdefabcdefabcdefabcdef12"), "E");
@@ -674,7 +673,7 @@ async fn reading_back(s: &dyn Store) {
     assert_eq!(s.list_issues(p, None, 2).await.unwrap().len(), 2);
 }
 
-async fn whole_events(s: &dyn Store) {
+async fn whole_events(s: &Store) {
     let raw = br#"{"message":"kept whole","contexts":{"os":{"name":"Linux"}},"x":[1,2]}"#;
     let mut e = event(1, Some("0000000000000000000000000000feed"), "W");
     e.event.raw = Some(bytes::Bytes::from_static(raw));
@@ -712,7 +711,7 @@ async fn whole_events(s: &dyn Store) {
     );
 }
 
-async fn searching(s: &dyn Store) {
+async fn searching(s: &Store) {
     use mesher::model::IssueSort;
     use mesher::model::search::parse;
     // A project of its own: three issues with their own events.
@@ -855,7 +854,7 @@ async fn searching(s: &dyn Store) {
 /// A tag breakdown as plain values: key, total, (value, count)s.
 type Breakdown = (String, i64, Vec<(String, i64)>);
 
-async fn tag_breakdown(s: &dyn Store) {
+async fn tag_breakdown(s: &Store) {
     let mut batch = Vec::new();
     for i in 0..12 {
         let mut e = event(1, None, "TAGGED");
@@ -901,7 +900,7 @@ async fn tag_breakdown(s: &dyn Store) {
     assert!(s.issue_tags(999_999).await.unwrap().is_empty());
 }
 
-async fn purge(s: &dyn Store) {
+async fn purge(s: &Store) {
     let p = s.create_project("retention").await.unwrap().project.id;
     let old = Millis(1_000);
     let cutoff = Millis(10_000);
@@ -992,7 +991,7 @@ async fn purge(s: &dyn Store) {
     assert!(again.messages.is_empty());
 }
 
-async fn ping(s: &dyn Store) {
+async fn ping(s: &Store) {
     s.ping().await.expect("ping");
 }
 
@@ -1061,7 +1060,7 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
             assert_eq!(node.unresolved_count(p).await.unwrap(), 1);
         }
         assert_eq!(
-            all_events(&*nodes[1], p, 500).await,
+            all_events(&nodes[1], p, 500).await,
             (1..=TOTAL).collect::<Vec<_>>()
         );
 
@@ -1118,7 +1117,7 @@ async fn postgres_nodes_share_seqs_issues_and_ids() {
         assert_eq!(a.events + b.events, 3_000);
         assert_eq!(a.issues + b.issues, 1);
         assert!(
-            all_events(&*nodes[0], p, 1_000)
+            all_events(&nodes[0], p, 1_000)
                 .await
                 .iter()
                 .all(|&s| s <= TOTAL + 21)
@@ -1377,7 +1376,7 @@ async fn an_older_sqlite_database_keeps_its_events_through_the_rowid_rebuild() {
         let s = store::open(&DatabaseUrl::Sqlite(url.clone()))
             .await
             .expect("the old database opens and migrates");
-        assert_eq!(all_events(&*s, 1, 10).await, vec![1, 2]);
+        assert_eq!(all_events(&s, 1, 10).await, vec![1, 2]);
         let (kept, raw) = s.event_by_id(1, "a2").await.unwrap().expect("a2 kept");
         assert_eq!(kept.seq, 2);
         assert_eq!(kept.message.as_deref(), Some("boom"));
@@ -1398,7 +1397,7 @@ async fn an_older_sqlite_database_keeps_its_events_through_the_rowid_rebuild() {
             "{:?}",
             r.outcomes[0]
         );
-        assert_eq!(all_events(&*s, 1, 10).await, vec![1, 2, 3]);
+        assert_eq!(all_events(&s, 1, 10).await, vec![1, 2, 3]);
         let layout: String = {
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'events'")

@@ -9,7 +9,7 @@ use common::TestServer;
 use common::receiver::Receiver;
 use mesher::model::IssueAction;
 use mesher::model::webhook::WebhookFormat;
-use mesher::store::alerts::WebhookAdded;
+use mesher::model::webhook::WebhookAdded;
 use serde_json::json;
 use std::time::Duration;
 

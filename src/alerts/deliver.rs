@@ -12,7 +12,7 @@ use crate::log_limit::Emit;
 use crate::model::Millis;
 use crate::model::webhook::{Webhook, WebhookFormat};
 use crate::store::Store;
-use crate::store::alerts::{Delivery, DeliveryOutcome};
+use crate::model::webhook::{Delivery, DeliveryOutcome};
 use crate::task::Service;
 use crate::telemetry::{ALERT_DELIVERIES, ALERT_LATENCY, ALERTS_WAITING};
 use std::collections::{HashMap, HashSet};
@@ -102,7 +102,7 @@ fn client(allow: &[Cidr]) -> reqwest::Client {
 /// The webhook delivery task.
 pub struct Deliverer {
     /// The outbox and the webhooks.
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     /// How deliveries are made.
     pub settings: Settings,
     /// When to stop.
@@ -121,7 +121,7 @@ impl Service for Deliverer {
 
 /// Runs until `shutdown`; deliveries in flight are then dropped (their alerts stay in the
 /// outbox and go after the restart: at least once).
-pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) {
+pub async fn run(store: Store, settings: Settings, shutdown: CancellationToken) {
     let client = client(&settings.allow);
     let node = crate::store::new_event_id();
     let mut in_flight: JoinSet<i64> = JoinSet::new();
@@ -204,7 +204,7 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Cancellati
 /// alerts go 100 at a time), until nothing is due or an attempt fails; then gives the
 /// lease back. Answers the webhook's id.
 async fn deliver_due(
-    store: Arc<dyn Store>,
+    store: Store,
     client: reqwest::Client,
     hook: Webhook,
     node: String,

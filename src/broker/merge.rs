@@ -34,7 +34,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Per-project cursors and the database to fill gaps from.
 pub struct Sequencer {
-    store: Arc<dyn Store>,
+    store: Store,
     hub: Arc<Hub>,
     out: mpsc::Sender<DomainMessage>,
     cursors: HashMap<ProjectId, i64>,
@@ -48,7 +48,7 @@ impl Sequencer {
     /// Starts every known project's cursor at its latest seq: a stream that connects later
     /// starts there too, and its `since` replay covers anything earlier.
     pub async fn new(
-        store: Arc<dyn Store>,
+        store: Store,
         hub: Arc<Hub>,
         out: mpsc::Sender<DomainMessage>,
     ) -> Result<Sequencer, StoreError> {
@@ -259,7 +259,7 @@ impl Sequencer {
 /// with them.
 pub struct Merge {
     /// Where gaps are read from.
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     /// Whose watched projects need their gaps filled.
     pub hub: Arc<Hub>,
     /// This node's committed changes (from the bus).

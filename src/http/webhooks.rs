@@ -6,7 +6,7 @@ use super::body::{ApiPath as Path, DecodedBody, parse_json};
 use crate::error::ApiError;
 use crate::model::webhook::{self, DEFAULT_TRIGGERS, WebhookFormat};
 use crate::state::AppState;
-use crate::store::alerts::WebhookAdded;
+use crate::model::webhook::WebhookAdded;
 use axum::Json;
 use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -129,7 +129,7 @@ impl WriterHandle {
 /// The writer task: commits its queue's requests in groups into `store`, then publishes
 /// their domain messages on `bus`.
 pub struct Writer {
-    store: Arc<dyn Store>,
+    store: Store,
     queue: WriterQueue,
     bus: Bus,
     /// Events in one commit at most (`--commit-batch`).
@@ -141,7 +141,7 @@ pub struct Writer {
 impl Writer {
     /// A writer of `queue`'s requests.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Store,
         queue: WriterQueue,
         bus: Bus,
         max_batch: usize,

@@ -52,3 +52,51 @@ pub fn alert(action: IssueAction, issue: &Issue, cause: Option<&StoredEvent>) ->
         json: alert.to_string(),
     }
 }
+
+/// Which webhooks want which alerts: `(webhook id, alert JSON)` for each webhook of an
+/// alert's project whose triggers name its action.
+pub fn fan_out<'a>(raised: &'a [Raised], hooks: &[(i64, i64, String)]) -> Vec<(i64, &'a str)> {
+    let mut out = Vec::new();
+    for r in raised {
+        for (id, project, triggers) in hooks {
+            if *project == r.project_id && triggers.split(',').any(|t| t == r.action.as_str()) {
+                out.push((*id, r.json.as_str()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IssueAction;
+
+    #[test]
+    fn each_alert_goes_to_the_webhooks_of_its_project_that_asked_for_it() {
+        let raised = [
+            Raised {
+                project_id: 1,
+                action: IssueAction::New,
+                json: "n".into(),
+            },
+            Raised {
+                project_id: 1,
+                action: IssueAction::Resolved,
+                json: "r".into(),
+            },
+            Raised {
+                project_id: 2,
+                action: IssueAction::New,
+                json: "m".into(),
+            },
+        ];
+        let hooks = vec![
+            (10, 1, "new,regressed".to_string()),
+            (11, 1, "resolved".to_string()),
+            (12, 2, "new".to_string()),
+            (13, 3, "new".to_string()),
+        ];
+        assert_eq!(fan_out(&raised, &hooks), [(10, "n"), (11, "r"), (12, "m")]);
+    }
+}

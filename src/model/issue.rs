@@ -166,6 +166,17 @@ pub struct Issue {
     pub last_seen: Millis,
 }
 
+/// The result of an issue state change.
+#[derive(Debug)]
+pub struct StatusChange {
+    /// The issue after the change.
+    pub issue: Issue,
+    /// What changed; `None` when the issue already had that status.
+    pub action: Option<crate::model::IssueAction>,
+    /// The project's new unresolved count, when it changed.
+    pub count: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

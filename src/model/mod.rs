@@ -1,11 +1,13 @@
 //! The pure domain core: events, levels, issues and time. No I/O.
 
 pub mod alert;
+pub mod batch;
 pub mod event;
 pub mod issue;
 pub mod json;
 pub mod level;
 pub mod message;
+pub mod project;
 pub mod search;
 pub mod stored;
 pub mod time;

@@ -134,3 +134,38 @@ impl StoredEvent {
         }
     }
 }
+
+/// How an issue's events spread over one tag's values (SPEC §3.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagBreakdown {
+    /// The tag (or `environment`, `release`).
+    pub key: String,
+    /// Events that carry it.
+    pub total: i64,
+    /// The most frequent values, most frequent first (ties by value).
+    pub values: Vec<TagValue>,
+}
+
+/// One value of a tag and how many events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TagValue {
+    /// The value.
+    pub value: String,
+    /// Events with it.
+    pub count: i64,
+}
+
+/// Most values listed per tag.
+pub const TOP_TAG_VALUES: usize = 10;
+
+/// Where a page of an issue's events starts: how the issue view steps to older and newer
+/// events without counting offsets (a seek on `events_by_issue`, however many events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPage {
+    /// The newest events, newest first.
+    Newest,
+    /// Events with a seq below this one, newest first.
+    Before(i64),
+    /// Events with a seq above this one, oldest first (the next newer ones).
+    After(i64),
+}

@@ -1,7 +1,7 @@
 //! Webhooks (SPEC §7), without I/O: what one is, which issue changes it is told of, and
 //! the validation of what a user gives when adding one.
 
-use super::IssueAction;
+use super::{IssueAction, Millis};
 use serde::Serialize;
 
 /// The body a webhook is sent.
@@ -140,6 +140,47 @@ impl Webhook {
         }
         v
     }
+}
+
+/// A delivery: up to 100 alerts of one webhook, with the exact body every attempt sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// `X-Mesher-Delivery`, the same on every retry.
+    pub id: String,
+    /// The webhook it is for.
+    pub webhook_id: i64,
+    /// The body, as signed.
+    pub body: String,
+    /// Alerts in it.
+    pub alerts: i64,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When it was made (its first attempt follows at once).
+    pub created: Millis,
+    /// When its oldest alert was raised.
+    pub oldest_alert: Millis,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// A 2xx answer.
+    Delivered,
+    /// Failed; try again at this time.
+    Retry(Millis),
+    /// Failed for the last time (retried for the whole window).
+    GivenUp,
+}
+
+/// What adding a webhook did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookAdded {
+    /// It was added.
+    Added(Webhook),
+    /// The project does not exist.
+    NoProject,
+    /// The project already has [`MAX_WEBHOOKS`](crate::model::webhook::MAX_WEBHOOKS).
+    Full,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use crate::model::Millis;
 use sqlx::{Database, QueryBuilder};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 const MINUTE_MS: i64 = 60_000;
@@ -242,11 +243,27 @@ impl<'a> Rollups<'a> {
     }
 }
 
-/// Parses the stored tags of deleted events (a row whose tags are unreadable counts none).
-pub(crate) fn deleted_tags(events: &[DeletedEvent]) -> Vec<BTreeMap<String, String>> {
+/// Parses the stored tags of deleted events (a row whose tags are unreadable counts none),
+/// each key and value `fit` as the rollups' text columns hold it.
+pub(crate) fn deleted_tags(
+    events: &[DeletedEvent],
+    fit: impl Fn(&str) -> Cow<'_, str>,
+) -> Vec<BTreeMap<String, String>> {
+    let parse = |e: &DeletedEvent| -> BTreeMap<String, String> {
+        serde_json::from_str(&e.tags).unwrap_or_default()
+    };
+    let fit_owned = |s: String| match fit(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(fitted) => fitted,
+    };
     events
         .iter()
-        .map(|e| serde_json::from_str(&e.tags).unwrap_or_default())
+        .map(|e| {
+            parse(e)
+                .into_iter()
+                .map(|(k, v)| (fit_owned(k), fit_owned(v)))
+                .collect()
+        })
         .collect()
 }
 

@@ -5,6 +5,14 @@ use super::{Project, StoreError, StoredEvent};
 use crate::model::{Issue, IssueStatus, Level, Millis};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+/// The columns of `issues` that [`issue`] reads.
+pub(super) const ISSUE_COLUMNS: &str =
+    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+
+/// The columns of `events` that [`event`] reads.
+pub(super) const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, \
+     environment, release, timestamp, received, message, title, culprit, tags, detail";
+
 /// A value the database holds but Mesher cannot read back.
 pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())

@@ -3,6 +3,7 @@
 //! by id, and a page of an issue's events.
 
 use super::EventPage;
+use super::rows::EVENT_COLUMNS;
 use crate::model::{IssueSort, Term};
 use sqlx::{Database, QueryBuilder};
 
@@ -40,18 +41,14 @@ const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.
      i.event_count, i.first_seen, i.last_seen";
 
 /// `SELECT <event columns>, raw FROM events WHERE project_id = … AND event_id = …`.
-pub(super) fn event_by_id<'a, DB>(
-    event_columns: &str,
-    project: i64,
-    event_id: &'a str,
-) -> QueryBuilder<'a, DB>
+pub(super) fn event_by_id<'a, DB>(project: i64, event_id: &'a str) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let mut q = QueryBuilder::new(format!(
-        "SELECT {event_columns}, raw FROM events WHERE project_id = "
+        "SELECT {EVENT_COLUMNS}, raw FROM events WHERE project_id = "
     ));
     q.push_bind(project)
         .push(" AND event_id = ")
@@ -60,18 +57,13 @@ where
 }
 
 /// `SELECT <event columns> FROM events WHERE issue_id = … [AND seq <|> …] ORDER BY seq … LIMIT …`.
-pub(super) fn issue_events<'a, DB>(
-    event_columns: &str,
-    issue: i64,
-    page: EventPage,
-    limit: u32,
-) -> QueryBuilder<'a, DB>
+pub(super) fn issue_events<'a, DB>(issue: i64, page: EventPage, limit: u32) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let mut q = QueryBuilder::new(format!(
-        "SELECT {event_columns} FROM events WHERE issue_id = "
+        "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = "
     ));
     q.push_bind(issue);
     let order = match page {

@@ -9,26 +9,21 @@
 //! per statement), in one transaction per batch.
 //! Reads, and the rare other writes, stay on sqlx's pools.
 
+use super::issues::COUNT_UNRESOLVED;
 use super::rollups::Rollups;
+use super::rows::{self, ISSUE_COLUMNS};
+use super::webhooks::HOOKS_OF_ALL;
 use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
-use super::{BatchResult, PreparedEvent, ProjectId, StoreError, rows};
+use super::{BatchResult, PreparedEvent, ProjectId, StoreError};
 use crate::model::alert::Raised;
+use crate::model::alert::fan_out;
 use crate::model::{Issue, IssueStatus, Level, Millis};
-use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// An issue row's columns, in the order `rows` maps them (the sqlx side reads them too).
-pub(super) const ISSUE_COLUMNS: &str =
-    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
-
-/// A project's unresolved issues (the sqlx connections and the writer thread both count).
-pub(super) const COUNT_UNRESOLVED: &str =
-    "SELECT COUNT(*) FROM issues WHERE project_id = ? AND status = 'unresolved'";
 
 /// Prepared statements kept per connection (the group commit uses about fifteen).
 const STATEMENT_CACHE: usize = 64;
@@ -241,73 +236,6 @@ fn issue_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Issue, StoreError
 }
 
 impl SqliteBatch<'_> {
-    fn project_seqs(&self, projects: &[ProjectId]) -> Result<HashMap<ProjectId, i64>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT last_seq FROM projects WHERE id = ?")?;
-        let mut out = HashMap::with_capacity(projects.len());
-        for &p in projects {
-            if let Some(seq) = st.query_row([p], |r| r.get(0)).optional()? {
-                out.insert(p, seq);
-            }
-        }
-        Ok(out)
-    }
-
-    fn stored_event_ids(&self, keys: &[(ProjectId, &str)]) -> Result<StoredIds, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?")?;
-        let mut out = StoredIds::new();
-        for &(p, id) in keys {
-            if let Some(issue) = st.query_row(params![p, id], |r| r.get(0)).optional()? {
-                out.entry(p).or_default().insert(id.to_owned(), issue);
-            }
-        }
-        Ok(out)
-    }
-
-    fn issues_by_fingerprint(
-        &self,
-        keys: &[(ProjectId, &str)],
-    ) -> Result<Vec<(String, Issue)>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
-        ))?;
-        let mut out = Vec::with_capacity(keys.len());
-        for &(p, fp) in keys {
-            if let Some(issue) = st.query_row(params![p, fp], issue_row).optional()? {
-                out.push((fp.to_owned(), issue?));
-            }
-        }
-        Ok(out)
-    }
-
-    fn insert_issues(&self, issues: &[NewIssue<'_>]) -> Result<Vec<(String, Issue)>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
-             event_count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'unresolved', 0, ?, ?) \
-             RETURNING {ISSUE_COLUMNS}"
-        ))?;
-        let mut out = Vec::with_capacity(issues.len());
-        for i in issues {
-            let issue = st.query_row(
-                params![
-                    i.project_id,
-                    i.fingerprint,
-                    i.title.as_ref(),
-                    i.culprit.as_ref(),
-                    i.level.as_str(),
-                    i.received.0,
-                    i.received.0
-                ],
-                issue_row,
-            )??;
-            out.push((i.fingerprint.to_owned(), issue));
-        }
-        Ok(out)
-    }
-
     fn insert_events(&self, rows: &[EventRow<'_>]) -> Result<(), StoreError> {
         // A big batch goes ROWS_PER_INSERT rows per statement, what is left one by one.
         let chunked = if rows.len() >= CHUNKED_FROM {
@@ -337,6 +265,7 @@ impl SqliteBatch<'_> {
 
     /// Only additions reach here (a batch adds events); retention's subtractions and the
     /// deletes of rows left at zero are the other pool's.
+
     fn add_rollups(&self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO issue_tag_values (issue_id, key, value, count) VALUES (?, ?, ?, ?) \
@@ -387,67 +316,113 @@ impl SqliteBatch<'_> {
         }
         Ok(())
     }
+}
 
-    fn count_unresolved(&self, project: ProjectId) -> Result<i64, StoreError> {
+/// Every statement runs on the writer's connection and completes at once (see
+/// [`commit_batch`]).
+impl BatchStatements for SqliteBatch<'_> {
+    async fn project_seqs(
+        &mut self,
+        projects: &[ProjectId],
+    ) -> Result<HashMap<ProjectId, i64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM projects WHERE id = ?")?;
+        let mut out = HashMap::with_capacity(projects.len());
+        for &p in projects {
+            if let Some(seq) = st.query_row([p], |r| r.get(0)).optional()? {
+                out.insert(p, seq);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stored_event_ids(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<StoredIds, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT issue_id FROM events WHERE project_id = ? AND event_id = ?")?;
+        let mut out = StoredIds::new();
+        for &(p, id) in keys {
+            if let Some(issue) = st.query_row(params![p, id], |r| r.get(0)).optional()? {
+                out.entry(p).or_default().insert(id.to_owned(), issue);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn issues_by_fingerprint(
+        &mut self,
+        keys: &[(ProjectId, &str)],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
+        ))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for &(p, fp) in keys {
+            if let Some(issue) = st.query_row(params![p, fp], issue_row).optional()? {
+                out.push((fp.to_owned(), issue?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_issues(
+        &mut self,
+        issues: &[NewIssue<'_>],
+    ) -> Result<Vec<(String, Issue)>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+             event_count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, 'unresolved', 0, ?, ?) \
+             RETURNING {ISSUE_COLUMNS}"
+        ))?;
+        let mut out = Vec::with_capacity(issues.len());
+        for i in issues {
+            let issue = st.query_row(
+                params![
+                    i.project_id,
+                    i.fingerprint,
+                    i.title.as_ref(),
+                    i.culprit.as_ref(),
+                    i.level.as_str(),
+                    i.received.0,
+                    i.received.0
+                ],
+                issue_row,
+            )??;
+            out.push((i.fingerprint.to_owned(), issue));
+        }
+        Ok(out)
+    }
+
+    async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {
         Ok(self
             .conn
             .prepare_cached(COUNT_UNRESOLVED)?
             .query_row([project], |r| r.get(0))?)
     }
 
-    fn raise_alerts(&self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
+    async fn raise_alerts(&mut self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
         let hooks: Vec<(i64, i64, String)> = self
             .conn
-            .prepare_cached(super::alerts::HOOKS_OF_ALL)?
+            .prepare_cached(HOOKS_OF_ALL)?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         let mut st = self
             .conn
             .prepare_cached("INSERT INTO alerts (webhook_id, created, alert) VALUES (?, ?, ?)")?;
-        for (hook, alert) in super::alerts::fan_out(raised, &hooks) {
+        for (hook, alert) in fan_out(raised, &hooks) {
             st.execute(params![hook, now.0, alert])?;
         }
         Ok(())
     }
-}
 
-/// The async face `write_core` drives; every call completes at once (see [`commit_batch`]).
-#[async_trait]
-impl BatchStatements for SqliteBatch<'_> {
-    async fn project_seqs(
-        &mut self,
-        projects: &[ProjectId],
-    ) -> Result<HashMap<ProjectId, i64>, StoreError> {
-        SqliteBatch::project_seqs(self, projects)
-    }
-    async fn stored_event_ids(
-        &mut self,
-        keys: &[(ProjectId, &str)],
-    ) -> Result<StoredIds, StoreError> {
-        SqliteBatch::stored_event_ids(self, keys)
-    }
-    async fn issues_by_fingerprint(
-        &mut self,
-        keys: &[(ProjectId, &str)],
-    ) -> Result<Vec<(String, Issue)>, StoreError> {
-        SqliteBatch::issues_by_fingerprint(self, keys)
-    }
-    async fn insert_issues(
-        &mut self,
-        issues: &[NewIssue<'_>],
-    ) -> Result<Vec<(String, Issue)>, StoreError> {
-        SqliteBatch::insert_issues(self, issues)
-    }
     async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
         self.insert_events(batch.rows)?;
         self.add_rollups(batch.rollups)?;
         self.update_issues(batch.issues)?;
         self.set_project_seqs(batch.seqs)
-    }
-    async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {
-        SqliteBatch::count_unresolved(self, project)
-    }
-    async fn raise_alerts(&mut self, raised: &[Raised], now: Millis) -> Result<(), StoreError> {
-        SqliteBatch::raise_alerts(self, raised, now)
     }
 }

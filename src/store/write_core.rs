@@ -18,7 +18,6 @@ use crate::model::alert::Raised;
 use crate::model::issue::{EventDisposition, on_new_event};
 use crate::model::stored::DetailJson;
 use crate::model::{DomainMessage, Issue, IssueAction, Level, Millis};
-use async_trait::async_trait;
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -75,7 +74,6 @@ pub(crate) struct BatchWrites<'a, 'e> {
 }
 
 /// The statements one database runs for [`write_batch`], all inside one transaction.
-#[async_trait]
 pub(crate) trait BatchStatements: Send {
     /// `s` as the database's text columns can hold it (PostgreSQL's cannot hold U+0000).
     fn fit_text<'a>(&self, s: &'a str) -> Cow<'a, str> {
@@ -674,7 +672,6 @@ mod tests {
         calls: Vec<&'static str>,
     }
 
-    #[async_trait]
     impl BatchStatements for Recording {
         async fn project_seqs(
             &mut self,
