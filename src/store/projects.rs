@@ -115,23 +115,17 @@ impl Store {
 
     /// Whether a project exists.
     pub async fn project_exists(&self, id: ProjectId) -> Result<bool, StoreError> {
-        let found: Option<i64> = with_db!(self, db => sqlx::query_scalar(
-            "SELECT id FROM projects WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?);
-        Ok(found.is_some())
+        Ok(self.last_seq_of(id).await?.is_some())
     }
 
     /// The project's latest seq (0 before its first event).
     pub async fn latest_seq(&self, project: ProjectId) -> Result<i64, StoreError> {
-        let seq: Option<i64> = with_db!(self, db => sqlx::query_scalar(
-            "SELECT last_seq FROM projects WHERE id = $1",
-        )
-        .bind(project)
-        .fetch_optional(&db.pool)
-        .await?);
-        Ok(seq.unwrap_or(0))
+        Ok(self.last_seq_of(project).await?.unwrap_or(0))
+    }
+
+    /// The project's last seq; `None` when there is no such project.
+    async fn last_seq_of(&self, id: ProjectId) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT last_seq FROM projects WHERE id = $1";
+        with_db!(self, db => Ok(sqlx::query_scalar(SQL).bind(id).fetch_optional(&db.pool).await?))
     }
 }
