@@ -29,6 +29,7 @@ import {
 } from "./js/connection.js";
 import { byId } from "./js/dom.js";
 import {
+  FEED_CAP,
   addToFeed,
   confirmFilters,
   dropPending,
@@ -51,7 +52,6 @@ import { schedule } from "./js/schedule.js";
 /** @typedef {import("./js/api.js").Issue} Issue */
 /** @typedef {import("./js/api.js").ListedEvent} ListedEvent */
 
-const FEED_CAP = 200;
 const REFRESH_MS = 60_000;
 // How often the server's counts (unresolved issues, events per minute) are read again.
 const STATS_MS = 10_000;

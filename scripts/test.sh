@@ -35,4 +35,5 @@ fi
 if [ ! -d tests/dashboard/node_modules/playwright-core ]; then
   (cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error)
 fi
+node --test --test-reporter=spec tests/js/*.test.js # the dashboard's pure modules (assets/js)
 exec cargo test "$@"

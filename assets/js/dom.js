@@ -51,3 +51,41 @@ export function byId(id, type) {
   if (!(el instanceof type)) throw new Error(`the page has no ${type.name} #${id}`);
   return el;
 }
+
+/**
+ * Makes `parent`'s children the elements of `items`, in that order: each item's element is
+ * kept in `shown` by its key and made once (`make`), then updated in place (`update`);
+ * elements of keys no longer in `items` are removed. Moving is left to elements out of
+ * place, so a row that stays keeps its focus and its open details.
+ * @template T, K, R
+ * @param {Element} parent
+ * @param {Map<K, R>} shown
+ * @param {T[]} items
+ * @param {{ key: (item: T) => K, make: (item: T) => R, element: (row: R) => Element,
+ *   update?: (row: R, item: T) => void }} how
+ */
+export function reconcile(parent, shown, items, { key, make, element, update }) {
+  const wanted = new Set(items.map(key));
+  for (const [k, row] of shown) {
+    if (!wanted.has(k)) {
+      element(row).remove();
+      shown.delete(k);
+    }
+  }
+  /** @type {Element | null} */
+  let prev = null;
+  for (const item of items) {
+    const k = key(item);
+    let row = shown.get(k);
+    if (row === undefined) {
+      row = make(item);
+      shown.set(k, row);
+    }
+    update?.(row, item);
+    const el = element(row);
+    /** @type {ChildNode | null} */
+    const next = prev ? prev.nextSibling : parent.firstChild;
+    if (el !== next) parent.insertBefore(el, next);
+    prev = el;
+  }
+}

@@ -4,7 +4,7 @@
 // messages when they differ from what the server confirmed.
 
 import { send, isOpen } from "./connection.js";
-import { byId, h } from "./dom.js";
+import { byId, h, reconcile } from "./dom.js";
 import { levelOf, shortTime } from "./format.js";
 import { filterLabel, describe, matches, sameFilters, wantedFilters } from "./filters.js";
 import { schedule } from "./schedule.js";
@@ -13,7 +13,8 @@ import { schedule } from "./schedule.js";
 /** @typedef {import("./api.js").ListedEvent} ListedEvent */
 /** @typedef {{ seq: number, issueId: number, event: ListedEvent }} Row */
 
-const FEED_CAP = 200;
+/** Most events the feed shows (and the backfill reads). */
+export const FEED_CAP = 200;
 
 const ui = {
   filterForm: byId("filter-form", HTMLFormElement),
@@ -171,25 +172,6 @@ function feedRow(row) {
 }
 
 export function renderFeed() {
-  const wantedSeqs = new Set(rows.map((r) => r.seq));
-  for (const [seq, li] of shown) {
-    if (!wantedSeqs.has(seq)) {
-      li.remove();
-      shown.delete(seq);
-    }
-  }
-  /** @type {HTMLLIElement | null} */
-  let prev = null;
-  for (const row of rows) {
-    let li = shown.get(row.seq);
-    if (!li) {
-      li = feedRow(row);
-      shown.set(row.seq, li);
-    }
-    /** @type {ChildNode | null} */
-    const next = prev ? prev.nextSibling : ui.feed.firstChild;
-    if (li !== next) ui.feed.insertBefore(li, next);
-    prev = li;
-  }
+  reconcile(ui.feed, shown, rows, { key: (r) => r.seq, make: feedRow, element: (li) => li });
   ui.feedEmpty.hidden = rows.length > 0;
 }

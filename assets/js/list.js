@@ -7,7 +7,7 @@
 import { api, currentGeneration, currentProject, messageOf, projectPath, statusOf } from "./api.js";
 import { actionButtons, actionKind } from "./actions.js";
 import { isOpen } from "./connection.js";
-import { byId, h } from "./dom.js";
+import { byId, h, reconcile } from "./dom.js";
 import { levelOf, plural, shortTime } from "./format.js";
 import { showError } from "./notices.js";
 import { setCount, unresolvedCount } from "./overview.js";
@@ -315,28 +315,13 @@ export function renderIssues() {
     .map((x) => x.issue)
     .sort(compareIssues(sort))
     .slice(0, ISSUE_LIMIT + 50);
-  const wanted = new Set(sorted.map((i) => i.id));
   const focused = document.activeElement;
-  for (const [id, row] of rows) {
-    if (!wanted.has(id)) {
-      row.li.remove();
-      rows.delete(id);
-    }
-  }
-  /** @type {HTMLLIElement | null} */
-  let prev = null;
-  for (const issue of sorted) {
-    let row = rows.get(issue.id);
-    if (!row) {
-      row = issueRow(issue);
-      rows.set(issue.id, row);
-    }
-    updateIssueRow(row, issue);
-    /** @type {ChildNode | null} */
-    const next = prev ? prev.nextSibling : ui.issues.firstChild;
-    if (row.li !== next) ui.issues.insertBefore(row.li, next);
-    prev = row.li;
-  }
+  reconcile(ui.issues, rows, sorted, {
+    key: (issue) => issue.id,
+    make: issueRow,
+    element: (row) => row.li,
+    update: updateIssueRow,
+  });
   // Moving a row moves its focused button out of the document for a moment.
   if (focused instanceof HTMLElement && focused.isConnected && document.activeElement !== focused) {
     focused.focus({ preventScroll: true });
