@@ -13,7 +13,7 @@
 //!    changed, count changed. The stream layer subscribes to them.
 //!
 //! The pure core (`model`, `grouping`) does no I/O; `store` hides the database behind one
-//! trait; `http` handlers are thin.
+//! handle (`Store`); `http` handlers are thin.
 
 pub mod admin;
 pub mod alerts;
