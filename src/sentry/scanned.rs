@@ -69,12 +69,11 @@ pub(super) fn read(bytes: &[u8]) -> Option<ReadEvent<'_>> {
         return None;
     }
     let p: Picked<'_> = serde_json::from_slice(bytes).ok()?;
-    let object_text = |raw: Option<&RawValue>| object(raw.filter(|r| Kind::of(r) != Kind::Null));
     let stored = StoredParts {
         breadcrumbs: p.breadcrumbs.map_or_else(Vec::new, |b| b.0.into_kept()),
-        extra: object_text(p.extra),
-        user: object_text(p.user),
-        sdk: object_text(p.sdk),
+        extra: object(p.extra),
+        user: object(p.user),
+        sdk: object(p.sdk),
     };
     let exception = p
         .exception
