@@ -121,6 +121,21 @@ fn take(hub: &Hub, counts: &mut HashMap<i64, CountState>, msg: DomainMessage) ->
     }
 }
 
+/// Queues every held-back count whose interval has passed, noting its project to flush.
+fn queue_due_counts(hub: &Hub, counts: &mut HashMap<i64, CountState>, touched: &mut Vec<i64>) {
+    let now = Instant::now();
+    for (project, state) in counts.iter_mut() {
+        if let (Some(count), Some(t)) = (state.pending, state.last_sent)
+            && now >= t + COUNT_INTERVAL
+        {
+            queue_count(hub, *project, count);
+            state.last_sent = Some(now);
+            state.pending = None;
+            note(touched, Some(*project));
+        }
+    }
+}
+
 /// Runs until the bus closes.
 async fn run(hub: &Hub, rx: &mut mpsc::Receiver<DomainMessage>) {
     let mut counts: HashMap<i64, CountState> = HashMap::new();
@@ -143,17 +158,7 @@ async fn run(hub: &Hub, rx: &mut mpsc::Receiver<DomainMessage>) {
                 note(&mut touched, take(hub, &mut counts, msg));
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                let now = Instant::now();
-                for (project, state) in counts.iter_mut() {
-                    if let (Some(count), Some(t)) = (state.pending, state.last_sent)
-                        && now >= t + COUNT_INTERVAL
-                    {
-                        queue_count(hub, *project, count);
-                        state.last_sent = Some(now);
-                        state.pending = None;
-                        note(&mut touched, Some(*project));
-                    }
-                }
+                queue_due_counts(hub, &mut counts, &mut touched);
             }
         }
         // Under load, the next round waits for company (see `next_round`); a message after

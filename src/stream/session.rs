@@ -812,6 +812,7 @@ mod tests {
         timing: Timing,
         since: Option<i64>,
         token_hash: Option<String>,
+        shutdown: CancellationToken,
     }
 
     impl Default for Setup {
@@ -822,6 +823,7 @@ mod tests {
                 timing: timing(),
                 since: None,
                 token_hash: Some("t1".into()),
+                shutdown: CancellationToken::new(),
             }
         }
     }
@@ -841,7 +843,7 @@ mod tests {
             replay: Stored(s.stored),
             keys: Directory(keys),
             timing: s.timing,
-            shutdown: CancellationToken::new(),
+            shutdown: s.shutdown,
         };
         let opening = Opening {
             project: PROJECT,
@@ -982,6 +984,34 @@ mod tests {
         assert_eq!(client.json().await, json!({"type": "lagged", "dropped": 2}));
         assert_eq!(client.json().await["seq"], 4);
         assert_eq!(client.json().await["seq"], 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_that_takes_nothing_for_the_write_timeout_is_closed() {
+        let setup = Setup::default();
+        let hub = setup.hub.clone();
+        let (mut client, task, _directory) = start(setup);
+        client.json().await;
+        client.pipe.set_room(0);
+        let blocked = Instant::now();
+        publish(&hub, &event(1, Level::Error));
+        ended(task).await;
+        assert!(blocked.elapsed() >= timing().write_timeout);
+        assert_eq!(hub.connections(), 0, "the connection left the hub");
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_closes_the_stream_with_1001() {
+        let shutdown = CancellationToken::new();
+        let (mut client, task, _directory) = start(Setup {
+            shutdown: shutdown.clone(),
+            ..Setup::default()
+        });
+        client.json().await;
+        shutdown.cancel();
+        let away = (codec::CLOSE_AWAY, "server shutting down".to_owned());
+        assert_eq!(client.close().await, away);
+        ended(task).await;
     }
 
     #[tokio::test]
