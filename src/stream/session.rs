@@ -410,6 +410,7 @@ impl<'a, K: Keys> Live<'a, K> {
         }
     }
 
+    /// Serves the connection until it ends.
     async fn run(mut self, inbound: &mut impl Inbound, shutdown: &CancellationToken) {
         let every = self.timing.heartbeat_interval;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
@@ -501,6 +502,7 @@ impl<'a, K: Keys> Live<'a, K> {
         Continue(())
     }
 
+    /// Pings the client, unless a ping is still unanswered.
     fn on_heartbeat(&mut self) -> ControlFlow<()> {
         if self.ping_sent.is_none() {
             self.ping_sent = Some(Instant::now());
@@ -512,6 +514,7 @@ impl<'a, K: Keys> Live<'a, K> {
         Continue(())
     }
 
+    /// The key directory changed (or its sender is gone: it never will again).
     async fn on_directory(&mut self, changed: bool) -> ControlFlow<()> {
         if !changed {
             self.watching = false;
@@ -539,6 +542,8 @@ impl<'a, K: Keys> Live<'a, K> {
         flush_within(self.conn, self.timing.write_timeout.min(CLOSE_WAIT)).await;
     }
 
+    /// Answers one client message; a close, a protocol error or the end of the stream
+    /// ends the connection.
     async fn on_inbound(
         &mut self,
         got: Option<Result<ClientMessage, ProtocolError>>,
