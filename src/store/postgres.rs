@@ -13,7 +13,7 @@
 //! columns outside the JSON ones (message, environment, release, title, culprit, project
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
-use super::rows::{self, ISSUE_COLUMNS};
+use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS};
 use super::webhooks::{HOOKS_OF_ALL, alert_inserts};
 use super::write_core::{self, BatchStatements, BatchWrites, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError};
@@ -211,9 +211,8 @@ impl BatchStatements for PgBatch<'_> {
         let tags: Vec<_> = batch.rollups.tag_counts().collect();
         let issue_minutes: Vec<_> = batch.rollups.minute_counts(true).collect();
         let project_minutes: Vec<_> = batch.rollups.minute_counts(false).collect();
-        sqlx::query(
-            "WITH ev AS (INSERT INTO events (project_id, seq, event_id, issue_id, level, \
-             environment, release, timestamp, received, message, title, culprit, tags, detail, raw) \
+        sqlx::query(&format!(
+            "WITH ev AS (INSERT INTO events ({EVENT_COLUMNS}, raw) \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], \
              $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], \
              $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BYTEA[])), \
@@ -234,8 +233,8 @@ impl BatchStatements for PgBatch<'_> {
              INSERT INTO project_minutes (project_id, minute, level, count) \
              SELECT * FROM UNNEST($31::BIGINT[], $32::BIGINT[], $33::TEXT[], $34::BIGINT[]) \
              ON CONFLICT (project_id, minute, level) DO UPDATE \
-             SET count = project_minutes.count + excluded.count",
-        )
+             SET count = project_minutes.count + excluded.count"
+        ))
         .bind(rows.iter().map(|r| r.p.project_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.p.event_id.as_str()).collect::<Vec<_>>())

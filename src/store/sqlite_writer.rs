@@ -11,7 +11,7 @@
 
 use super::issues::COUNT_UNRESOLVED;
 use super::rollups::Rollups;
-use super::rows::{self, ISSUE_COLUMNS};
+use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS};
 use super::webhooks::HOOKS_OF_ALL;
 use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError};
@@ -172,18 +172,17 @@ const ROWS_PER_INSERT: usize = 16;
 /// 3.5% slower with chunks (runs alternated ABBA).
 const CHUNKED_FROM: usize = 64;
 
-/// Columns of an event row, in [`insert_events_sql`]'s order.
-const EVENT_COLUMNS: usize = 15;
+/// Parameters of an event row: its columns and `raw`.
+const EVENT_PARAMS: usize = 15;
 
 static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| insert_events_sql(1));
 static INSERT_EVENT_CHUNK: LazyLock<String> = LazyLock::new(|| insert_events_sql(ROWS_PER_INSERT));
 
 /// The insert of `rows` event rows, their parameters row after row.
 fn insert_events_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
+    let row = format!("({})", vec!["?"; EVENT_PARAMS].join(", "));
     format!(
-        "INSERT INTO events (project_id, seq, event_id, issue_id, level, environment, release, \
-         timestamp, received, message, title, culprit, tags, detail, raw) VALUES {}",
+        "INSERT INTO events ({EVENT_COLUMNS}, raw) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -248,7 +247,7 @@ impl SqliteBatch<'_> {
             let mut st = self.conn.prepare_cached(&INSERT_EVENT_CHUNK)?;
             for chunk in chunked.chunks(ROWS_PER_INSERT) {
                 for (i, r) in chunk.iter().enumerate() {
-                    bind_event(&mut st, i * EVENT_COLUMNS, r)?;
+                    bind_event(&mut st, i * EVENT_PARAMS, r)?;
                 }
                 st.raw_execute()?;
             }
