@@ -3,7 +3,7 @@
 
 /// `url` with the password of its user part, and any `password=` query value, shown as
 /// `***` (`postgres://mesher:***@db/mesher`): a database URL as logs and errors show it.
-pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(url.len());
     let mut rest = url;
     if let Some((scheme, after)) = url.split_once("://") {
@@ -79,7 +79,7 @@ fn redact_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
 
 /// The request log's span (tower-http's, with the query's credentials redacted).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RequestSpan;
+pub(crate) struct RequestSpan;
 
 impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {

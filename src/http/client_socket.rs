@@ -25,7 +25,7 @@ const LINGER_AFTER_ANSWER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 4 << 20;
 
 /// An accepted client connection.
-pub struct ClientSocket {
+pub(crate) struct ClientSocket {
     /// Always `Some` until dropped (taken then, to linger).
     tcp: Option<TcpStream>,
     permit: Option<OwnedSemaphorePermit>,
@@ -37,7 +37,11 @@ pub struct ClientSocket {
 
 impl ClientSocket {
     /// A connection holding `permit`, its place under the cap.
-    pub fn new(tcp: TcpStream, permit: OwnedSemaphorePermit, lingering: Arc<Semaphore>) -> Self {
+    pub(crate) fn new(
+        tcp: TcpStream,
+        permit: OwnedSemaphorePermit,
+        lingering: Arc<Semaphore>,
+    ) -> Self {
         ClientSocket {
             tcp: Some(tcp),
             permit: Some(permit),
@@ -47,7 +51,7 @@ impl ClientSocket {
     }
 
     /// The flag `early_close` sets when this connection is to be closed gently.
-    pub fn close_gently_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn close_gently_flag(&self) -> Arc<AtomicBool> {
         self.close_gently.clone()
     }
 
@@ -84,7 +88,12 @@ impl Drop for ClientSocket {
 
 /// Closes our side of `tcp`, then reads and drops what the client sends until it closes
 /// too, for at most `time` and `bytes`.
-pub async fn linger(mut tcp: TcpStream, _slot: OwnedSemaphorePermit, time: Duration, bytes: usize) {
+pub(crate) async fn linger(
+    mut tcp: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    time: Duration,
+    bytes: usize,
+) {
     let _ = tokio::time::timeout(time, async {
         // hyper may have shut our side already; the reading is what matters.
         let _ = tcp.shutdown().await;

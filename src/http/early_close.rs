@@ -21,7 +21,7 @@ use tower::ServiceExt;
 /// request's body was not read to its end, and (unless it is a 401 or 403) `close_gently`
 /// so that the socket reads what the client still sends before it closes
 /// (`client_socket`).
-pub async fn handle(
+pub(crate) async fn handle(
     router: Router,
     request: Request<Incoming>,
     close_gently: Arc<AtomicBool>,

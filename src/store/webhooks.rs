@@ -17,7 +17,7 @@ use std::time::Duration;
 /// How long a claim holds a webhook: three attempts' time (10 s each), renewed right
 /// before each attempt; what a dead node's webhooks wait for another node. (Nodes' clocks
 /// are assumed to agree within a few seconds, as NTP keeps them.)
-pub const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 type WebhookRow = (i64, i64, String, String, String, String);
 type DeliveryRow = (String, i64, String, i64, i64, i64, i64, i64);

@@ -53,7 +53,7 @@ pub(crate) struct EventRow<'a> {
 
 impl EventRow<'_> {
     /// The detail column: a JSON object.
-    pub fn detail(&self) -> &str {
+    pub(crate) fn detail(&self) -> &str {
         self.stored.detail.as_str()
     }
 }
