@@ -264,7 +264,6 @@ impl SqliteBatch<'_> {
 
     /// Only additions reach here (a batch adds events); retention's subtractions and the
     /// deletes of rows left at zero are the other pool's.
-
     fn add_rollups(&self, rollups: &Rollups<'_>) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO issue_tag_values (issue_id, key, value, count) VALUES (?, ?, ?, ?) \
