@@ -76,7 +76,7 @@ pub(super) struct ItemHeader {
 
 impl ItemHeader {
     /// Parses the header line of item `n`.
-    pub fn parse(line: &[u8], n: usize) -> Result<ItemHeader, EnvelopeError> {
+    pub(crate) fn parse(line: &[u8], n: usize) -> Result<ItemHeader, EnvelopeError> {
         let header = json_object(line, &format!("the header of item {n}"))?;
         let ty = match header.get("type") {
             Some(Value::String(t)) if !t.is_empty() => t.clone(),

@@ -82,7 +82,7 @@ pub(super) struct ReadEvent<'a> {
 
 impl Raised {
     /// Mesher's exception and stack trace; an exception needs a type or a value.
-    pub fn into_parts(self) -> Result<(Exception, Vec<Frame>), InvalidEvent> {
+    pub(crate) fn into_parts(self) -> Result<(Exception, Vec<Frame>), InvalidEvent> {
         let exception = Exception {
             ty: self.keys.ty.filter(|t| !t.is_empty()),
             value: self.keys.value.filter(|v| !v.is_empty()),

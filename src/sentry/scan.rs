@@ -110,7 +110,7 @@ pub(crate) struct Scanner {
 
 impl Scanner {
     /// A scanner that keeps the payloads of the item types `keep` chooses.
-    pub fn new(limits: Limits, keep: fn(&str) -> bool) -> Scanner {
+    pub(crate) fn new(limits: Limits, keep: fn(&str) -> bool) -> Scanner {
         Scanner {
             limits,
             keep,
@@ -125,7 +125,7 @@ impl Scanner {
     }
 
     /// Reads the next piece of the envelope.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ScanError> {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ScanError> {
         self.total = self.total.saturating_add(bytes.len());
         if self.total > self.limits.envelope {
             return Err(ScanError::TooLarge(format!(
@@ -141,7 +141,7 @@ impl Scanner {
     }
 
     /// The end of the body: the envelope, or what is wrong with its end.
-    pub fn finish(mut self) -> Result<Envelope, ScanError> {
+    pub(crate) fn finish(mut self) -> Result<Envelope, ScanError> {
         let state = std::mem::replace(&mut self.state, State::ItemHeader);
         match state {
             State::EnvelopeHeader if is_blank(&self.line) => return Err(empty().into()),
