@@ -12,7 +12,7 @@
 use super::IngestError;
 use crate::bus::Bus;
 use crate::log_limit::Emit;
-use crate::store::{EventOutcome, PreparedEvent, Store, StoreError};
+use crate::store::{BatchResult, EventOutcome, PreparedEvent, Store, StoreError};
 use crate::task::Service;
 use std::future::Future;
 use std::sync::Arc;
@@ -174,78 +174,128 @@ async fn run(writer: &mut Writer) {
         delay,
     } = writer;
     let (max_batch, delay) = (*max_batch, *delay);
-    let WriterQueue {
-        rx,
-        intake_closed,
-        health,
-    } = queue;
     // Requests in the previous commit: whether the clients are busy enough to wait for.
     let mut last_requests = 0;
+    while let Some(first) = next_request(queue).await {
+        let batch = collect_batch(&mut queue.rx, first, max_batch, delay, last_requests).await;
+        last_requests = batch.replies.len();
+        commit(store, bus, &queue.health, batch).await;
+    }
+}
+
+/// One group commit: its requests' events in queue order, and each request's reply with
+/// how many of those events are its own.
+struct Batch {
+    events: Vec<PreparedEvent>,
+    replies: Vec<(Reply, usize)>,
+}
+
+/// Waits for the next request; `None` once the intake is closed (or every
+/// [`WriterHandle`] is gone) and nothing is left queued.
+async fn next_request(queue: &mut WriterQueue) -> Option<WriteRequest> {
+    let WriterQueue {
+        rx, intake_closed, ..
+    } = queue;
     loop {
-        let first = tokio::select! {
+        tokio::select! {
             biased;
-            m = rx.recv() => m,
+            m = rx.recv() => return m,
             // Closing keeps what is queued: `recv` answers it, then `None`.
-            _ = intake_closed.cancelled(), if !rx.is_closed() => {
-                rx.close();
-                continue;
-            }
-        };
-        let Some(first) = first else { break };
-        let mut events = first.events;
-        let mut replies = vec![(first.reply, events.len())];
-        take_waiting(rx, &mut events, &mut replies, max_batch);
-        if waits(delay, last_requests, events.len(), max_batch) {
-            // tokio's timer counts whole milliseconds; a few hundred microseconds need a
-            // thread's sleep (the blocking pool's, so the runtime goes on meanwhile).
-            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
-            take_waiting(rx, &mut events, &mut replies, max_batch);
+            _ = intake_closed.cancelled(), if !rx.is_closed() => rx.close(),
         }
-        last_requests = replies.len();
-        metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
-        let count = events.len();
-        let started = std::time::Instant::now();
-        let written = store.write_batch(events).await;
-        metrics::histogram!(crate::telemetry::COMMIT_SECONDS)
-            .record(started.elapsed().as_secs_f64());
-        match written {
-            Ok(result) => {
-                health.succeeded();
-                let stored = result
-                    .outcomes
-                    .iter()
-                    .filter(|o| matches!(o, EventOutcome::Stored { .. }))
-                    .count();
-                metrics::counter!(crate::telemetry::EVENTS_INGESTED).increment(stored as u64);
-                let mut outcomes = result.outcomes.into_iter();
-                for (reply, n) in replies {
-                    // A client that went away still had its events committed.
-                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
-                }
-                for msg in result.messages {
-                    bus.publish(msg).await;
-                }
-            }
-            Err(e) => {
-                match crate::log_limit::check("group commit") {
-                    Emit::First => {
-                        tracing::error!(error = %e, events = count, "group commit failed")
-                    }
-                    Emit::Summary(n) => tracing::error!(
-                        failures = n,
-                        error = %e,
-                        "group commits still failing: {n} in the last {:?}",
-                        crate::log_limit::WINDOW
-                    ),
-                    Emit::Quiet => {}
-                }
-                let reason = store_reason(&e);
-                health.failed(e.to_string());
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(IngestError::Storage(reason.clone())));
-                }
-            }
+    }
+}
+
+/// The batch that starts with `first`: every request already queued behind it, and, when
+/// the previous commit was busy ([`waits`]), those that come during `delay` too.
+async fn collect_batch(
+    rx: &mut mpsc::Receiver<WriteRequest>,
+    first: WriteRequest,
+    max_batch: usize,
+    delay: Duration,
+    last_requests: usize,
+) -> Batch {
+    let mut batch = Batch {
+        replies: vec![(first.reply, first.events.len())],
+        events: first.events,
+    };
+    take_waiting(rx, &mut batch, max_batch);
+    if waits(delay, last_requests, batch.events.len(), max_batch) {
+        wait_commit_delay(delay).await;
+        take_waiting(rx, &mut batch, max_batch);
+    }
+    batch
+}
+
+/// Sleeps `delay` without holding up the runtime.
+async fn wait_commit_delay(delay: Duration) {
+    // tokio's timer counts whole milliseconds; a few hundred microseconds need a thread's
+    // sleep (the blocking pool's, so the runtime goes on meanwhile).
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+}
+
+/// Commits `batch` in one transaction, records how it went, and answers its requests.
+async fn commit(store: &Store, bus: &Bus, health: &CommitHealth, batch: Batch) {
+    let Batch { events, replies } = batch;
+    metrics::histogram!(crate::telemetry::COMMIT_BATCH).record(events.len() as f64);
+    let count = events.len();
+    let started = std::time::Instant::now();
+    let written = store.write_batch(events).await;
+    metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    match written {
+        Ok(result) => {
+            health.succeeded();
+            answer_committed(bus, result, replies).await;
         }
+        Err(e) => {
+            log_commit_failure(&e, count);
+            health.failed(e.to_string());
+            answer_failed(&e, replies);
+        }
+    }
+}
+
+/// Gives each request its events' outcomes, then publishes the batch's domain messages on
+/// the bus, in commit order.
+async fn answer_committed(bus: &Bus, result: BatchResult, replies: Vec<(Reply, usize)>) {
+    let stored = result
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, EventOutcome::Stored { .. }))
+        .count();
+    metrics::counter!(crate::telemetry::EVENTS_INGESTED).increment(stored as u64);
+    let mut outcomes = result.outcomes.into_iter();
+    for (reply, n) in replies {
+        // A client that went away still had its events committed.
+        let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+    }
+    for msg in result.messages {
+        bus.publish(msg).await;
+    }
+}
+
+/// Logs a failed commit, rate-limited: a database gone fails every commit until it is back.
+fn log_commit_failure(e: &StoreError, count: usize) {
+    match crate::log_limit::check("group commit") {
+        Emit::First => {
+            tracing::error!(error = %e, events = count, "group commit failed")
+        }
+        Emit::Summary(n) => tracing::error!(
+            failures = n,
+            error = %e,
+            "group commits still failing: {n} in the last {:?}",
+            crate::log_limit::WINDOW
+        ),
+        Emit::Quiet => {}
+    }
+}
+
+/// Answers every request of a failed commit with the storage error: none of its events
+/// were stored.
+fn answer_failed(e: &StoreError, replies: Vec<(Reply, usize)>) {
+    let reason = store_reason(e);
+    for (reply, _) in replies {
+        let _ = reply.send(Err(IngestError::Storage(reason.clone())));
     }
 }
 
@@ -254,16 +304,11 @@ async fn run(writer: &mut Writer) {
 const BUSY_REQUESTS: usize = 8;
 
 /// Adds every request already queued to the batch, up to `max_batch` events.
-fn take_waiting(
-    rx: &mut mpsc::Receiver<WriteRequest>,
-    events: &mut Vec<PreparedEvent>,
-    replies: &mut Vec<(Reply, usize)>,
-    max_batch: usize,
-) {
-    while events.len() < max_batch {
+fn take_waiting(rx: &mut mpsc::Receiver<WriteRequest>, batch: &mut Batch, max_batch: usize) {
+    while batch.events.len() < max_batch {
         let Ok(next) = rx.try_recv() else { break };
-        replies.push((next.reply, next.events.len()));
-        events.extend(next.events);
+        batch.replies.push((next.reply, next.events.len()));
+        batch.events.extend(next.events);
     }
 }
 
