@@ -10,9 +10,9 @@ use super::payload::{self, retry_delay};
 use super::target::{self, Cidr, ForbiddenAddress, Host};
 use crate::log_limit::Emit;
 use crate::model::Millis;
+use crate::model::webhook::{Delivery, DeliveryOutcome};
 use crate::model::webhook::{Webhook, WebhookFormat};
 use crate::store::Store;
-use crate::model::webhook::{Delivery, DeliveryOutcome};
 use crate::task::Service;
 use crate::telemetry::{ALERT_DELIVERIES, ALERT_LATENCY, ALERTS_WAITING};
 use std::collections::{HashMap, HashSet};
@@ -122,80 +122,144 @@ impl Service for Deliverer {
 /// Runs until `shutdown`; deliveries in flight are then dropped (their alerts stay in the
 /// outbox and go after the restart: at least once).
 pub async fn run(store: Store, settings: Settings, shutdown: CancellationToken) {
-    let client = client(&settings.allow);
-    let node = crate::store::new_event_id();
-    let mut in_flight: JoinSet<i64> = JoinSet::new();
-    let mut busy: HashSet<i64> = HashSet::new();
-    let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut deliveries = Deliveries::new(store, settings);
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_gauge = Instant::now() - Duration::from_secs(60);
-    let mut last_purge = Instant::now() - Duration::from_secs(7200);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => {
-                // Deliveries in flight stop here; their webhooks are free at once for the
-                // next start (or another node) rather than when the lease runs out.
-                in_flight.abort_all();
-                for id in busy {
-                    let _ = store.release_webhook(id, &node).await;
-                }
-                return;
+            _ = shutdown.cancelled() => return deliveries.stop().await,
+            Some(done) = deliveries.in_flight.join_next_with_id(), if !deliveries.in_flight.is_empty() => {
+                deliveries.finished(done);
             }
-            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                match done {
-                    Ok((task, id)) => {
-                        tasks.remove(&task);
-                        busy.remove(&id);
-                    }
-                    Err(e) => {
-                        // Its webhook is free again here, and its lease runs out.
-                        if let Some(id) = tasks.remove(&e.id()) {
-                            busy.remove(&id);
-                        }
-                        tracing::error!(error = %e, "a webhook delivery task failed");
-                    }
+            _ = poll.tick() => deliveries.poll().await,
+        }
+    }
+}
+
+/// The loop's state: one task per webhook with work, and when the periodic chores ran.
+struct Deliveries {
+    store: Store,
+    settings: Settings,
+    client: reqwest::Client,
+    /// This process's name on the leases it takes.
+    node: String,
+    /// The delivery tasks; each answers its webhook's id.
+    in_flight: JoinSet<i64>,
+    /// Webhooks with a task running: a webhook's deliveries go one at a time.
+    busy: HashSet<i64>,
+    /// Each task's webhook, for a task that fails before it answers its id.
+    tasks: HashMap<tokio::task::Id, i64>,
+    last_gauge: Instant,
+    last_purge: Instant,
+}
+
+impl Deliveries {
+    fn new(store: Store, settings: Settings) -> Deliveries {
+        Deliveries {
+            client: client(&settings.allow),
+            node: crate::store::new_event_id(),
+            store,
+            settings,
+            in_flight: JoinSet::new(),
+            busy: HashSet::new(),
+            tasks: HashMap::new(),
+            // Both chores are due at the first poll.
+            last_gauge: Instant::now() - Duration::from_secs(60),
+            last_purge: Instant::now() - Duration::from_secs(7200),
+        }
+    }
+
+    /// Stops the deliveries in flight and gives their leases back.
+    async fn stop(mut self) {
+        // Their webhooks are free at once for the next start (or another node) rather
+        // than when the lease runs out.
+        self.in_flight.abort_all();
+        for id in self.busy {
+            let _ = self.store.release_webhook(id, &self.node).await;
+        }
+    }
+
+    /// Forgets a delivery task that ended, so its webhook can be claimed again.
+    fn finished(&mut self, done: Result<(tokio::task::Id, i64), tokio::task::JoinError>) {
+        match done {
+            Ok((task, id)) => {
+                self.tasks.remove(&task);
+                self.busy.remove(&id);
+            }
+            Err(e) => {
+                // Its webhook is free again here, and its lease runs out.
+                if let Some(id) = self.tasks.remove(&e.id()) {
+                    self.busy.remove(&id);
+                }
+                tracing::error!(error = %e, "a webhook delivery task failed");
+            }
+        }
+    }
+
+    /// One poll: claims the webhooks with work due, then does the chores that are due.
+    async fn poll(&mut self) {
+        self.claim_due().await;
+        if self.last_gauge.elapsed() >= Duration::from_secs(2) {
+            self.last_gauge = Instant::now();
+            if let Ok(n) = self.store.alerts_waiting().await {
+                metrics::gauge!(ALERTS_WAITING).set(n as f64);
+            }
+        }
+        if self.last_purge.elapsed() >= Duration::from_secs(3600) {
+            self.last_purge = Instant::now();
+            self.purge_old_deliveries().await;
+        }
+    }
+
+    /// Claims the webhooks with work due and starts a delivery task for each.
+    async fn claim_due(&mut self) {
+        match self.store.claim_webhooks(&self.node, Millis::now()).await {
+            Ok(claimed) => {
+                for hook in claimed {
+                    self.start(hook).await;
                 }
             }
-            _ = poll.tick() => {
-                match store.claim_webhooks(&node, Millis::now()).await {
-                    Ok(claimed) => {
-                        for hook in claimed {
-                            if tasks.len() >= MAX_IN_FLIGHT {
-                                // Left for a later poll, here or on another node.
-                                let _ = store.release_webhook(hook.id, &node).await;
-                            } else if busy.insert(hook.id) {
-                                let id = hook.id;
-                                let work = deliver_due(store.clone(), client.clone(), hook, node.clone(), settings.clone());
-                                tasks.insert(in_flight.spawn(work).id(), id);
-                            } else {
-                                // Its task is finishing; it takes the next claim.
-                                let _ = store.release_webhook(hook.id, &node).await;
-                            }
-                        }
-                    }
-                    Err(e) => match crate::log_limit::check("alert poll") {
-                        Emit::First => tracing::warn!(error = %e, "cannot read the webhooks' work; will retry"),
-                        Emit::Summary(n) => tracing::warn!(error = %e, failures = n, "still cannot read the webhooks' work"),
-                        Emit::Quiet => {}
-                    },
+            Err(e) => match crate::log_limit::check("alert poll") {
+                Emit::First => {
+                    tracing::warn!(error = %e, "cannot read the webhooks' work; will retry")
                 }
-                if last_gauge.elapsed() >= Duration::from_secs(2) {
-                    last_gauge = Instant::now();
-                    if let Ok(n) = store.alerts_waiting().await {
-                        metrics::gauge!(ALERTS_WAITING).set(n as f64);
-                    }
+                Emit::Summary(n) => {
+                    tracing::warn!(error = %e, failures = n, "still cannot read the webhooks' work")
                 }
-                if last_purge.elapsed() >= Duration::from_secs(3600) {
-                    last_purge = Instant::now();
-                    let cutoff = Millis(Millis::now().0 - KEEP_DELIVERED.as_millis() as i64);
-                    match store.purge_deliveries(cutoff).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(deliveries = n, "old webhook deliveries deleted"),
-                        Err(e) => tracing::warn!(error = %e, "cannot delete old webhook deliveries"),
-                    }
-                }
-            }
+                Emit::Quiet => {}
+            },
+        }
+    }
+
+    /// Starts delivering to a claimed webhook, or gives the claim back when there is no
+    /// room or the webhook already has a task.
+    async fn start(&mut self, hook: Webhook) {
+        if self.tasks.len() >= MAX_IN_FLIGHT {
+            // Left for a later poll, here or on another node.
+            let _ = self.store.release_webhook(hook.id, &self.node).await;
+        } else if self.busy.insert(hook.id) {
+            let id = hook.id;
+            let work = deliver_due(
+                self.store.clone(),
+                self.client.clone(),
+                hook,
+                self.node.clone(),
+                self.settings.clone(),
+            );
+            self.tasks.insert(self.in_flight.spawn(work).id(), id);
+        } else {
+            // Its task is finishing; it takes the next claim.
+            let _ = self.store.release_webhook(hook.id, &self.node).await;
+        }
+    }
+
+    /// Deletes the deliveries finished more than [`KEEP_DELIVERED`] ago.
+    async fn purge_old_deliveries(&self) {
+        let cutoff = Millis(Millis::now().0 - KEEP_DELIVERED.as_millis() as i64);
+        match self.store.purge_deliveries(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "old webhook deliveries deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old webhook deliveries"),
         }
     }
 }
