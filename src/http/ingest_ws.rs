@@ -94,32 +94,57 @@ async fn serve(state: AppState, project: ProjectId, key: String, mut socket: Web
             }
             _ = shutdown.cancelled() => return close(&mut socket, close_code::AWAY, "server shutting down").await,
         };
-        let reply = match msg {
-            Some(Ok(Message::Text(text))) => answer(&state, project, text.as_str()).await,
-            Some(Ok(Message::Binary(_))) => {
-                json!({ "error": "binary frames are not accepted: send each event as a JSON text frame" })
-            }
-            Some(Ok(Message::Pong(_))) => {
-                heartbeat.ponged();
-                continue;
-            }
-            Some(Ok(Message::Ping(_))) => continue,
-            Some(Ok(Message::Close(_))) | None => return,
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "ingest socket closed on error");
-                if let Some(frame) = close_for_read_error(&e) {
-                    let _ = send_within(
-                        &mut socket,
-                        Message::Close(Some(frame)),
-                        crate::ws::CLOSE_WAIT,
-                    )
-                    .await;
+        match received(&state, project, &mut socket, &mut heartbeat, msg).await {
+            Received::Answer(reply) => {
+                if !send_within(&mut socket, Message::Text(reply.to_string().into()), limit).await {
+                    return;
                 }
-                return;
             }
-        };
-        if !send_within(&mut socket, Message::Text(reply.to_string().into()), limit).await {
-            return;
+            Received::Nothing => {}
+            Received::End => return,
+        }
+    }
+}
+
+/// What a frame read from the client calls for.
+enum Received {
+    /// This answer, sent back.
+    Answer(Value),
+    /// No answer.
+    Nothing,
+    /// The end of the connection.
+    End,
+}
+
+/// Handles what the socket read: a text frame is an event to ingest, a pong settles the
+/// heartbeat, a close or a read error ends the connection.
+async fn received(
+    state: &AppState,
+    project: ProjectId,
+    socket: &mut WebSocket,
+    heartbeat: &mut Heartbeat,
+    msg: Option<Result<Message, axum::Error>>,
+) -> Received {
+    match msg {
+        Some(Ok(Message::Text(text))) => {
+            Received::Answer(answer(state, project, text.as_str()).await)
+        }
+        Some(Ok(Message::Binary(_))) => Received::Answer(
+            json!({ "error": "binary frames are not accepted: send each event as a JSON text frame" }),
+        ),
+        Some(Ok(Message::Pong(_))) => {
+            heartbeat.ponged();
+            Received::Nothing
+        }
+        Some(Ok(Message::Ping(_))) => Received::Nothing,
+        Some(Ok(Message::Close(_))) | None => Received::End,
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "ingest socket closed on error");
+            if let Some(frame) = close_for_read_error(&e) {
+                let _ =
+                    send_within(socket, Message::Close(Some(frame)), crate::ws::CLOSE_WAIT).await;
+            }
+            Received::End
         }
     }
 }
