@@ -402,63 +402,81 @@ fn parse_tags(raw: Option<&RawValue>) -> Result<BTreeMap<String, String>, Invali
 pub(crate) fn parse_fingerprint(
     raw: Option<&RawValue>,
 ) -> Result<Option<Vec<String>>, InvalidEvent> {
-    let bad = |what: &str| {
-        invalid(format!(
-            "field 'fingerprint' must be a string or a list of strings, got {what}"
-        ))
-    };
-    let too_long = |field: String| {
-        invalid(format!(
-            "field '{field}' is longer than {MAX_FINGERPRINT_ENTRY_CHARS} characters: a fingerprint entry has at most {MAX_FINGERPRINT_ENTRY_CHARS}"
-        ))
-    };
     let Some(raw) = raw else { return Ok(None) };
     match Kind::of(raw) {
         Kind::Null => Ok(None),
         Kind::String => {
             let s = unescape(raw, || "fingerprint".into())?;
             if s.chars().count() > MAX_FINGERPRINT_ENTRY_CHARS {
-                return Err(too_long("fingerprint".into()));
+                return Err(fingerprint_too_long("fingerprint"));
             }
             Ok(Some(vec![s]).filter(|v| !v[0].is_empty()))
         }
-        Kind::List => {
-            let mut entries = Vec::new();
-            let mut error = None;
-            json::each_item(raw, |i, item| {
-                if i == MAX_FINGERPRINT_ENTRIES {
-                    error = Some(invalid(format!(
-                        "field 'fingerprint' has more than {MAX_FINGERPRINT_ENTRIES} entries: a fingerprint has at most {MAX_FINGERPRINT_ENTRIES}"
-                    )));
-                    return ControlFlow::Break(());
-                }
-                let entry = match Kind::of(item) {
-                    Kind::String => unescape(item, || format!("fingerprint[{i}]")),
-                    Kind::Number | Kind::Bool => Ok(scalar_text(item)),
-                    other => Err(bad(&format!("a list holding {}", other.name()))),
-                };
-                match entry {
-                    Ok(s) if s.chars().count() > MAX_FINGERPRINT_ENTRY_CHARS => {
-                        error = Some(too_long(format!("fingerprint[{i}]")));
-                        ControlFlow::Break(())
-                    }
-                    Ok(s) => {
-                        entries.push(s);
-                        ControlFlow::Continue(())
-                    }
-                    Err(e) => {
-                        error = Some(e);
-                        ControlFlow::Break(())
-                    }
-                }
-            });
-            match error {
-                Some(e) => Err(e),
-                None => Ok(Some(entries).filter(|e| !e.is_empty())),
+        Kind::List => fingerprint_list(raw),
+        other => Err(not_a_fingerprint(other.name())),
+    }
+}
+
+/// A `fingerprint` given as a list; an empty one counts as absent. The first entry past
+/// [`MAX_FINGERPRINT_ENTRIES`] refuses the event without the rest being read.
+fn fingerprint_list(raw: &RawValue) -> Result<Option<Vec<String>>, InvalidEvent> {
+    let mut entries = Vec::new();
+    let mut error = None;
+    json::each_item(raw, |i, item| {
+        if i == MAX_FINGERPRINT_ENTRIES {
+            error = Some(invalid(format!(
+                "field 'fingerprint' has more than {MAX_FINGERPRINT_ENTRIES} entries: a fingerprint has at most {MAX_FINGERPRINT_ENTRIES}"
+            )));
+            return ControlFlow::Break(());
+        }
+        match fingerprint_entry(i, item) {
+            Ok(s) => {
+                entries.push(s);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                error = Some(e);
+                ControlFlow::Break(())
             }
         }
-        other => Err(bad(other.name())),
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Some(entries).filter(|e| !e.is_empty())),
     }
+}
+
+/// Entry `i` of a `fingerprint` list as its text: a string, or a number's or a boolean's
+/// text.
+fn fingerprint_entry(i: usize, item: &RawValue) -> Result<String, InvalidEvent> {
+    let entry = match Kind::of(item) {
+        Kind::String => unescape(item, || format!("fingerprint[{i}]"))?,
+        Kind::Number | Kind::Bool => scalar_text(item),
+        other => {
+            return Err(not_a_fingerprint(&format!(
+                "a list holding {}",
+                other.name()
+            )));
+        }
+    };
+    if entry.chars().count() > MAX_FINGERPRINT_ENTRY_CHARS {
+        return Err(fingerprint_too_long(&format!("fingerprint[{i}]")));
+    }
+    Ok(entry)
+}
+
+/// The refusal of a `fingerprint` that is `what` (a kind of JSON value).
+fn not_a_fingerprint(what: &str) -> InvalidEvent {
+    invalid(format!(
+        "field 'fingerprint' must be a string or a list of strings, got {what}"
+    ))
+}
+
+/// The refusal of a fingerprint entry (at `field`) over [`MAX_FINGERPRINT_ENTRY_CHARS`].
+fn fingerprint_too_long(field: &str) -> InvalidEvent {
+    invalid(format!(
+        "field '{field}' is longer than {MAX_FINGERPRINT_ENTRY_CHARS} characters: a fingerprint entry has at most {MAX_FINGERPRINT_ENTRY_CHARS}"
+    ))
 }
 
 /// The frames of a list that are read ([`MAX_FRAMES`]: the first 249 and the last), with
@@ -611,6 +629,42 @@ fn parse_breadcrumbs(raw: Option<&RawValue>) -> Result<Vec<RawJson>, InvalidEven
     }
 }
 
+/// `event_id`: 32 hex digits or a UUID, as 32 lowercase hex digits.
+fn parse_event_id(raw: Option<&RawValue>) -> Result<Option<String>, InvalidEvent> {
+    let Some(raw) = opt_string(raw, "", "event_id")? else {
+        return Ok(None);
+    };
+    normalize_event_id(&raw).map(Some).ok_or_else(|| {
+        invalid(format!(
+            "field 'event_id' must be 32 hex digits or a UUID, got '{raw}'"
+        ))
+    })
+}
+
+/// `level`: one of the level names; `error` when absent.
+fn parse_level(raw: Option<&RawValue>) -> Result<Level, InvalidEvent> {
+    match opt_string(raw, "", "level")? {
+        None => Ok(Level::Error),
+        Some(s) => s.parse::<Level>().map_err(|e| invalid(e.to_string())),
+    }
+}
+
+/// `message` and `exception`: an event says what happened with at least one of them (a
+/// blank message counts as none).
+fn parse_message_and_exception(
+    message: Option<&RawValue>,
+    exception: Option<&RawValue>,
+) -> Result<(Option<String>, Option<Exception>), InvalidEvent> {
+    let message = opt_string(message, "", "message")?.filter(|s| !s.trim().is_empty());
+    let exception = parse_exception(exception)?;
+    if message.is_none() && exception.is_none() {
+        return Err(invalid(
+            "field 'message' is required unless 'exception' is given",
+        ));
+    }
+    Ok((message, exception))
+}
+
 /// The top-level keys a native event has (SPEC §2.1); any other is kept in `data` only.
 const NATIVE_KEYS: [&str; 14] = [
     "event_id",
@@ -662,29 +716,13 @@ impl NewEvent {
                 Kind::of(doc).name()
             )));
         };
-        let event_id = match opt_string(event_id, "", "event_id")? {
-            None => None,
-            Some(raw) => Some(normalize_event_id(&raw).ok_or_else(|| {
-                invalid(format!(
-                    "field 'event_id' must be 32 hex digits or a UUID, got '{raw}'"
-                ))
-            })?),
-        };
-        let level = match opt_string(level, "", "level")? {
-            None => Level::Error,
-            Some(s) => s.parse::<Level>().map_err(|e| invalid(e.to_string()))?,
-        };
+        let event_id = parse_event_id(event_id)?;
+        let level = parse_level(level)?;
         let environment = opt_string(environment, "", "environment")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "production".to_owned());
         let release = opt_string(release, "", "release")?.filter(|s| !s.is_empty());
-        let message = opt_string(message, "", "message")?.filter(|s| !s.trim().is_empty());
-        let exception = parse_exception(exception)?;
-        if message.is_none() && exception.is_none() {
-            return Err(invalid(
-                "field 'message' is required unless 'exception' is given",
-            ));
-        }
+        let (message, exception) = parse_message_and_exception(message, exception)?;
         Ok(NewEvent {
             event_id,
             message,
