@@ -149,8 +149,10 @@ struct Deliveries {
     busy: HashSet<i64>,
     /// Each task's webhook, for a task that fails before it answers its id.
     tasks: HashMap<tokio::task::Id, i64>,
-    last_gauge: Instant,
-    last_purge: Instant,
+    /// When the chores last ran; `None`: due at the next poll. (Not "now minus an hour":
+    /// an `Instant` before the clock's start, the machine's boot, panics.)
+    last_gauge: Option<Instant>,
+    last_purge: Option<Instant>,
 }
 
 impl Deliveries {
@@ -163,9 +165,8 @@ impl Deliveries {
             in_flight: JoinSet::new(),
             busy: HashSet::new(),
             tasks: HashMap::new(),
-            // Both chores are due at the first poll.
-            last_gauge: Instant::now() - Duration::from_secs(60),
-            last_purge: Instant::now() - Duration::from_secs(7200),
+            last_gauge: None,
+            last_purge: None,
         }
     }
 
@@ -199,14 +200,12 @@ impl Deliveries {
     /// One poll: claims the webhooks with work due, then does the chores that are due.
     async fn poll(&mut self) {
         self.claim_due().await;
-        if self.last_gauge.elapsed() >= Duration::from_secs(2) {
-            self.last_gauge = Instant::now();
-            if let Ok(n) = self.store.alerts_waiting().await {
-                metrics::gauge!(ALERTS_WAITING).set(n as f64);
-            }
+        if due(&mut self.last_gauge, Duration::from_secs(2))
+            && let Ok(n) = self.store.alerts_waiting().await
+        {
+            metrics::gauge!(ALERTS_WAITING).set(n as f64);
         }
-        if self.last_purge.elapsed() >= Duration::from_secs(3600) {
-            self.last_purge = Instant::now();
+        if due(&mut self.last_purge, Duration::from_secs(3600)) {
             self.purge_old_deliveries().await;
         }
     }
@@ -508,4 +507,12 @@ async fn read_answer(mut r: reqwest::Response) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+/// Whether a chore last run at `last` is due again after `every`; if so, notes it as run now.
+fn due(last: &mut Option<Instant>, every: Duration) -> bool {
+    let due = last.is_none_or(|at| at.elapsed() >= every);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
 }

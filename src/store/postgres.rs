@@ -206,6 +206,7 @@ impl BatchStatements for PgBatch<'_> {
     /// Everything in one statement (data-modifying `WITH`s, each over `UNNEST`ed arrays):
     /// one round trip instead of six. Every key appears once in its upsert (the counts
     /// are summed in memory), as `ON CONFLICT DO UPDATE` requires within one statement.
+    /// Long because it is that one statement: its 34 arrays, bound in its order.
     async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
         let rows = batch.rows;
         let tags: Vec<_> = batch.rollups.tag_counts().collect();

@@ -22,12 +22,15 @@ const MINUTE_MS: i64 = 60_000;
 /// Rows per multi-row upsert (4–5 binds each: SQLite takes 32,766 binds, PostgreSQL 65,535).
 const CHUNK: usize = 1_000;
 
+/// Counts by (owner, minute, level).
+type MinuteCounts<'a> = BTreeMap<(i64, i64, &'a str), i64>;
+
 /// The counts a set of events adds (or, negated, takes away).
 #[derive(Debug, Default)]
 pub(crate) struct Rollups<'a> {
     tags: BTreeMap<(i64, &'a str, &'a str), i64>,
-    issue_minutes: BTreeMap<(i64, i64, &'a str), i64>,
-    project_minutes: BTreeMap<(i64, i64, &'a str), i64>,
+    issue_minutes: MinuteCounts<'a>,
+    project_minutes: MinuteCounts<'a>,
 }
 
 /// The minute (its start, in unix ms) that `at` falls in.
@@ -123,38 +126,71 @@ impl<'a> Rollups<'a> {
         for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
-        let mut out = Vec::new();
+        let mut out = self.tag_upserts();
+        out.extend(self.minute_upserts());
+        out.extend(self.tag_deletes());
+        out.extend(self.minute_deletes());
+        out
+    }
+
+    /// The two per-minute tables: name, owner column, counts.
+    fn minute_tables(&self) -> [(&'static str, &'static str, &MinuteCounts<'a>); 2] {
+        [
+            ("issue_minutes", "issue_id", &self.issue_minutes),
+            ("project_minutes", "project_id", &self.project_minutes),
+        ]
+    }
+
+    fn tag_upserts<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
+    where
+        DB: Database,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
         let tags: Vec<_> = self.tags.iter().filter(|(_, n)| **n != 0).collect();
-        for chunk in tags.chunks(CHUNK) {
+        let upsert = |chunk: &[(&(i64, &'a str, &'a str), &i64)]| {
             let mut q =
                 QueryBuilder::new("INSERT INTO issue_tag_values (issue_id, key, value, count) ");
-            q.push_values(chunk, |mut b, ((issue, key, value), n)| {
-                b.push_bind(*issue)
-                    .push_bind(*key)
-                    .push_bind(*value)
-                    .push_bind(**n);
-            });
+            q.push_values(
+                chunk.iter().copied(),
+                |mut b, (&(issue, key, value), &n)| {
+                    b.push_bind(issue)
+                        .push_bind(key)
+                        .push_bind(value)
+                        .push_bind(n);
+                },
+            );
             q.push(
                 " ON CONFLICT (issue_id, key, value) DO UPDATE \
                  SET count = issue_tag_values.count + excluded.count",
             );
-            out.push(q);
-        }
-        for (table, owner, rows) in [
-            ("issue_minutes", "issue_id", &self.issue_minutes),
-            ("project_minutes", "project_id", &self.project_minutes),
-        ] {
+            q
+        };
+        tags.chunks(CHUNK).map(upsert).collect()
+    }
+
+    fn minute_upserts<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
+    where
+        DB: Database,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut out = Vec::new();
+        for (table, owner, rows) in self.minute_tables() {
             let rows: Vec<_> = rows.iter().filter(|(_, n)| **n != 0).collect();
             for chunk in rows.chunks(CHUNK) {
                 let mut q = QueryBuilder::new(format!(
                     "INSERT INTO {table} ({owner}, minute, level, count) "
                 ));
-                q.push_values(chunk, |mut b, ((id, minute, level), n)| {
-                    b.push_bind(*id)
-                        .push_bind(*minute)
-                        .push_bind(*level)
-                        .push_bind(**n);
-                });
+                q.push_values(
+                    chunk.iter().copied(),
+                    |mut b, (&(id, minute, level), &n)| {
+                        b.push_bind(id)
+                            .push_bind(minute)
+                            .push_bind(level)
+                            .push_bind(n);
+                    },
+                );
                 q.push(format!(
                     " ON CONFLICT ({owner}, minute, level) DO UPDATE \
                      SET count = {table}.count + excluded.count"
@@ -162,38 +198,54 @@ impl<'a> Rollups<'a> {
                 out.push(q);
             }
         }
-        // Rows a subtraction left at zero go, found by their keys (not by a scan).
+        out
+    }
+
+    /// Rows a subtraction left at zero go, found by their keys (not by a scan).
+    fn tag_deletes<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
+    where
+        DB: Database,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
         let gone: Vec<_> = self
             .tags
             .iter()
             .filter(|(_, n)| **n < 0)
-            .map(|(k, _)| k)
+            .map(|(k, _)| *k)
             .collect();
-        for chunk in gone.chunks(CHUNK) {
+        let delete = |chunk: &[(i64, &'a str, &'a str)]| {
             let mut q = QueryBuilder::new(
                 "DELETE FROM issue_tag_values WHERE count <= 0 AND (issue_id, key, value) IN (",
             );
-            q.push_values(chunk, |mut b, (issue, key, value)| {
-                b.push_bind(*issue).push_bind(*key).push_bind(*value);
+            q.push_values(chunk.iter().copied(), |mut b, (issue, key, value)| {
+                b.push_bind(issue).push_bind(key).push_bind(value);
             });
             q.push(")");
-            out.push(q);
-        }
-        for (table, owner, rows) in [
-            ("issue_minutes", "issue_id", &self.issue_minutes),
-            ("project_minutes", "project_id", &self.project_minutes),
-        ] {
+            q
+        };
+        gone.chunks(CHUNK).map(delete).collect()
+    }
+
+    fn minute_deletes<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
+    where
+        DB: Database,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut out = Vec::new();
+        for (table, owner, rows) in self.minute_tables() {
             let gone: Vec<_> = rows
                 .iter()
                 .filter(|(_, n)| **n < 0)
-                .map(|(k, _)| k)
+                .map(|(k, _)| *k)
                 .collect();
             for chunk in gone.chunks(CHUNK) {
                 let mut q = QueryBuilder::new(format!(
                     "DELETE FROM {table} WHERE count <= 0 AND ({owner}, minute, level) IN ("
                 ));
-                q.push_values(chunk, |mut b, (id, minute, level)| {
-                    b.push_bind(*id).push_bind(*minute).push_bind(*level);
+                q.push_values(chunk.iter().copied(), |mut b, (id, minute, level)| {
+                    b.push_bind(id).push_bind(minute).push_bind(level);
                 });
                 q.push(")");
                 out.push(q);
