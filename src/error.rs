@@ -14,7 +14,7 @@ use serde_json::json;
 
 /// An HTTP error answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400.
     #[error("{0}")]
     BadRequest(String),
@@ -57,7 +57,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The status code.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -75,7 +75,7 @@ impl ApiError {
 
 impl ApiError {
     /// Seconds the client should wait before retrying (429 and 503).
-    pub fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
                 Some(*retry_after)

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// At most one line per kind per this long.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
 /// What to log for one failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Emit {
+pub(crate) enum Emit {
     /// Log it, with its cause: the first of its kind (after a quiet window).
     First,
     /// Log a summary: this many more since the last line (this one included).
@@ -31,7 +31,7 @@ struct Kind {
 static KINDS: Mutex<Option<HashMap<&'static str, Kind>>> = Mutex::new(None);
 
 /// Decides for one failure of `kind`, now.
-pub fn check(kind: &'static str) -> Emit {
+pub(crate) fn check(kind: &'static str) -> Emit {
     check_at(kind, Instant::now())
 }
 

@@ -8,49 +8,49 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// Open stream connections (gauge).
-pub const STREAM_CONNECTIONS: &str = "mesher_stream_connections";
+pub(crate) const STREAM_CONNECTIONS: &str = "mesher_stream_connections";
 /// Events stored (counter).
-pub const EVENTS_INGESTED: &str = "mesher_events_ingested_total";
+pub(crate) const EVENTS_INGESTED: &str = "mesher_events_ingested_total";
 /// Ingest requests refused, by `reason` (counter).
-pub const EVENTS_REJECTED: &str = "mesher_events_rejected_total";
+pub(crate) const EVENTS_REJECTED: &str = "mesher_events_rejected_total";
 /// Stream messages put into outboxes (counter).
-pub const MESSAGES_QUEUED: &str = "mesher_messages_queued_total";
+pub(crate) const MESSAGES_QUEUED: &str = "mesher_messages_queued_total";
 /// Stream messages written to sockets (counter).
-pub const MESSAGES_DELIVERED: &str = "mesher_messages_delivered_total";
+pub(crate) const MESSAGES_DELIVERED: &str = "mesher_messages_delivered_total";
 /// Stream messages dropped from full outboxes (counter).
-pub const MESSAGES_DROPPED: &str = "mesher_messages_dropped_total";
+pub(crate) const MESSAGES_DROPPED: &str = "mesher_messages_dropped_total";
 /// Messages waiting in all outboxes (gauge).
-pub const OUTBOX_DEPTH: &str = "mesher_outbox_depth";
+pub(crate) const OUTBOX_DEPTH: &str = "mesher_outbox_depth";
 /// The fullest outbox (gauge).
-pub const OUTBOX_DEPTH_MAX: &str = "mesher_outbox_depth_max";
+pub(crate) const OUTBOX_DEPTH_MAX: &str = "mesher_outbox_depth_max";
 /// Stream connections closed because a write took too long (counter).
-pub const WRITE_TIMEOUTS: &str = "mesher_stream_write_timeouts_total";
+pub(crate) const WRITE_TIMEOUTS: &str = "mesher_stream_write_timeouts_total";
 /// From receipt of an event to its write on a stream socket, seconds (histogram; one
 /// sample per socket write, its oldest event's).
-pub const DELIVERY_LATENCY: &str = "mesher_ingest_to_delivery_seconds";
+pub(crate) const DELIVERY_LATENCY: &str = "mesher_ingest_to_delivery_seconds";
 /// Events per group commit (histogram).
-pub const COMMIT_BATCH: &str = "mesher_commit_batch_events";
+pub(crate) const COMMIT_BATCH: &str = "mesher_commit_batch_events";
 /// How long each group commit took, from the batch's hand-over to the store until its
 /// answer, seconds (histogram).
-pub const COMMIT_SECONDS: &str = "mesher_commit_seconds";
+pub(crate) const COMMIT_SECONDS: &str = "mesher_commit_seconds";
 /// Background task restarts, by `task` (counter).
-pub const TASK_RESTARTS: &str = "mesher_task_restarts_total";
+pub(crate) const TASK_RESTARTS: &str = "mesher_task_restarts_total";
 /// Webhook delivery attempts, by `outcome`: `delivered`, `retried`, `given_up` (counter).
-pub const ALERT_DELIVERIES: &str = "mesher_alert_deliveries_total";
+pub(crate) const ALERT_DELIVERIES: &str = "mesher_alert_deliveries_total";
 /// Alerts not yet delivered (gauge).
-pub const ALERTS_WAITING: &str = "mesher_alerts_waiting";
+pub(crate) const ALERTS_WAITING: &str = "mesher_alerts_waiting";
 /// From an alert being raised to its delivery, seconds (histogram; one sample per
 /// delivery, its oldest alert's).
-pub const ALERT_LATENCY: &str = "mesher_alert_delivery_latency_seconds";
+pub(crate) const ALERT_LATENCY: &str = "mesher_alert_delivery_latency_seconds";
 /// Reloads of the key directory (`credentials`), by `cause`: `schedule` (every second)
 /// or `miss` (an unknown credential asked for one) (counter). Each is one database query.
-pub const CREDENTIAL_RELOADS: &str = "mesher_credential_reloads_total";
+pub(crate) const CREDENTIAL_RELOADS: &str = "mesher_credential_reloads_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The stream path's metrics, looked up once: each `counter!`/`histogram!` call hashes its
 /// key and takes a registry lock, which the fan-out path need not pay per write.
-pub struct StreamMetrics {
+pub(crate) struct StreamMetrics {
     /// [`MESSAGES_QUEUED`].
     pub queued: metrics::Counter,
     /// [`MESSAGES_DROPPED`].
@@ -62,7 +62,7 @@ pub struct StreamMetrics {
 }
 
 /// The stream path's metric handles (the recorder is installed first, so they are live).
-pub fn stream() -> &'static StreamMetrics {
+pub(crate) fn stream() -> &'static StreamMetrics {
     static STREAM: OnceLock<StreamMetrics> = OnceLock::new();
     STREAM.get_or_init(|| {
         install();
@@ -76,7 +76,7 @@ pub fn stream() -> &'static StreamMetrics {
 }
 
 /// Installs the process-wide recorder (once) and answers its handle.
-pub fn install() -> &'static PrometheusHandle {
+pub(crate) fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let latency = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -153,10 +153,10 @@ fn describe() {
 
 /// How often histogram samples are folded into their buckets (the exporter buffers them
 /// until then, so this bounds that buffer).
-pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Folds buffered histogram samples into buckets, forever (a supervised task).
-pub async fn upkeep() {
+pub(crate) async fn upkeep() {
     let handle = install();
     let mut tick = tokio::time::interval(UPKEEP_EVERY);
     loop {
@@ -166,7 +166,7 @@ pub async fn upkeep() {
 }
 
 /// The reason label for a refused ingest request, from its status code.
-pub fn reject_reason(status: u16) -> &'static str {
+pub(crate) fn reject_reason(status: u16) -> &'static str {
     match status {
         400 => "invalid",
         401 => "unauthorized",
@@ -181,14 +181,14 @@ pub fn reject_reason(status: u16) -> &'static str {
 }
 
 /// Counts one refused ingest request.
-pub fn rejected(status: u16) {
+pub(crate) fn rejected(status: u16) {
     metrics::counter!(EVENTS_REJECTED, "reason" => reject_reason(status)).increment(1);
 }
 
 /// Connections answered 503 because `--max-connections` were open.
-pub const CONNECTIONS_REFUSED: &str = "mesher_connections_refused_total";
+pub(crate) const CONNECTIONS_REFUSED: &str = "mesher_connections_refused_total";
 
 /// Counts a connection refused over the cap.
-pub fn connection_refused() {
+pub(crate) fn connection_refused() {
     metrics::counter!(CONNECTIONS_REFUSED).increment(1);
 }

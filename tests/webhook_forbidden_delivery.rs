@@ -8,8 +8,8 @@ mod common;
 use common::TestServer;
 use common::receiver::Receiver;
 use mesher::model::IssueAction;
-use mesher::model::webhook::WebhookFormat;
 use mesher::model::webhook::WebhookAdded;
+use mesher::model::webhook::WebhookFormat;
 use serde_json::json;
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 /// What the Redis subscriber hands the merge.
 #[derive(Debug)]
-pub enum Remote {
+pub(crate) enum Remote {
     /// Another node's notices.
     Packet(Packet),
     /// The subscription is (re)established: catch up on what was missed.
@@ -33,7 +33,7 @@ const FILL_PAGE: u32 = 500;
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Per-project cursors and the database to fill gaps from.
-pub struct Sequencer {
+pub(crate) struct Sequencer {
     store: Store,
     hub: Arc<Hub>,
     out: mpsc::Sender<DomainMessage>,
@@ -47,7 +47,7 @@ pub struct Sequencer {
 impl Sequencer {
     /// Starts every known project's cursor at its latest seq: a stream that connects later
     /// starts there too, and its `since` replay covers anything earlier.
-    pub async fn new(
+    pub(crate) async fn new(
         store: Store,
         hub: Arc<Hub>,
         out: mpsc::Sender<DomainMessage>,
@@ -86,7 +86,7 @@ impl Sequencer {
     }
 
     /// Hands on a locally committed event, after any gap before it.
-    pub async fn local_event(&mut self, e: Arc<crate::store::StoredEvent>) {
+    pub(crate) async fn local_event(&mut self, e: Arc<crate::store::StoredEvent>) {
         let c = self.cursor(e.project_id);
         if e.seq <= c {
             return;
@@ -148,7 +148,7 @@ impl Sequencer {
 
     /// Acts on another node's packet. Event notices are merged per project first, so a
     /// packet of many events costs one database read per project, not one per event.
-    pub async fn packet(&mut self, p: Packet) {
+    pub(crate) async fn packet(&mut self, p: Packet) {
         let mut latest: HashMap<ProjectId, i64> = HashMap::new();
         let mut others = Vec::new();
         for n in p.notices {
@@ -169,7 +169,7 @@ impl Sequencer {
     }
 
     /// Acts on another node's notice.
-    pub async fn notice(&mut self, n: Notice) {
+    pub(crate) async fn notice(&mut self, n: Notice) {
         match n {
             Notice::Event { project, seq } => {
                 if seq > self.cursor(project) {
@@ -216,7 +216,7 @@ impl Sequencer {
 
     /// After (re)subscribing: everything every project stored since its cursor, and the
     /// counts, which may have changed unseen.
-    pub async fn catch_up(&mut self) {
+    pub(crate) async fn catch_up(&mut self) {
         if let Err(e) = self.learn_projects().await {
             tracing::warn!(error = %e, "could not list projects to catch up");
         }
@@ -237,7 +237,7 @@ impl Sequencer {
     }
 
     /// Tries again the projects whose gap could not be read.
-    pub async fn retry_behind(&mut self) {
+    pub(crate) async fn retry_behind(&mut self) {
         let behind: Vec<(ProjectId, i64)> = self.behind.iter().map(|(p, s)| (*p, *s)).collect();
         for (project, upto) in behind {
             let upto = if upto == i64::MAX {
@@ -257,7 +257,7 @@ impl Sequencer {
 /// never waiting for Redis) and, with the other nodes' notices (`remote`), handed to the
 /// dispatcher (`out`) in seq order. It owns both receivers: a restarted merge continues
 /// with them.
-pub struct Merge {
+pub(crate) struct Merge {
     /// Where gaps are read from.
     pub store: Store,
     /// Whose watched projects need their gaps filled.

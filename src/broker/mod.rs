@@ -8,19 +8,19 @@
 //! or not its notice arrived (a gap is read from the database; after a Redis outage, all
 //! that was stored meanwhile is).
 
-pub mod merge;
-pub mod redis;
+pub(crate) mod merge;
+pub(crate) mod redis;
 
 use crate::model::IssueAction;
 use serde::{Deserialize, Serialize};
 
 /// The Redis channel all nodes publish to and subscribe to.
-pub const CHANNEL: &str = "mesher:news";
+pub(crate) const CHANNEL: &str = "mesher:news";
 
 /// What one node tells the others (the receiving node reads the rest from the database).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Notice {
+pub(crate) enum Notice {
     /// Events up to `seq` of `project` are stored.
     Event {
         /// The project.
@@ -47,7 +47,7 @@ pub enum Notice {
 
 /// One Redis message: a node's notices, in commit order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Packet {
+pub(crate) struct Packet {
     /// The sending node, so that it skips its own packets.
     pub node: String,
     /// The notices.
@@ -56,7 +56,7 @@ pub struct Packet {
 
 impl Notice {
     /// The notice for a domain message.
-    pub fn of(msg: &crate::bus::DomainMessage) -> Notice {
+    pub(crate) fn of(msg: &crate::bus::DomainMessage) -> Notice {
         use crate::bus::DomainMessage as M;
         match msg {
             M::EventStored(e) => Notice::Event {
@@ -80,7 +80,7 @@ impl Notice {
 }
 
 /// A random id for this node's process.
-pub fn new_node_id() -> String {
+pub(crate) fn new_node_id() -> String {
     format!("n{:016x}", rand::random::<u64>())
 }
 

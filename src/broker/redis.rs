@@ -37,7 +37,7 @@ const PACKET_MAX: usize = 512;
 
 /// Subscribes to the news channel until shutdown, handing other nodes' packets to the
 /// merge; after every (re)subscription the merge is told to catch up.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     client: redis::Client,
     node: String,
     to_merge: mpsc::Sender<Remote>,
@@ -107,7 +107,7 @@ fn down(status: &RedisStatus, logged: &mut bool, why: &str) {
 
 /// The publisher task: owns the merge's queue of this node's notices (a restarted
 /// publisher continues with it).
-pub struct Publisher {
+pub(crate) struct Publisher {
     /// Where to publish.
     pub client: redis::Client,
     /// This node, named in every packet so that it skips its own.

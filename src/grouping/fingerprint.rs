@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// Which rule of the chain produced a fingerprint (kept in the hash, so two rules never
 /// collide on the same text).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FingerprintSource {
+pub(crate) enum FingerprintSource {
     /// The event's own `fingerprint`.
     Custom,
     /// In-app stack frames and the normalized message.
@@ -21,7 +21,7 @@ pub enum FingerprintSource {
 
 /// An event's grouping key: 32 lowercase hex digits.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     /// The hash.
     pub hash: String,
     /// The rule that produced it.
@@ -29,7 +29,7 @@ pub struct Fingerprint {
 }
 
 /// The placeholder a custom fingerprint may use for "what the default rules would give".
-pub const DEFAULT_PLACEHOLDER: &str = "{{ default }}";
+pub(crate) const DEFAULT_PLACEHOLDER: &str = "{{ default }}";
 
 /// The hash of a rule's parts, fed one by one.
 struct Hasher(Sha256);
@@ -73,7 +73,7 @@ fn grouping_frames(frames: &[Frame]) -> Vec<&Frame> {
 /// Most characters of a message grouping reads (normalization, the title), as Sentry
 /// Relay's message limit: a longer message groups and titles by its first 8,192, so that
 /// its length costs nothing past them.
-pub const MAX_MESSAGE_CHARS: usize = 8192;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 8192;
 
 /// At most the first [`MAX_MESSAGE_CHARS`] characters of `s`.
 fn head(s: &str) -> &str {
@@ -133,7 +133,7 @@ fn default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
 }
 
 /// Computes the fingerprint: the first rule of SPEC §3 that applies.
-pub fn fingerprint(event: &NewEvent) -> Fingerprint {
+pub(crate) fn fingerprint(event: &NewEvent) -> Fingerprint {
     if let Some(custom) = &event.detail.fingerprint {
         let mut h = Hasher::new(FingerprintSource::Custom);
         // `{{ default }}` is the default rules' answer, computed once however often it
@@ -170,7 +170,7 @@ pub fn fingerprint(event: &NewEvent) -> Fingerprint {
 const TITLE_MAX_CHARS: usize = 200;
 
 /// The issue title: `Type: value`, else the first line of the message, at most 200 chars.
-pub fn title(event: &NewEvent) -> String {
+pub(crate) fn title(event: &NewEvent) -> String {
     let text = exception_text(event).unwrap_or_else(|| message_text(event));
     let first_line = text.lines().next().unwrap_or("").trim();
     if first_line.chars().count() > TITLE_MAX_CHARS {
@@ -184,7 +184,7 @@ pub fn title(event: &NewEvent) -> String {
 
 /// Where the event happened: the innermost in-app frame as `file in function`, else the
 /// exception's module, else empty.
-pub fn culprit(event: &NewEvent) -> String {
+pub(crate) fn culprit(event: &NewEvent) -> String {
     let frames = grouping_frames(&event.detail.stacktrace);
     if let Some(f) = frames.last() {
         let file = f.filename.as_deref().or(f.module.as_deref()).unwrap_or("?");

@@ -1,7 +1,6 @@
 //! Grouping events into issues (pure): normalization and the fingerprint chain.
 
-pub mod fingerprint;
-pub mod normalize;
+pub(crate) mod fingerprint;
+pub(crate) mod normalize;
 
-pub use fingerprint::{Fingerprint, FingerprintSource, culprit, fingerprint, title};
-pub use normalize::normalize;
+pub(crate) use fingerprint::{culprit, fingerprint, title};

@@ -46,7 +46,7 @@ thread_local! {
 
 /// Lowercases `text` and replaces its variable parts with `<uuid>`, `<timestamp>`, `<ip>`,
 /// `<email>`, `<hex>` or `<num>`; runs of white space become one space.
-pub fn normalize(text: &str) -> String {
+pub(crate) fn normalize(text: &str) -> String {
     #[cfg(test)]
     CALLS.with(|c| c.set(c.get() + 1));
     let lower = text.to_lowercase();

@@ -9,14 +9,14 @@ use crate::store::ProjectId;
 use axum::http::{HeaderMap, header};
 
 /// The first value of query parameter `name`.
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
 /// `sentry_key` from a `Sentry sentry_key=..., sentry_version=7` header value.
-pub fn parse_sentry_auth(value: &str) -> Option<String> {
+pub(crate) fn parse_sentry_auth(value: &str) -> Option<String> {
     let rest = value.trim();
     let rest = rest
         .get(..7)
@@ -39,7 +39,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 /// Where a request may carry an ingest key, in order of precedence, each with what it
 /// holds: `X-Sentry-Auth`, `Authorization` (Sentry's own scheme or Bearer), `?sentry_key=`.
-pub fn key_sources(
+pub(crate) fn key_sources(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> [(&'static str, Option<String>); 3] {
@@ -60,7 +60,7 @@ pub fn key_sources(
 }
 
 /// The ingest key from the first of [`key_sources`] that has one.
-pub fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+pub(crate) fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     key_sources(headers, query)
         .into_iter()
         .find_map(|(_, key)| key)
@@ -68,7 +68,7 @@ pub fn ingest_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
 }
 
 /// The project a request's ingest key belongs to; 401 when missing or unknown.
-pub async fn ingest_project(
+pub(crate) async fn ingest_project(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -84,7 +84,7 @@ pub async fn ingest_project(
 
 /// The project an ingest key belongs to; 401 when the key is unknown (or is not 32
 /// lowercase hex digits, which no key is).
-pub async fn project_for_key(state: &AppState, key: &str) -> Result<ProjectId, ApiError> {
+pub(crate) async fn project_for_key(state: &AppState, key: &str) -> Result<ProjectId, ApiError> {
     state
         .credentials()
         .key_project(key)
@@ -102,14 +102,14 @@ fn unavailable(_: Unavailable) -> ApiError {
 }
 
 /// The project token from `Authorization: Bearer` or `?token=`.
-pub fn token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+pub(crate) fn token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     bearer(headers)
         .or_else(|| query_param(query, "token"))
         .filter(|t| !t.is_empty())
 }
 
 /// The project whose token the request carries: 401 when missing or unknown.
-pub async fn token_project(
+pub(crate) async fn token_project(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -124,7 +124,10 @@ pub async fn token_project(
 
 /// The project `token` belongs to, with the token's hash (what a connection opened with
 /// it remembers, to be closed when the token is replaced); 401 when it is unknown.
-pub async fn token_owner(state: &AppState, token: &str) -> Result<(ProjectId, String), ApiError> {
+pub(crate) async fn token_owner(
+    state: &AppState,
+    token: &str,
+) -> Result<(ProjectId, String), ApiError> {
     state
         .credentials()
         .token_project(token)
@@ -134,7 +137,7 @@ pub async fn token_owner(state: &AppState, token: &str) -> Result<(ProjectId, St
 }
 
 /// Fails with 403 unless `owner` (the token's project) is `project`.
-pub fn require_project(owner: ProjectId, project: ProjectId) -> Result<(), ApiError> {
+pub(crate) fn require_project(owner: ProjectId, project: ProjectId) -> Result<(), ApiError> {
     if owner != project {
         return Err(ApiError::Forbidden(format!(
             "this token does not belong to project {project}"
@@ -145,7 +148,7 @@ pub fn require_project(owner: ProjectId, project: ProjectId) -> Result<(), ApiEr
 
 /// Checks that the request carries `project`'s token: 401 when missing or unknown, 403
 /// when it is another project's.
-pub async fn authorize_project(
+pub(crate) async fn authorize_project(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,

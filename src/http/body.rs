@@ -17,7 +17,7 @@ use std::time::Duration;
 ///
 /// Handlers take it after they checked the request's credentials (SPEC §8: nothing of the
 /// body is read for a client without them).
-pub struct DecodedBody(pub Bytes);
+pub(crate) struct DecodedBody(pub Bytes);
 
 impl FromRequest<AppState> for DecodedBody {
     type Rejection = ApiError;
@@ -78,11 +78,11 @@ fn body_error(e: axum::Error) -> ApiError {
 }
 
 /// Parses JSON, naming where it broke.
-pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
 /// `Path` whose rejection is a JSON 400.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);

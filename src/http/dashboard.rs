@@ -60,7 +60,7 @@ const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// browsers that implement CSP 3; older ones need the ws:/wss: origin spelled out, so it is
 /// taken from `Host` when that is a plain host name or address (anything else gets
 /// `'self'` alone).
-pub fn csp(host: Option<&str>) -> String {
+pub(crate) fn csp(host: Option<&str>) -> String {
     let host = host.filter(|h| {
         !h.is_empty()
             && h.len() <= 255
@@ -90,7 +90,7 @@ fn common(content_type: &'static str) -> [(header::HeaderName, HeaderValue); 4] 
 }
 
 /// `GET /`: the page.
-pub async fn page(headers: HeaderMap) -> impl IntoResponse {
+pub(crate) async fn page(headers: HeaderMap) -> impl IntoResponse {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let policy = HeaderValue::from_str(&csp(host))
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
@@ -105,7 +105,7 @@ pub async fn page(headers: HeaderMap) -> impl IntoResponse {
 }
 
 /// `GET /assets/<path>`: one of [`ASSETS`], or a 404 like any unknown route.
-pub async fn asset(Path(path): Path<String>, uri: Uri) -> Response {
+pub(crate) async fn asset(Path(path): Path<String>, uri: Uri) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == path) {
         Some(&(_, content_type, body)) => (common(content_type), body).into_response(),
         None => super::ops::not_found(uri).await.into_response(),

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The largest envelope, after decompression, and the largest body off the wire.
-pub const MAX_ENVELOPE: usize = 100 << 20;
+pub(crate) const MAX_ENVELOPE: usize = 100 << 20;
 
 /// What an envelope may hold: in at most 100 MiB, events of at most 1 MiB each (as a
 /// `/store/` body) and together (as an envelope was before it was streamed, so that one
@@ -32,7 +32,7 @@ const LIMITS: Limits = Limits {
 
 /// Why an envelope body was not read.
 #[derive(Debug)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// The envelope breaks the format: said only to a client with credentials.
     Malformed(EnvelopeError),
     /// Too large, too slow, badly encoded or cut off.
@@ -83,7 +83,7 @@ impl Write for Feed {
 
 /// Reads `body` (already limited to [`MAX_ENVELOPE`] by the route's `DefaultBodyLimit`),
 /// each piece within `idle` of the one before, keeping the event items.
-pub async fn read_envelope(
+pub(crate) async fn read_envelope(
     headers: &HeaderMap,
     body: Body,
     idle: Duration,
@@ -111,7 +111,7 @@ const HEADER_WAIT: Duration = Duration::from_secs(1);
 /// it): reads just that first line — at most 8 KiB of it, from at most 64 KiB off the
 /// wire, within a second — and answers it with the body to read in full afterwards (the
 /// pieces read so far first). A body that gives no header line in those bounds: 401.
-pub async fn read_header_line(
+pub(crate) async fn read_header_line(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Map<String, Value>, Body), ApiError> {

@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 /// Most events one bulk request may carry.
-pub const MAX_BULK_EVENTS: usize = 100;
+pub(crate) const MAX_BULK_EVENTS: usize = 100;
 
 /// One event.
-pub async fn post_event(
+pub(crate) async fn post_event(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -35,7 +35,7 @@ pub async fn post_event(
 }
 
 /// Up to 100 events, all or nothing.
-pub async fn post_bulk(
+pub(crate) async fn post_bulk(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,

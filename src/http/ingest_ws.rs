@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// Checks the handshake (a JSON 400 naming what is missing, as the stream route answers),
 /// authenticates, then upgrades.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     method: Method,

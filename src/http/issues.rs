@@ -40,7 +40,7 @@ fn int_param(
 }
 
 /// Largest `limit` any list accepts.
-pub const MAX_LIMIT: i64 = 1000;
+pub(crate) const MAX_LIMIT: i64 = 1000;
 
 fn limit(query: Option<&str>, default: i64) -> Result<u32, ApiError> {
     Ok(int_param(query, "limit", default, 1, MAX_LIMIT)? as u32)
@@ -76,10 +76,10 @@ fn events_json(events: &[StoredEvent]) -> Json<Events<'_>> {
 }
 
 /// Most issues one list answers (SPEC §3.1).
-pub const MAX_ISSUES: i64 = 100;
+pub(crate) const MAX_ISSUES: i64 = 100;
 
 /// `GET /api/v1/projects/<id>/issues?status=&query=&sort=&limit=`
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
@@ -109,7 +109,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/projects/<id>/events?since=&limit=`
-pub async fn project_events(
+pub(crate) async fn project_events(
     State(state): State<AppState>,
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
@@ -144,7 +144,7 @@ struct WholeAnswer<'a> {
 
 /// `GET /api/v1/projects/<id>/events/<event_id>`: the listed event plus `data`, the event
 /// exactly as it was received (SPEC §3.2).
-pub async fn project_event(
+pub(crate) async fn project_event(
     State(state): State<AppState>,
     Path((project, event_id)): Path<(i64, String)>,
     RawQuery(query): RawQuery,
@@ -181,7 +181,7 @@ pub async fn project_event(
 }
 
 /// `GET /api/v1/issues/<id>`
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
@@ -192,7 +192,7 @@ pub async fn show(
 }
 
 /// The longest window `minutes=` may ask for: a day.
-pub const MAX_STATS_MINUTES: i64 = 1440;
+pub(crate) const MAX_STATS_MINUTES: i64 = 1440;
 
 /// `{"minutes": [{"start", "total", "levels": {...}}, ...]}` for the last `minutes` minutes,
 /// oldest first, every minute present (empty ones with total 0), the current one last.
@@ -228,7 +228,7 @@ async fn per_minute(
 
 /// `GET /api/v1/projects/<id>/stats?minutes=`: the unresolved count and events per minute,
 /// counted by the server (what the project got, not what a page received).
-pub async fn project_stats(
+pub(crate) async fn project_stats(
     State(state): State<AppState>,
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
@@ -244,7 +244,7 @@ pub async fn project_stats(
 }
 
 /// `GET /api/v1/issues/<id>/stats?minutes=`: the issue's event count and events per minute.
-pub async fn issue_stats(
+pub(crate) async fn issue_stats(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
@@ -259,7 +259,7 @@ pub async fn issue_stats(
 }
 
 /// `GET /api/v1/issues/<id>/tags`: the tag breakdown (SPEC §3.2).
-pub async fn issue_tags(
+pub(crate) async fn issue_tags(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
@@ -291,7 +291,7 @@ fn event_page(query: Option<&str>) -> Result<EventPage, ApiError> {
 }
 
 /// `GET /api/v1/issues/<id>/events?limit=&before=|after=`
-pub async fn issue_events(
+pub(crate) async fn issue_events(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
@@ -308,7 +308,7 @@ pub async fn issue_events(
 }
 
 /// `POST /api/v1/issues/<id>/{resolve,archive,unresolve,discard}`
-pub async fn change_status(
+pub(crate) async fn change_status(
     State(state): State<AppState>,
     Path((id, action)): Path<(i64, String)>,
     RawQuery(query): RawQuery,

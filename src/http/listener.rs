@@ -30,7 +30,7 @@ const LINGER: Duration = Duration::from_millis(250);
 /// Raises the soft open-file limit to the hard one and answers how many client
 /// connections, and refusals in flight, fit under it (at most `wanted` connections), with
 /// room kept for the server's own files.
-pub fn connection_capacity(wanted: usize) -> (usize, usize) {
+pub(crate) fn connection_capacity(wanted: usize) -> (usize, usize) {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(e) => {
@@ -60,7 +60,7 @@ fn capacity_under(limit: u64) -> (u64, u64) {
 
 /// Accepts and serves connections until `stop` is cancelled, then waits for the HTTP
 /// connections in flight (upgraded WebSockets are the supervisor's to wait for).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     settings: EdgeSettings,

@@ -1,19 +1,19 @@
 //! HTTP: one route table, grouped by audience; handlers stay thin.
 
-pub mod auth;
-pub mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod client_socket;
-pub mod dashboard;
+pub(crate) mod dashboard;
 mod early_close;
-pub mod envelope_body;
-pub mod ingest;
-pub mod ingest_ws;
-pub mod issues;
-pub mod listener;
-pub mod ops;
-pub mod sentry;
-pub mod stream_ws;
-pub mod webhooks;
+pub(crate) mod envelope_body;
+pub(crate) mod ingest;
+pub(crate) mod ingest_ws;
+pub(crate) mod issues;
+pub(crate) mod listener;
+pub(crate) mod ops;
+pub(crate) mod sentry;
+pub(crate) mod stream_ws;
+pub(crate) mod webhooks;
 
 use crate::ingest::decode::MAX_RAW_BODY;
 use crate::state::AppState;
@@ -85,7 +85,7 @@ fn requests_logged() -> bool {
 
 /// The whole HTTP surface.
 #[rustfmt::skip]
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(ingest_routes())
         // Read API and issue state (project token).

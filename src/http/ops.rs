@@ -15,7 +15,7 @@ use serde_json::json;
 /// file gone) though reads still work, until one succeeds again. With Redis, the body also
 /// says whether it is reachable; a node cut off from Redis still serves its own streams
 /// and ingestion, so it stays `"ok"` for load balancers.
-pub async fn healthz(State(state): State<AppState>) -> Response {
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let redis = match state.redis() {
         None => None,
         Some(r) if r.is_up() => Some("up"),
@@ -50,7 +50,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text (SPEC §6). Gauges of the present are read here.
-pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let hub = state.hub();
     let (depth, max) = hub.outbox_depths();
     metrics::gauge!(telemetry::STREAM_CONNECTIONS).set(hub.connections() as f64);
@@ -66,11 +66,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
 }
 
 /// Any unknown route.
-pub async fn not_found(uri: Uri) -> ApiError {
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
 /// A known route with the wrong method.
-pub async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }

@@ -109,7 +109,7 @@ async fn authorize_envelope(
 
 /// An envelope: event items are ingested (together, all or nothing), the rest skipped as
 /// the body streams in (`envelope_body`).
-pub async fn envelope(
+pub(crate) async fn envelope(
     State(state): State<AppState>,
     ApiPath(project): ApiPath<ProjectId>,
     RawQuery(query): RawQuery,
@@ -163,12 +163,12 @@ pub async fn envelope(
 
 /// `OPTIONS`: the CORS layer answers a browser's preflight before this runs; a plain
 /// `OPTIONS` gets an empty 204.
-pub async fn preflight() -> axum::http::StatusCode {
+pub(crate) async fn preflight() -> axum::http::StatusCode {
     axum::http::StatusCode::NO_CONTENT
 }
 
 /// The legacy store endpoint: the body is one event.
-pub async fn store(
+pub(crate) async fn store(
     State(state): State<AppState>,
     ApiPath(project): ApiPath<ProjectId>,
     RawQuery(query): RawQuery,

@@ -36,14 +36,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 /// Largest client → server message on the stream.
-pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Bytes read from the socket at a time, into a buffer on the stack of the poll: an idle
 /// connection holds no read buffer (tungstenite's, zero-filled before every read, was both
 /// resident memory per connection and a memset per wake-up in the profile).
 const READ_CHUNK: usize = 2048;
 
 /// Validates the handshake, the token and the query, then switches protocols.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(state): State<AppState>,
     super::body::ApiPath(project): super::body::ApiPath<i64>,
     RawQuery(query): RawQuery,

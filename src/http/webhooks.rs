@@ -4,16 +4,16 @@
 use super::auth::{authorize_project, require_project, token_project};
 use super::body::{ApiPath as Path, DecodedBody, parse_json};
 use crate::error::ApiError;
+use crate::model::webhook::WebhookAdded;
 use crate::model::webhook::{self, DEFAULT_TRIGGERS, WebhookFormat};
 use crate::state::AppState;
-use crate::model::webhook::WebhookAdded;
 use axum::Json;
 use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 /// `GET /api/v1/projects/<id>/webhooks` → `{"webhooks": [...]}`, without secrets.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
@@ -58,7 +58,7 @@ fn triggers(body: &Value) -> Result<String, ApiError> {
 
 /// `POST /api/v1/projects/<id>/webhooks` with `{"url", "on"?, "format"?, "secret"?}` →
 /// `201 {"webhook": {... with its secret}}`.
-pub async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     Path(project): Path<i64>,
     RawQuery(query): RawQuery,
@@ -110,7 +110,7 @@ pub async fn add(
 }
 
 /// `DELETE /api/v1/webhooks/<id>` → `{"id": ID, "removed": true}`.
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,

@@ -6,14 +6,14 @@ use bytes::Bytes;
 use std::io::Read;
 
 /// The largest body accepted, after decompression.
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 /// The largest body read off the wire (a compressed body of incompressible data can be a
 /// little larger than its content).
-pub const MAX_RAW_BODY: usize = MAX_BODY + 64 * 1024;
+pub(crate) const MAX_RAW_BODY: usize = MAX_BODY + 64 * 1024;
 
 /// Why a body could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Over [`MAX_BODY`] after decompression.
     #[error("request body is larger than 1 MiB (1048576 bytes) after decompression")]
     TooLarge,
@@ -50,7 +50,7 @@ fn read_limited(reader: impl Read, encoding: &str) -> Result<Bytes, DecodeError>
 
 /// A `Content-Encoding` Mesher undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// `gzip` or `x-gzip` (several members allowed).
     Gzip,
     /// `deflate`: zlib, as HTTP means it.
@@ -61,7 +61,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// Its name in error messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Encoding::Gzip => "gzip",
             Encoding::Deflate => "deflate (zlib)",
@@ -72,12 +72,12 @@ impl Encoding {
 
 /// Codings one body may stack (SPEC §8): an SDK applies one, a proxy perhaps another;
 /// each more is only work for the server.
-pub const MAX_ENCODINGS: usize = 2;
+pub(crate) const MAX_ENCODINGS: usize = 2;
 
 /// The encodings a `Content-Encoding` header value lists, in the order they were applied
 /// (so they are undone last first); `identity` and empty entries drop out. Reading stops
 /// at the first unknown coding or the third one, so a long header costs nothing more.
-pub fn encodings(content_encoding: Option<&str>) -> Result<Vec<Encoding>, DecodeError> {
+pub(crate) fn encodings(content_encoding: Option<&str>) -> Result<Vec<Encoding>, DecodeError> {
     let mut found = Vec::with_capacity(MAX_ENCODINGS);
     let names = content_encoding.unwrap_or("").split(',').map(str::trim);
     for name in names.filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")) {
@@ -101,7 +101,7 @@ pub fn encodings(content_encoding: Option<&str>) -> Result<Vec<Encoding>, Decode
 
 /// Undoes `codings` (as [`encodings`] lists them) on `raw`, each decoder made when its
 /// turn comes.
-pub fn decode_body(codings: &[Encoding], raw: Bytes) -> Result<Bytes, DecodeError> {
+pub(crate) fn decode_body(codings: &[Encoding], raw: Bytes) -> Result<Bytes, DecodeError> {
     let mut body = raw;
     for &encoding in codings.iter().rev() {
         let name = encoding.name();

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 
 /// Why a streamed body could not be decompressed.
 #[derive(Debug)]
-pub enum InflateError {
+pub(crate) enum InflateError {
     /// The bytes are not valid for their encoding.
     Decode(DecodeError),
     /// The caller's writer failed; its error, as it returned it.
@@ -23,7 +23,7 @@ pub enum InflateError {
 }
 
 /// Decompresses a body written in pieces into `W`.
-pub struct StreamDecoder<W: Write> {
+pub(crate) struct StreamDecoder<W: Write> {
     top: Stage<W>,
 }
 
@@ -117,7 +117,7 @@ fn classify(e: io::Error) -> InflateError {
 impl<W: Write> StreamDecoder<W> {
     /// Undoes `encodings` (in the order they were applied, as
     /// [`super::decode::encodings`] lists them) into `sink`.
-    pub fn new(encodings: &[Encoding], sink: W) -> StreamDecoder<W> {
+    pub(crate) fn new(encodings: &[Encoding], sink: W) -> StreamDecoder<W> {
         // The first encoding applied is undone last, next to the writer.
         let top = encodings.iter().fold(Stage::Sink(sink), |inner, encoding| {
             let inner = Box::new(inner);
@@ -133,7 +133,7 @@ impl<W: Write> StreamDecoder<W> {
     }
 
     /// Decompresses the next piece of the body.
-    pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), InflateError> {
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) -> Result<(), InflateError> {
         while !bytes.is_empty() {
             match self.top.write(bytes) {
                 Ok(0) => {
@@ -151,7 +151,7 @@ impl<W: Write> StreamDecoder<W> {
     }
 
     /// The end of the body: checks every compressed stream is complete; answers the writer.
-    pub fn finish(self) -> Result<W, InflateError> {
+    pub(crate) fn finish(self) -> Result<W, InflateError> {
         self.top.finish().map_err(classify)
     }
 

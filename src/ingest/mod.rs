@@ -1,10 +1,10 @@
 //! The ingestion pipeline, shared by the HTTP and WebSocket endpoints:
 //! validated events → rate limit → grouping → the group-commit writer → answers.
 
-pub mod decode;
-pub mod inflate;
-pub mod rate_limit;
-pub mod writer;
+pub(crate) mod decode;
+pub(crate) mod inflate;
+pub(crate) mod rate_limit;
+pub(crate) mod writer;
 
 use crate::grouping;
 use crate::model::{Millis, NewEvent};

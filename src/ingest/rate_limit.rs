@@ -7,14 +7,14 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// A limiter keyed by project id.
-pub struct ProjectRateLimiter {
+pub(crate) struct ProjectRateLimiter {
     limiter: Option<DefaultKeyedRateLimiter<i64>>,
     clock: DefaultClock,
 }
 
 impl ProjectRateLimiter {
     /// `per_minute` events per project per 60 s; 0 turns limiting off.
-    pub fn new(per_minute: u32) -> ProjectRateLimiter {
+    pub(crate) fn new(per_minute: u32) -> ProjectRateLimiter {
         let limiter = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         ProjectRateLimiter {
             limiter,
@@ -23,7 +23,7 @@ impl ProjectRateLimiter {
     }
 
     /// Takes `n` events from the project's allowance, or says how long to wait.
-    pub fn check(&self, project: i64, n: usize) -> Result<(), Duration> {
+    pub(crate) fn check(&self, project: i64, n: usize) -> Result<(), Duration> {
         let (Some(limiter), Some(n)) = (
             &self.limiter,
             NonZeroU32::new(n.min(u32::MAX as usize) as u32),
@@ -40,7 +40,7 @@ impl ProjectRateLimiter {
 }
 
 /// Seconds for `Retry-After`: the wait rounded up, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.as_secs() == 0))
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 type Reply = oneshot::Sender<Result<Vec<EventOutcome>, IngestError>>;
 
 /// One request's events and where to send their outcomes.
-pub struct WriteRequest {
+pub(crate) struct WriteRequest {
     events: Vec<PreparedEvent>,
     reply: Reply,
 }
@@ -71,14 +71,14 @@ pub struct WriterHandle {
 }
 
 /// The receiving side, owned by the [`Writer`] (a restarted writer keeps it).
-pub struct WriterQueue {
+pub(crate) struct WriterQueue {
     rx: mpsc::Receiver<WriteRequest>,
     intake_closed: CancellationToken,
     health: Arc<CommitHealth>,
 }
 
 /// A writer queue of `capacity` requests.
-pub fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
+pub(crate) fn channel(capacity: usize) -> (WriterHandle, WriterQueue) {
     let (tx, rx) = mpsc::channel(capacity);
     let intake_closed = CancellationToken::new();
     let health = Arc::new(CommitHealth::default());
@@ -128,7 +128,7 @@ impl WriterHandle {
 
 /// The writer task: commits its queue's requests in groups into `store`, then publishes
 /// their domain messages on `bus`.
-pub struct Writer {
+pub(crate) struct Writer {
     store: Store,
     queue: WriterQueue,
     bus: Bus,
@@ -140,7 +140,7 @@ pub struct Writer {
 
 impl Writer {
     /// A writer of `queue`'s requests.
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         queue: WriterQueue,
         bus: Bus,

@@ -328,12 +328,12 @@ pub(crate) struct TagSet {
 
 impl TagSet {
     /// Whether [`MAX_TAGS`] pairs were read (the rest is not).
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.read >= MAX_TAGS
     }
 
     /// Reads a pair: indexed if it fits.
-    pub fn add(&mut self, key: Cow<'_, str>, value: String) {
+    pub(crate) fn add(&mut self, key: Cow<'_, str>, value: String) {
         self.read += 1;
         if key.chars().count() <= MAX_TAG_KEY_CHARS && value.chars().count() <= MAX_TAG_VALUE_CHARS
         {
@@ -344,7 +344,7 @@ impl TagSet {
     }
 
     /// The indexed pairs.
-    pub fn into_map(self) -> BTreeMap<String, String> {
+    pub(crate) fn into_map(self) -> BTreeMap<String, String> {
         self.tags
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Limits {
 impl Limits {
     /// No limits (a body already in memory: the tests' whole-body parse).
     #[cfg(test)]
-    pub const NONE: Limits = Limits {
+    pub(crate) const NONE: Limits = Limits {
         envelope: usize::MAX,
         item: usize::MAX,
         line: usize::MAX,

@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 /// Frames handed to one vectored write (well under the kernel's `IOV_MAX` of 1024).
-pub const WRITE_BATCH: usize = 64;
+pub(crate) const WRITE_BATCH: usize = 64;
 
 /// The socket a connection's frames go to (the HTTP layer's upgraded connection).
 pub trait Wire: Send + Sync {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// At most four counts per second per project.
-pub const COUNT_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const COUNT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Messages taken from the bus before the connections are flushed, at most.
 ///
@@ -31,14 +31,14 @@ const MAX_BATCH: usize = 64;
 const FLUSH_CHUNK: usize = 16;
 
 /// The dispatcher task: owns the bus receiver (a restarted dispatcher continues with it).
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     hub: Arc<Hub>,
     rx: mpsc::Receiver<DomainMessage>,
 }
 
 impl Dispatcher {
     /// A dispatcher of `rx`'s messages to `hub`'s rooms.
-    pub fn new(hub: Arc<Hub>, rx: mpsc::Receiver<DomainMessage>) -> Dispatcher {
+    pub(crate) fn new(hub: Arc<Hub>, rx: mpsc::Receiver<DomainMessage>) -> Dispatcher {
         Dispatcher { hub, rx }
     }
 }
@@ -57,7 +57,7 @@ struct CountState {
 
 /// Queues one domain message (counts excepted) in its room; returns the project, whose
 /// connections the caller flushes.
-pub fn publish(hub: &Hub, msg: &DomainMessage) -> i64 {
+pub(crate) fn publish(hub: &Hub, msg: &DomainMessage) -> i64 {
     let project = msg.project_id();
     // Nobody watches: nothing to encode (measured: encoding every event's frame was 8% of
     // single-event ingest with no dashboard open). Replay reads the store, not frames.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs a drain pass every `every` until cancelled (the supervisor restarts it if it dies).
-pub async fn run(hub: Arc<Hub>, every: Duration) {
+pub(crate) async fn run(hub: Arc<Hub>, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -195,7 +195,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::model::Level;
-    use crate::stream::{EventFields, WireFrame};
+    use crate::stream::messages::{EventFields, WireFrame};
     use serde_json::json;
 
     fn fields(level: Level) -> EventFields {

@@ -60,7 +60,7 @@ pub struct EventFields {
 }
 
 /// `{"type":"event",...}` for a stored event.
-pub fn event_frame(e: &StoredEvent) -> WireFrame {
+pub(crate) fn event_frame(e: &StoredEvent) -> WireFrame {
     /// `{"type":"event","seq":…,"issue_id":…,"event":{…}}`, in that order.
     #[derive(serde::Serialize)]
     struct EventMessage<'a> {
@@ -85,7 +85,7 @@ pub fn event_frame(e: &StoredEvent) -> WireFrame {
 
 /// The frame for a domain message (counts are coalesced elsewhere and encoded with
 /// [`count_frame`]).
-pub fn domain_frame(msg: &DomainMessage) -> WireFrame {
+pub(crate) fn domain_frame(msg: &DomainMessage) -> WireFrame {
     match msg {
         DomainMessage::EventStored(e) => event_frame(e),
         DomainMessage::IssueChanged { action, issue, .. } => WireFrame::json(
@@ -97,11 +97,11 @@ pub fn domain_frame(msg: &DomainMessage) -> WireFrame {
 }
 
 /// `{"type":"issue_count",...}`.
-pub fn count_frame(project_id: i64, count: i64) -> WireFrame {
+pub(crate) fn count_frame(project_id: i64, count: i64) -> WireFrame {
     WireFrame::encode(&ServerMessage::IssueCount { project_id, count }, None)
 }
 
 /// `{"type":"lagged","dropped":N}`.
-pub fn lagged(dropped: u64) -> WireFrame {
+pub(crate) fn lagged(dropped: u64) -> WireFrame {
     WireFrame::encode(&ServerMessage::Lagged { dropped }, None)
 }

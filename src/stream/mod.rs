@@ -3,20 +3,17 @@
 //! and the count coalescer build on these. A connection's session (`session`), its typed
 //! messages (`protocol`) included, runs over any wire: the HTTP layer hands it the socket.
 
-pub mod conn;
-pub mod dispatch;
-pub mod drain;
-pub mod filter;
-pub mod hub;
-pub mod messages;
-pub mod outbox;
-pub mod protocol;
-pub mod rooms;
-pub mod session;
+pub(crate) mod conn;
+pub(crate) mod dispatch;
+pub(crate) mod drain;
+pub(crate) mod filter;
+pub(crate) mod hub;
+pub(crate) mod messages;
+pub(crate) mod outbox;
+pub(crate) mod protocol;
+pub(crate) mod rooms;
+pub(crate) mod session;
 
-pub use conn::{Closed, Flushed, Offer, StreamConn, Wire};
-pub use filter::{Filters, InvalidFilter, Subject};
-pub use hub::Hub;
-pub use messages::{EventFields, WireFrame};
-pub use outbox::{Outbox, Pushed};
-pub use rooms::{ConnId, Member, Offered, Report, RoomId, Rooms};
+pub(crate) use conn::Wire;
+pub(crate) use filter::Filters;
+pub(crate) use hub::Hub;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 /// What a push did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// Queued with room to spare.
     Queued,
     /// Queued after dropping the oldest message.
@@ -15,7 +15,7 @@ pub enum Pushed {
 
 /// A drop-oldest queue of at most `capacity` messages.
 #[derive(Debug)]
-pub struct Outbox<M> {
+pub(crate) struct Outbox<M> {
     queue: VecDeque<M>,
     capacity: usize,
     /// Dropped since the writer last took messages; reported as `lagged`.
@@ -24,7 +24,7 @@ pub struct Outbox<M> {
 
 impl<M> Outbox<M> {
     /// An empty outbox; `capacity` is at least 1.
-    pub fn new(capacity: usize) -> Outbox<M> {
+    pub(crate) fn new(capacity: usize) -> Outbox<M> {
         let capacity = capacity.max(1);
         Outbox {
             // Allocated lazily: an idle connection's outbox costs no buffer.
@@ -35,7 +35,7 @@ impl<M> Outbox<M> {
     }
 
     /// Queues `msg`, dropping the oldest queued message if the outbox is full.
-    pub fn push(&mut self, msg: M) -> Pushed {
+    pub(crate) fn push(&mut self, msg: M) -> Pushed {
         let pushed = if self.queue.len() >= self.capacity {
             self.queue.pop_front();
             self.dropped += 1;
@@ -49,40 +49,43 @@ impl<M> Outbox<M> {
 
     /// Takes up to `max` messages, oldest first, with the number dropped since the last
     /// take (to send as `lagged` before them); resets that number.
-    pub fn take(&mut self, max: usize, out: &mut Vec<M>) -> u64 {
+    pub(crate) fn take(&mut self, max: usize, out: &mut Vec<M>) -> u64 {
         let n = max.min(self.queue.len());
         out.extend(self.queue.drain(..n));
         std::mem::take(&mut self.dropped)
     }
 
     /// Takes the oldest message.
-    pub fn pop(&mut self) -> Option<M> {
+    pub(crate) fn pop(&mut self) -> Option<M> {
         self.queue.pop_front()
     }
 
     /// The number dropped since the last take, reset to zero (sent as `lagged` before
     /// the next message).
-    pub fn take_dropped(&mut self) -> u64 {
+    pub(crate) fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
     }
 
     /// Messages waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     /// Dropped since the last take.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// The most messages it holds.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 /// A message from the client.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientRequest {
+pub(crate) enum ClientRequest {
     /// `{"type":"ping"}`, answered with a pong message.
     Ping,
     /// `{"type":"subscribe","filters":{…}}`: replaces the connection's filters (absent or
@@ -45,7 +45,7 @@ fn string_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 
 impl ClientRequest {
     /// Reads a text message; `Err` holds the error text to send back.
-    pub fn parse(text: &str) -> Result<ClientRequest, String> {
+    pub(crate) fn parse(text: &str) -> Result<ClientRequest, String> {
         let msg: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         match msg.get("type").and_then(Value::as_str) {
             None => Err("a message needs a string 'type': subscribe or ping".to_owned()),
@@ -61,7 +61,7 @@ impl ClientRequest {
 /// A message from the server that is not an event or an issue.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage<'a> {
+pub(crate) enum ServerMessage<'a> {
     /// The hello: the connection's id, its filters and the project's latest seq.
     Subscribed {
         /// The project watched.
@@ -101,12 +101,12 @@ pub enum ServerMessage<'a> {
 
 impl ServerMessage<'_> {
     /// The JSON text.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("stream messages serialize")
     }
 
     /// A whole WebSocket text frame carrying it.
-    pub fn frame(&self) -> Bytes {
+    pub(crate) fn frame(&self) -> Bytes {
         codec::text(&self.to_json())
     }
 }

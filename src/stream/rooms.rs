@@ -21,11 +21,11 @@ impl fmt::Display for ConnId {
 
 /// A room: one per project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoomId(pub i64);
+pub(crate) struct RoomId(pub i64);
 
 /// What offering a message to one member did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Offered {
+pub(crate) enum Offered {
     /// Queued in its outbox.
     Queued,
     /// Queued, after the outbox dropped its oldest message.
@@ -37,7 +37,7 @@ pub enum Offered {
 }
 
 /// A room member: receives offered messages.
-pub trait Member<M> {
+pub(crate) trait Member<M> {
     /// Offers `msg`; must not block.
     fn offer(&self, msg: &M) -> Offered;
 }
@@ -67,7 +67,7 @@ impl Report {
 }
 
 /// Rooms and their members.
-pub struct Rooms<T> {
+pub(crate) struct Rooms<T> {
     rooms: HashMap<RoomId, HashMap<ConnId, Arc<T>>>,
     memberships: HashMap<ConnId, HashSet<RoomId>>,
 }
@@ -83,18 +83,20 @@ impl<T> Default for Rooms<T> {
 
 impl<T> Rooms<T> {
     /// No rooms.
-    pub fn new() -> Rooms<T> {
+    #[cfg(test)]
+    pub(crate) fn new() -> Rooms<T> {
         Rooms::default()
     }
 
     /// Puts `conn` in `room` (again: no change).
-    pub fn join(&mut self, conn: ConnId, room: RoomId, member: Arc<T>) {
+    pub(crate) fn join(&mut self, conn: ConnId, room: RoomId, member: Arc<T>) {
         self.rooms.entry(room).or_default().insert(conn, member);
         self.memberships.entry(conn).or_default().insert(room);
     }
 
     /// Takes `conn` out of `room`; an emptied room is forgotten.
-    pub fn leave(&mut self, conn: ConnId, room: RoomId) {
+    #[cfg(test)]
+    pub(crate) fn leave(&mut self, conn: ConnId, room: RoomId) {
         if let Some(members) = self.rooms.get_mut(&room) {
             members.remove(&conn);
             if members.is_empty() {
@@ -110,7 +112,7 @@ impl<T> Rooms<T> {
     }
 
     /// Takes `conn` out of every room (when its connection ends).
-    pub fn leave_all(&mut self, conn: ConnId) {
+    pub(crate) fn leave_all(&mut self, conn: ConnId) {
         for room in self.memberships.remove(&conn).unwrap_or_default() {
             if let Some(members) = self.rooms.get_mut(&room) {
                 members.remove(&conn);
@@ -122,7 +124,8 @@ impl<T> Rooms<T> {
     }
 
     /// The rooms `conn` is in.
-    pub fn rooms_of(&self, conn: ConnId) -> Vec<RoomId> {
+    #[cfg(test)]
+    pub(crate) fn rooms_of(&self, conn: ConnId) -> Vec<RoomId> {
         let mut r: Vec<RoomId> = self
             .memberships
             .get(&conn)
@@ -133,22 +136,23 @@ impl<T> Rooms<T> {
     }
 
     /// Members of `room`.
-    pub fn len(&self, room: RoomId) -> usize {
+    pub(crate) fn len(&self, room: RoomId) -> usize {
         self.rooms.get(&room).map_or(0, HashMap::len)
     }
 
     /// Whether no room has members.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
 
     /// The members of `room`.
-    pub fn members(&self, room: RoomId) -> impl Iterator<Item = &Arc<T>> {
+    pub(crate) fn members(&self, room: RoomId) -> impl Iterator<Item = &Arc<T>> {
         self.rooms.get(&room).into_iter().flat_map(HashMap::values)
     }
 
     /// Offers `msg` to every member of `room`.
-    pub fn broadcast<M>(&self, room: RoomId, msg: &M) -> Report
+    pub(crate) fn broadcast<M>(&self, room: RoomId, msg: &M) -> Report
     where
         T: Member<M>,
     {
@@ -156,7 +160,7 @@ impl<T> Rooms<T> {
     }
 
     /// Offers `msg` to every member of `room` but `except`.
-    pub fn broadcast_except<M>(&self, room: RoomId, msg: &M, except: ConnId) -> Report
+    pub(crate) fn broadcast_except<M>(&self, room: RoomId, msg: &M, except: ConnId) -> Report
     where
         T: Member<M>,
     {

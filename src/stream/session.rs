@@ -34,15 +34,15 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 /// Close code 1008, policy violation: no valid token (RFC 6455 §7.4.1).
-pub const CLOSE_POLICY: u16 = 1008;
+pub(crate) const CLOSE_POLICY: u16 = 1008;
 /// Close code 1011: the server could not check the token.
-pub const CLOSE_INTERNAL: u16 = 1011;
+pub(crate) const CLOSE_INTERNAL: u16 = 1011;
 /// Stored events read per replay query.
 const REPLAY_PAGE: u32 = 500;
 
 /// Why a connection is closed before it is served: its close frame's code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The close code.
     pub code: u16,
     /// The close reason.
@@ -51,7 +51,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A 1008 close: the client has no valid token.
-    pub fn policy(reason: impl Into<String>) -> Refusal {
+    pub(crate) fn policy(reason: impl Into<String>) -> Refusal {
         Refusal {
             code: CLOSE_POLICY,
             reason: reason.into(),
@@ -61,7 +61,7 @@ impl Refusal {
 
 /// A session's timeouts.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// How long a write may make no progress before the connection is closed.
     pub write_timeout: Duration,
     /// How often the server pings.
@@ -74,7 +74,7 @@ pub struct Timing {
 
 /// What the upgrade asked for.
 #[derive(Debug, Clone)]
-pub struct Opening {
+pub(crate) struct Opening {
     /// The project watched.
     pub project: i64,
     /// The filters from the query.
@@ -87,7 +87,7 @@ pub struct Opening {
 }
 
 /// The stored events a session reads: the latest seq for the hello, and the replay.
-pub trait Replay: Send + Sync {
+pub(crate) trait Replay: Send + Sync {
     /// The project's latest seq (0 before its first event).
     fn latest_seq(&self, project: i64) -> impl Future<Output = anyhow::Result<i64>> + Send;
     /// Up to `limit` of the project's events with a seq above `since`, in seq order.
@@ -101,7 +101,7 @@ pub trait Replay: Send + Sync {
 
 /// The key directory as a session sees it. Made before the session starts, so that a
 /// change while the token is being checked is seen too.
-pub trait Keys: Send {
+pub(crate) trait Keys: Send {
     /// The hash of `token` when it opens `project` (a token from the first message);
     /// otherwise the close to send.
     fn authenticate(
@@ -116,12 +116,15 @@ pub trait Keys: Send {
 }
 
 /// The client's messages as the wire decoded them; it ends when the client is gone.
-pub trait Inbound: Stream<Item = Result<ClientMessage, ProtocolError>> + Unpin + Send {}
+pub(crate) trait Inbound:
+    Stream<Item = Result<ClientMessage, ProtocolError>> + Unpin + Send
+{
+}
 
 impl<T> Inbound for T where T: Stream<Item = Result<ClientMessage, ProtocolError>> + Unpin + Send {}
 
 /// What a session runs with, besides its wire.
-pub struct Session<R, K> {
+pub(crate) struct Session<R, K> {
     /// The rooms it joins.
     pub hub: Arc<Hub>,
     /// Stored events.
@@ -136,7 +139,12 @@ pub struct Session<R, K> {
 
 impl<R: Replay, K: Keys> Session<R, K> {
     /// Serves one connection until it ends; it has left the hub when this returns.
-    pub async fn run(mut self, opening: Opening, mut inbound: impl Inbound, wire: Arc<dyn Wire>) {
+    pub(crate) async fn run(
+        mut self,
+        opening: Opening,
+        mut inbound: impl Inbound,
+        wire: Arc<dyn Wire>,
+    ) {
         let Opening {
             project,
             filters,
@@ -596,7 +604,7 @@ mod tests {
     use crate::model::Level;
     use crate::model::stored::DetailJson;
     use crate::model::{Millis, StoredEvent};
-    use crate::stream::Offer;
+    use crate::stream::conn::Offer;
     use serde_json::{Value, json};
     use std::collections::HashMap;
     use std::io;

@@ -11,32 +11,32 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Opcode of a text frame.
-pub const TEXT: u8 = 0x1;
+pub(crate) const TEXT: u8 = 0x1;
 /// Opcode of a binary frame.
-pub const BINARY: u8 = 0x2;
+pub(crate) const BINARY: u8 = 0x2;
 /// Opcode of a close frame.
-pub const CLOSE: u8 = 0x8;
+pub(crate) const CLOSE: u8 = 0x8;
 /// Opcode of a ping.
-pub const PING: u8 = 0x9;
+pub(crate) const PING: u8 = 0x9;
 /// Opcode of a pong.
-pub const PONG: u8 = 0xA;
+pub(crate) const PONG: u8 = 0xA;
 
 /// Close code: normal closure.
-pub const CLOSE_NORMAL: u16 = 1000;
+pub(crate) const CLOSE_NORMAL: u16 = 1000;
 /// Close code: the server is going away (shutdown).
-pub const CLOSE_AWAY: u16 = 1001;
+pub(crate) const CLOSE_AWAY: u16 = 1001;
 /// Close code: protocol error.
-pub const CLOSE_PROTOCOL: u16 = 1002;
+pub(crate) const CLOSE_PROTOCOL: u16 = 1002;
 /// Close code: a text message that is not UTF-8.
-pub const CLOSE_INVALID: u16 = 1007;
+pub(crate) const CLOSE_INVALID: u16 = 1007;
 /// Close code: a message over the size limit.
-pub const CLOSE_SIZE: u16 = 1009;
+pub(crate) const CLOSE_SIZE: u16 = 1009;
 
 /// Longest header of an unmasked server frame (2 + 8 bytes of length).
 const MAX_HEADER: usize = 10;
 
 /// A whole unmasked server frame (FIN set) carrying `payload`.
-pub fn encode(opcode: u8, payload: &[u8]) -> Bytes {
+pub(crate) fn encode(opcode: u8, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(MAX_HEADER + payload.len());
     out.put_u8(0x80 | opcode);
     match payload.len() {
@@ -55,7 +55,7 @@ pub fn encode(opcode: u8, payload: &[u8]) -> Bytes {
 }
 
 /// The length of the header [`encode`] puts before a payload of `len` bytes.
-pub fn header_len(len: usize) -> usize {
+pub(crate) fn header_len(len: usize) -> usize {
     match len {
         n if n < 126 => 2,
         n if n <= usize::from(u16::MAX) => 4,
@@ -64,12 +64,12 @@ pub fn header_len(len: usize) -> usize {
 }
 
 /// A text frame.
-pub fn text(payload: &str) -> Bytes {
+pub(crate) fn text(payload: &str) -> Bytes {
     encode(TEXT, payload.as_bytes())
 }
 
 /// A close frame with a code and a reason (at most 123 bytes of it are sent).
-pub fn close(code: u16, reason: &str) -> Bytes {
+pub(crate) fn close(code: u16, reason: &str) -> Bytes {
     let mut cut = reason.len().min(123);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
@@ -82,7 +82,7 @@ pub fn close(code: u16, reason: &str) -> Bytes {
 
 /// One message from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ClientMessage {
+pub(crate) enum ClientMessage {
     /// A text message, valid UTF-8.
     Text(String),
     /// A binary message.
@@ -97,7 +97,7 @@ pub enum ClientMessage {
 
 /// Why the client's bytes end the connection, and with which close code.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
+pub(crate) enum ProtocolError {
     /// RFC 6455 §5: masking, reserved bits, opcodes, control frames, continuation order.
     #[error("protocol error: {0}")]
     Protocol(&'static str),
@@ -111,7 +111,7 @@ pub enum ProtocolError {
 
 impl ProtocolError {
     /// The close code that tells the client.
-    pub fn close_code(&self) -> u16 {
+    pub(crate) fn close_code(&self) -> u16 {
         match self {
             ProtocolError::Protocol(_) => CLOSE_PROTOCOL,
             ProtocolError::InvalidUtf8 => CLOSE_INVALID,
@@ -125,7 +125,7 @@ impl ProtocolError {
 /// Holds no buffer until the client sends something, and gives back large ones after a
 /// message: an idle stream connection costs a few dozen bytes here.
 #[derive(Debug)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     buf: Vec<u8>,
     /// A fragmented data message in progress: its opcode and the payload so far.
     partial: Option<(u8, Vec<u8>)>,
@@ -137,7 +137,7 @@ const KEEP_CAPACITY: usize = 4096;
 
 impl Decoder {
     /// A decoder refusing messages over `max_message` bytes.
-    pub fn new(max_message: usize) -> Decoder {
+    pub(crate) fn new(max_message: usize) -> Decoder {
         Decoder {
             buf: Vec::new(),
             partial: None,
@@ -146,12 +146,12 @@ impl Decoder {
     }
 
     /// Appends bytes read from the socket.
-    pub fn extend(&mut self, bytes: &[u8]) {
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next whole message, `Ok(None)` when more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
+    pub(crate) fn next_message(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
         loop {
             let Some((fin, opcode, payload)) = self.frame()? else {
                 if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {

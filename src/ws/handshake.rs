@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 
 /// Checks that a request asks for a WebSocket (RFC 6455 §4.2.1) and returns the
 /// `Sec-WebSocket-Accept` value to answer it with; the error says what is missing.
-pub fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, String> {
+pub(crate) fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, String> {
     if method != Method::GET {
         return Err("a WebSocket upgrade must be a GET request".into());
     }

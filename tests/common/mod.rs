@@ -11,19 +11,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub mod postgres;
-pub mod process;
-pub mod receiver;
-pub mod redis;
-pub mod sdk;
-pub mod ws;
+pub(crate) mod postgres;
+pub(crate) mod process;
+pub(crate) mod receiver;
+pub(crate) mod redis;
+pub(crate) mod sdk;
+pub(crate) mod ws;
 
 /// Upper bound for any single wait in a test.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A project's credentials, as `mesher project create` prints them.
 #[derive(Clone, Debug)]
-pub struct Creds {
+pub(crate) struct Creds {
     pub id: i64,
     pub key: String,
     pub token: String,
@@ -31,7 +31,7 @@ pub struct Creds {
 }
 
 impl Creds {
-    pub fn from_json(v: &Value) -> Creds {
+    pub(crate) fn from_json(v: &Value) -> Creds {
         Creds {
             id: v["id"].as_i64().expect("id"),
             key: v["ingest_key"].as_str().expect("ingest_key").to_owned(),
@@ -44,7 +44,7 @@ impl Creds {
 /// `POST {base}/api/v1/events` of `body` with the ingest `key` as a Bearer token: how the
 /// tests send an event to a server of either kind (in this process or a child process).
 /// Answers the response, or the error when the server is gone.
-pub async fn post_event(
+pub(crate) async fn post_event(
     http: &reqwest::Client,
     base: &str,
     key: &str,
@@ -58,7 +58,7 @@ pub async fn post_event(
 }
 
 /// A server running in this process.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
     pub db: DatabaseUrl,
@@ -71,16 +71,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> TestServer {
+    pub(crate) async fn start_with(tune: impl FnOnce(&mut ServeConfig)) -> TestServer {
         Self::start_on(None, tune).await
     }
 
     /// A server on `db` (PostgreSQL, shared by several nodes), or on a fresh SQLite file.
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         db: Option<DatabaseUrl>,
         tune: impl FnOnce(&mut ServeConfig),
     ) -> TestServer {
@@ -116,7 +116,7 @@ impl TestServer {
     }
 
     /// Waits until `/healthz` answers 200 (migrations done).
-    pub async fn wait_healthy(&self) {
+    pub(crate) async fn wait_healthy(&self) {
         tokio::time::timeout(WAIT, async {
             loop {
                 if let Ok(r) = self.http.get(self.url("/healthz")).send().await
@@ -131,16 +131,16 @@ impl TestServer {
         .expect("server became healthy");
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
 
     /// Creates a project the way `mesher project create` does (on the same database).
-    pub async fn project(&self, name: &str) -> Creds {
+    pub(crate) async fn project(&self, name: &str) -> Creds {
         let v = mesher::admin::create_project(&self.db, name, &self.addr.to_string())
             .await
             .expect("create project");
@@ -155,21 +155,21 @@ impl TestServer {
     }
 
     /// POSTs JSON with the ingest key as a Bearer token.
-    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
         self.call(self.http.post(self.url(path)).json(body), key)
             .await
     }
 
-    pub async fn send_event(&self, creds: &Creds, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn send_event(&self, creds: &Creds, body: &Value) -> (StatusCode, Value) {
         self.post("/api/v1/events", &creds.key, body).await
     }
 
     /// GETs with the project token.
-    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(self.http.get(self.url(path)), token).await
     }
 
-    pub async fn act(&self, issue: i64, action: &str, token: &str) -> (StatusCode, Value) {
+    pub(crate) async fn act(&self, issue: i64, action: &str, token: &str) -> (StatusCode, Value) {
         let url = self.url(&format!("/api/v1/issues/{issue}/{action}"));
         self.call(self.http.post(url), token).await
     }
@@ -177,7 +177,7 @@ impl TestServer {
     /// Every stored event of a project, in seq order.
     /// The value of the first `/metrics` line that starts with `line_start` (a metric's
     /// name with its labels), if there is one.
-    pub async fn metric(&self, line_start: &str) -> Option<f64> {
+    pub(crate) async fn metric(&self, line_start: &str) -> Option<f64> {
         let text = self
             .http
             .get(self.url("/metrics"))
@@ -193,7 +193,7 @@ impl TestServer {
             .and_then(|n| n.parse().ok())
     }
 
-    pub async fn all_events(&self, creds: &Creds) -> Vec<Value> {
+    pub(crate) async fn all_events(&self, creds: &Creds) -> Vec<Value> {
         let mut out = Vec::new();
         let mut since = 0;
         loop {
@@ -216,12 +216,12 @@ impl TestServer {
         }
     }
 
-    pub fn state(&self) -> &mesher::state::AppState {
+    pub(crate) fn state(&self) -> &mesher::state::AppState {
         self.state.as_ref().expect("server running")
     }
 
     /// Waits until the hub holds `n` stream connections.
-    pub async fn wait_connections(&self, n: usize) {
+    pub(crate) async fn wait_connections(&self, n: usize) {
         tokio::time::timeout(WAIT, async {
             while self.state().hub().connections() != n {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -236,12 +236,12 @@ impl TestServer {
         });
     }
 
-    pub fn dir(&self) -> &std::path::Path {
+    pub(crate) fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         // Our clone would keep the writer's queue open.
         self.state.take();
         if let Some(stop) = self.stop.take() {

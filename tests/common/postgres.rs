@@ -12,10 +12,10 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 /// Where the PostgreSQL 15 binaries are.
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+pub(crate) const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// A running (or stopped, between `stop` and `start`) test cluster.
-pub struct TestPostgres {
+pub(crate) struct TestPostgres {
     dir: TempDir,
     port: u16,
     as_postgres: bool,
@@ -33,7 +33,7 @@ fn running_as_root() -> bool {
 impl TestPostgres {
     /// Creates the cluster and its database, and starts it. Blocking (a few seconds); call
     /// it from `tokio::task::spawn_blocking` in async tests, or accept the short block.
-    pub fn start_new() -> TestPostgres {
+    pub(crate) fn start_new() -> TestPostgres {
         let as_postgres = running_as_root();
         let dir = tempfile::Builder::new()
             .prefix("mesher-pg-")
@@ -78,18 +78,18 @@ impl TestPostgres {
     }
 
     /// `postgres://mesher@127.0.0.1:<port>/mesher`
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://mesher@127.0.0.1:{}/mesher", self.port)
     }
 
     /// The port the server listens on (the same after a restart).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// Starts the server (again) on the same port and data directory; returns once it
     /// accepts connections.
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let data = self.data_dir();
         let log = self.dir.path().join("log");
         let opts = format!(
@@ -114,7 +114,7 @@ impl TestPostgres {
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: open connections are closed).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let data = self.data_dir();
         self.run(
             "pg_ctl",
@@ -124,7 +124,7 @@ impl TestPostgres {
     }
 
     /// The server's log so far (for failure messages).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 

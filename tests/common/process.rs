@@ -7,12 +7,12 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mesher")
 }
 
 /// Runs `mesher ARGS` to completion: (exit code, stdout, stderr).
-pub async fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) async fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let out = tokio::time::timeout(
         WAIT,
         Command::new(bin())
@@ -34,7 +34,7 @@ pub async fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) 
 }
 
 /// A free loopback port (bound and released; the tiny race is acceptable in tests).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
@@ -42,19 +42,19 @@ pub fn free_port() -> u16 {
 }
 
 /// A `mesher serve` child process.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     pub child: Child,
     pub base: String,
     pub port: u16,
 }
 
 impl ServerProcess {
-    pub async fn start(db_url: &str, port: u16, extra: &[&str]) -> ServerProcess {
+    pub(crate) async fn start(db_url: &str, port: u16, extra: &[&str]) -> ServerProcess {
         ServerProcess::start_logging(db_url, port, extra, Stdio::inherit()).await
     }
 
     /// As [`start`](Self::start), its log (stderr, `RUST_LOG=warn`) going to `log`.
-    pub async fn start_logging(
+    pub(crate) async fn start_logging(
         db_url: &str,
         port: u16,
         extra: &[&str],
@@ -64,7 +64,7 @@ impl ServerProcess {
     }
 
     /// As [`start_logging`](Self::start_logging), with `RUST_LOG` set to `level`.
-    pub async fn start_with_log_level(
+    pub(crate) async fn start_with_log_level(
         db_url: &str,
         port: u16,
         extra: &[&str],
@@ -104,11 +104,11 @@ impl ServerProcess {
     }
 
     /// SIGKILL: no chance to flush or clean up.
-    pub async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         self.child.kill().await.expect("kill");
     }
 }
 
-pub fn sqlite_url(dir: &Path) -> String {
+pub(crate) fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("mesher.db").display())
 }

@@ -19,16 +19,16 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// The range that lets a webhook reach a receiver.
-pub const ALLOW_LOOPBACK: &str = "127.0.0.0/8";
+pub(crate) const ALLOW_LOOPBACK: &str = "127.0.0.0/8";
 
 /// `--webhook-allow-cidr 127.0.0.0/8`, for a server's config.
-pub fn allow_loopback(config: &mut mesher::ServeConfig) {
+pub(crate) fn allow_loopback(config: &mut mesher::ServeConfig) {
     config.webhook_allow_cidr = vec![ALLOW_LOOPBACK.parse().unwrap()];
 }
 
 /// How the receiver answers one request.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// This status at once.
     Status(u16),
     /// This status after a while.
@@ -44,7 +44,7 @@ pub enum Reply {
 /// What the endless bodies sent: bytes handed to the connection, and how many bodies the
 /// client hung up on (dropped before their end, which never comes).
 #[derive(Clone, Default)]
-pub struct Endless {
+pub(crate) struct Endless {
     pub bytes: Arc<AtomicU64>,
     pub dropped: Arc<AtomicU64>,
 }
@@ -60,16 +60,16 @@ impl Drop for DropCount {
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Received {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
-    pub fn header(&self, name: &str) -> String {
+    pub(crate) fn header(&self, name: &str) -> String {
         self.headers[name].to_str().unwrap().to_owned()
     }
 }
@@ -82,7 +82,7 @@ struct Script {
     endless: Endless,
 }
 
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub url: String,
     pub port: u16,
     script: Script,
@@ -119,12 +119,12 @@ async fn answer(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> Res
 
 impl Receiver {
     /// A receiver on a free port answering 200.
-    pub async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Receiver::on(0).await
     }
 
     /// A receiver on `port` (0: any).
-    pub async fn on(port: u16) -> Receiver {
+    pub(crate) async fn on(port: u16) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -150,7 +150,7 @@ impl Receiver {
     }
 
     /// The next requests are answered so, in order; then the default.
-    pub fn script(&self, replies: &[Reply]) {
+    pub(crate) fn script(&self, replies: &[Reply]) {
         self.script
             .replies
             .lock()
@@ -159,17 +159,17 @@ impl Receiver {
     }
 
     /// What its endless bodies have sent.
-    pub fn endless(&self) -> Endless {
+    pub(crate) fn endless(&self) -> Endless {
         self.script.endless.clone()
     }
 
     /// How requests beyond the script are answered.
-    pub fn answer_all(&self, reply: Reply) {
+    pub(crate) fn answer_all(&self, reply: Reply) {
         *self.script.default.lock().unwrap() = reply;
     }
 
     /// The next request, within `WAIT`.
-    pub async fn next(&mut self) -> Received {
+    pub(crate) async fn next(&mut self) -> Received {
         tokio::time::timeout(WAIT, self.seen.recv())
             .await
             .expect("a webhook request within the wait")
@@ -177,7 +177,7 @@ impl Receiver {
     }
 
     /// A request within `wait`, if any.
-    pub async fn within(&mut self, wait: Duration) -> Option<Received> {
+    pub(crate) async fn within(&mut self, wait: Duration) -> Option<Received> {
         tokio::time::timeout(wait, self.seen.recv())
             .await
             .ok()
@@ -185,7 +185,7 @@ impl Receiver {
     }
 
     /// Stops listening (connections are then refused).
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.task.abort();
     }
 }

@@ -5,26 +5,26 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A Redis server this test started; killed on drop.
-pub struct TestRedis {
+pub(crate) struct TestRedis {
     pub port: u16,
     child: Option<Child>,
 }
 
 impl TestRedis {
     /// Starts one on a free port and waits until it answers.
-    pub fn start() -> TestRedis {
+    pub(crate) fn start() -> TestRedis {
         let port = super::process::free_port();
         let mut r = TestRedis { port, child: None };
         r.restart();
         r
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// Kills it (SIGKILL: no goodbye to the clients).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -32,7 +32,7 @@ impl TestRedis {
     }
 
     /// Starts it again on the same port.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])

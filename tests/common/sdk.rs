@@ -3,7 +3,7 @@
 use super::WAIT;
 
 /// The Python that has `sentry_sdk` (scripts/test.sh sets it up in target/test-venv).
-pub fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("MESHER_TEST_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv/bin/python");
         if std::path::Path::new(venv).exists() {
@@ -15,7 +15,7 @@ pub fn python() -> String {
 }
 
 /// Runs `program tests/sentry/<app> <dsn>` to completion and answers what it printed.
-pub async fn run_app(program: &str, app: &str, dsn: &str) -> String {
+pub(crate) async fn run_app(program: &str, app: &str, dsn: &str) -> String {
     let path = format!("{}/tests/sentry/{app}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::time::timeout(
         WAIT * 3,

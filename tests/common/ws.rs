@@ -7,11 +7,11 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A client WebSocket.
-pub type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next text message as JSON (pings and pongs skipped), within [`WAIT`].
-pub async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let m = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -25,7 +25,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 }
 
 /// The next message of type `kind`, skipping others.
-pub async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let v = next_json(ws).await;
         if v["type"] == kind {
