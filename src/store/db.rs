@@ -8,10 +8,8 @@
 //! column, and the locking clauses only PostgreSQL needs (SQLite's write transactions
 //! hold the whole database's lock from `BEGIN IMMEDIATE` on).
 
-use super::StoreError;
 pub(super) use super::postgres::PgDb;
 pub(super) use super::sqlite::SqliteDb;
-use sqlx::{Database, Transaction};
 
 /// One of the two databases.
 pub(super) enum Db {
@@ -37,28 +35,9 @@ macro_rules! transaction {
             #[allow(unused_mut)]
             let mut $tx = $db.begin().await?;
             let result: Result<_, $crate::store::StoreError> = async { $body }.await;
-            $crate::store::db::finish($tx, result).await
+            $crate::store::finish($tx, result).await
         })
     };
 }
 
 pub(super) use {transaction, with_db};
-
-/// Commits on success, rolls back on failure. A transaction dropped unfinished (its task
-/// cancelled) is rolled back by sqlx before its connection is reused, so no lock outlives
-/// it.
-pub(super) async fn finish<DB: Database, T>(
-    tx: Transaction<'static, DB>,
-    result: Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match result {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
-}

@@ -101,3 +101,22 @@ impl Store {
 pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
     Store::open(url).await
 }
+
+/// Commits on success, rolls back on failure. A transaction dropped unfinished (its task
+/// cancelled) is rolled back by sqlx before its connection is reused, so no lock outlives
+/// it.
+async fn finish<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'static, DB>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}

@@ -88,7 +88,7 @@ impl PgDb {
             .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
             .await?;
         let result = write_core::write_batch(&mut PgBatch { conn: &mut tx }, &events).await;
-        super::db::finish(tx, result).await
+        super::finish(tx, result).await
     }
 
     /// A batch costs about the same five round trips whatever its size, and the server's
