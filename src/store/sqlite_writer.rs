@@ -195,17 +195,17 @@ fn bind_event(
 ) -> rusqlite::Result<()> {
     let at = |i: usize| offset + i;
     st.raw_bind_parameter(at(1), r.p.project_id)?;
-    st.raw_bind_parameter(at(2), r.seq)?;
+    st.raw_bind_parameter(at(2), r.stored.seq)?;
     st.raw_bind_parameter(at(3), r.p.event_id.as_str())?;
-    st.raw_bind_parameter(at(4), r.issue_id)?;
+    st.raw_bind_parameter(at(4), r.stored.issue_id)?;
     st.raw_bind_parameter(at(5), r.p.event.level.as_str())?;
-    st.raw_bind_parameter(at(6), r.environment.as_ref())?;
-    st.raw_bind_parameter(at(7), r.release.as_deref())?;
-    st.raw_bind_parameter(at(8), r.timestamp.0)?;
+    st.raw_bind_parameter(at(6), r.stored.environment.as_str())?;
+    st.raw_bind_parameter(at(7), r.stored.release.as_deref())?;
+    st.raw_bind_parameter(at(8), r.stored.timestamp.0)?;
     st.raw_bind_parameter(at(9), r.p.received.0)?;
-    st.raw_bind_parameter(at(10), r.message.as_deref())?;
-    st.raw_bind_parameter(at(11), r.title.as_ref())?;
-    st.raw_bind_parameter(at(12), r.culprit.as_ref())?;
+    st.raw_bind_parameter(at(10), r.stored.message.as_deref())?;
+    st.raw_bind_parameter(at(11), r.stored.title.as_str())?;
+    st.raw_bind_parameter(at(12), r.stored.culprit.as_str())?;
     st.raw_bind_parameter(at(13), r.tags.as_str())?;
     st.raw_bind_parameter(at(14), r.detail())?;
     st.raw_bind_parameter(at(15), r.p.raw_zstd.as_deref())

@@ -34,20 +34,13 @@ pub(crate) struct NewIssue<'a> {
     pub received: Millis,
 }
 
-/// One event row to insert, its text already fit for the database.
+/// One event row to insert: the event as published once stored, its text already fit for
+/// the database, is the row's.
 pub(crate) struct EventRow<'a> {
     pub p: &'a PreparedEvent,
-    pub seq: i64,
-    pub issue_id: i64,
-    pub timestamp: Millis,
-    pub message: Option<Cow<'a, str>>,
-    pub environment: Cow<'a, str>,
-    pub release: Option<Cow<'a, str>>,
-    pub title: Cow<'a, str>,
-    pub culprit: Cow<'a, str>,
     /// The tags as a JSON object.
     pub tags: String,
-    /// The event as published; its detail is the row's.
+    /// The event as published; its columns are the row's.
     pub stored: Arc<StoredEvent>,
 }
 
@@ -537,28 +530,6 @@ impl<'e> Settled<'e> {
     }
 }
 
-/// An event's text as the database's text columns hold it.
-struct FittedText<'e> {
-    message: Option<Cow<'e, str>>,
-    environment: Cow<'e, str>,
-    release: Option<Cow<'e, str>>,
-    title: Cow<'e, str>,
-    culprit: Cow<'e, str>,
-}
-
-impl<'e> FittedText<'e> {
-    fn of<S: BatchStatements + ?Sized>(db: &S, p: &'e PreparedEvent) -> Self {
-        let e = &p.event;
-        Self {
-            message: e.message.as_deref().map(|m| db.fit_text(m)),
-            environment: db.fit_text(&e.environment),
-            release: e.release.as_deref().map(|r| db.fit_text(r)),
-            title: db.fit_text(&p.title),
-            culprit: db.fit_text(&p.culprit),
-        }
-    }
-}
-
 /// The row of an event stored with `seq` under `issue_id`, holding the event as published.
 fn event_row<'e, S: BatchStatements + ?Sized>(
     db: &S,
@@ -566,48 +537,28 @@ fn event_row<'e, S: BatchStatements + ?Sized>(
     seq: i64,
     issue_id: i64,
 ) -> Result<EventRow<'e>, StoreError> {
-    let text = FittedText::of(db, p);
-    let timestamp = p.event.timestamp.unwrap_or(p.received);
-    let stored = Arc::new(published(p, seq, issue_id, timestamp, &text)?);
-    Ok(EventRow {
-        p,
-        seq,
-        issue_id,
-        timestamp,
-        message: text.message,
-        environment: text.environment,
-        release: text.release,
-        title: text.title,
-        culprit: text.culprit,
-        tags: serde_json::to_string(&p.event.tags).map_err(rows::corrupt)?,
-        stored,
-    })
-}
-
-/// The event as published once stored; its detail is the row's.
-fn published(
-    p: &PreparedEvent,
-    seq: i64,
-    issue_id: i64,
-    timestamp: Millis,
-    text: &FittedText<'_>,
-) -> Result<StoredEvent, StoreError> {
     let e = &p.event;
-    Ok(StoredEvent {
+    let fit = |s: &str| db.fit_text(s).into_owned();
+    let stored = StoredEvent {
         project_id: p.project_id,
         seq,
         issue_id,
         id: p.event_id.clone(),
         level: e.level,
-        message: text.message.as_deref().map(str::to_owned),
-        environment: text.environment.clone().into_owned(),
-        release: text.release.as_deref().map(str::to_owned),
-        timestamp,
+        message: e.message.as_deref().map(fit),
+        environment: fit(&e.environment),
+        release: e.release.as_deref().map(fit),
+        timestamp: e.timestamp.unwrap_or(p.received),
         received: p.received,
-        title: text.title.clone().into_owned(),
-        culprit: text.culprit.clone().into_owned(),
+        title: fit(&p.title),
+        culprit: fit(&p.culprit),
         tags: e.tags.clone(),
         detail: DetailJson::of(&e.detail).map_err(rows::corrupt)?,
+    };
+    Ok(EventRow {
+        p,
+        tags: serde_json::to_string(&e.tags).map_err(rows::corrupt)?,
+        stored: Arc::new(stored),
     })
 }
 
@@ -634,12 +585,12 @@ fn rollups<'a>(rows: &'a [EventRow<'_>], tags: &'a [FittedTags<'_>]) -> Rollups<
     for (r, tags) in rows.iter().zip(tags) {
         rollups.add_parts(
             r.p.project_id,
-            r.issue_id,
+            r.stored.issue_id,
             r.p.received,
             r.p.event.level.as_str(),
             tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
-            &r.environment,
-            r.release.as_deref(),
+            &r.stored.environment,
+            r.stored.release.as_deref(),
             1,
         );
     }
