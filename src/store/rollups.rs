@@ -13,6 +13,7 @@
 //! upsert syntax is the same in SQLite and PostgreSQL).
 
 use crate::model::Millis;
+use sqlx::query_builder::Separated;
 use sqlx::{Database, QueryBuilder};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -119,140 +120,109 @@ impl<'a> Rollups<'a> {
     }
 
     /// The upserts that add these counts, then (when some went down) the deletes of rows
-    /// left at zero.
-    pub(crate) fn statements<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
+    /// left at zero, found by their keys (not by a scan).
+    pub(crate) fn statements<DB>(&self) -> Vec<QueryBuilder<'a, DB>>
     where
         DB: Database,
         for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
-        let mut out = self.tag_upserts();
-        out.extend(self.minute_upserts());
-        out.extend(self.tag_deletes());
-        out.extend(self.minute_deletes());
+        let tables = self.tables();
+        let mut out = Vec::new();
+        for (table, key, rows) in &tables {
+            let changed: Vec<_> = rows.iter().filter(|(_, n)| *n != 0).collect();
+            out.extend(changed.chunks(CHUNK).map(|c| upsert(table, key, c)));
+        }
+        for (table, key, rows) in &tables {
+            let gone: Vec<_> = rows.iter().filter(|(_, n)| *n < 0).collect();
+            out.extend(gone.chunks(CHUNK).map(|c| delete_zeros(table, key, c)));
+        }
         out
     }
 
-    /// The two per-minute tables: name, owner column, counts.
-    fn minute_tables(&self) -> [(&'static str, &'static str, &MinuteCounts<'a>); 2] {
+    /// Each counter table with its key columns and its rows' keys and counts.
+    fn tables(&self) -> [(&'static str, &'static str, Vec<Counted<'a>>); 3] {
+        let tags = self.tags.iter().map(|(&(issue, key, value), &n)| {
+            ([Part::Int(issue), Part::Text(key), Part::Text(value)], n)
+        });
+        let minutes = |rows: &MinuteCounts<'a>| -> Vec<Counted<'a>> {
+            let key = |&(owner, minute, level): &(i64, i64, &'a str)| {
+                [Part::Int(owner), Part::Int(minute), Part::Text(level)]
+            };
+            rows.iter().map(|(k, &n)| (key(k), n)).collect()
+        };
         [
-            ("issue_minutes", "issue_id", &self.issue_minutes),
-            ("project_minutes", "project_id", &self.project_minutes),
+            ("issue_tag_values", "issue_id, key, value", tags.collect()),
+            (
+                "issue_minutes",
+                "issue_id, minute, level",
+                minutes(&self.issue_minutes),
+            ),
+            (
+                "project_minutes",
+                "project_id, minute, level",
+                minutes(&self.project_minutes),
+            ),
         ]
     }
+}
 
-    fn tag_upserts<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
-    where
-        DB: Database,
-        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        let tags: Vec<_> = self.tags.iter().filter(|(_, n)| **n != 0).collect();
-        let upsert = |chunk: &[(&(i64, &'a str, &'a str), &i64)]| {
-            let mut q =
-                QueryBuilder::new("INSERT INTO issue_tag_values (issue_id, key, value, count) ");
-            q.push_values(
-                chunk.iter().copied(),
-                |mut b, (&(issue, key, value), &n)| {
-                    b.push_bind(issue)
-                        .push_bind(key)
-                        .push_bind(value)
-                        .push_bind(n);
-                },
-            );
-            q.push(
-                " ON CONFLICT (issue_id, key, value) DO UPDATE \
-                 SET count = issue_tag_values.count + excluded.count",
-            );
-            q
+/// A counter row's key (three columns) and the count to add.
+type Counted<'a> = ([Part<'a>; 3], i64);
+
+/// One key column's value.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Binds a row's key columns.
+fn bind_key<'a, DB>(b: &mut Separated<'_, 'a, DB, &'static str>, key: &[Part<'a>; 3])
+where
+    DB: Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for part in key {
+        match *part {
+            Part::Int(v) => b.push_bind(v),
+            Part::Text(v) => b.push_bind(v),
         };
-        tags.chunks(CHUNK).map(upsert).collect()
     }
+}
 
-    fn minute_upserts<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
-    where
-        DB: Database,
-        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        let mut out = Vec::new();
-        for (table, owner, rows) in self.minute_tables() {
-            let rows: Vec<_> = rows.iter().filter(|(_, n)| **n != 0).collect();
-            for chunk in rows.chunks(CHUNK) {
-                let mut q = QueryBuilder::new(format!(
-                    "INSERT INTO {table} ({owner}, minute, level, count) "
-                ));
-                q.push_values(
-                    chunk.iter().copied(),
-                    |mut b, (&(id, minute, level), &n)| {
-                        b.push_bind(id)
-                            .push_bind(minute)
-                            .push_bind(level)
-                            .push_bind(n);
-                    },
-                );
-                q.push(format!(
-                    " ON CONFLICT ({owner}, minute, level) DO UPDATE \
-                     SET count = {table}.count + excluded.count"
-                ));
-                out.push(q);
-            }
-        }
-        out
-    }
+/// `INSERT … ON CONFLICT DO UPDATE` adding these rows' counts to `table`.
+fn upsert<'a, DB>(table: &str, key: &str, rows: &[&Counted<'a>]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!("INSERT INTO {table} ({key}, count) "));
+    q.push_values(rows, |mut b, (parts, n)| {
+        bind_key(&mut b, parts);
+        b.push_bind(*n);
+    });
+    q.push(format!(
+        " ON CONFLICT ({key}) DO UPDATE SET count = {table}.count + excluded.count"
+    ));
+    q
+}
 
-    /// Rows a subtraction left at zero go, found by their keys (not by a scan).
-    fn tag_deletes<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
-    where
-        DB: Database,
-        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        let gone: Vec<_> = self
-            .tags
-            .iter()
-            .filter(|(_, n)| **n < 0)
-            .map(|(k, _)| *k)
-            .collect();
-        let delete = |chunk: &[(i64, &'a str, &'a str)]| {
-            let mut q = QueryBuilder::new(
-                "DELETE FROM issue_tag_values WHERE count <= 0 AND (issue_id, key, value) IN (",
-            );
-            q.push_values(chunk.iter().copied(), |mut b, (issue, key, value)| {
-                b.push_bind(issue).push_bind(key).push_bind(value);
-            });
-            q.push(")");
-            q
-        };
-        gone.chunks(CHUNK).map(delete).collect()
-    }
-
-    fn minute_deletes<DB>(&self) -> Vec<QueryBuilder<'_, DB>>
-    where
-        DB: Database,
-        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        let mut out = Vec::new();
-        for (table, owner, rows) in self.minute_tables() {
-            let gone: Vec<_> = rows
-                .iter()
-                .filter(|(_, n)| **n < 0)
-                .map(|(k, _)| *k)
-                .collect();
-            for chunk in gone.chunks(CHUNK) {
-                let mut q = QueryBuilder::new(format!(
-                    "DELETE FROM {table} WHERE count <= 0 AND ({owner}, minute, level) IN ("
-                ));
-                q.push_values(chunk.iter().copied(), |mut b, (id, minute, level)| {
-                    b.push_bind(id).push_bind(minute).push_bind(level);
-                });
-                q.push(")");
-                out.push(q);
-            }
-        }
-        out
-    }
+/// `DELETE` of these rows of `table` where their count went down to zero.
+fn delete_zeros<'a, DB>(table: &str, key: &str, rows: &[&Counted<'a>]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!(
+        "DELETE FROM {table} WHERE count <= 0 AND ({key}) IN ("
+    ));
+    q.push_values(rows, |mut b, (parts, _)| bind_key(&mut b, parts));
+    q.push(")");
+    q
 }
 
 /// An event retention deleted, as `DELETE … RETURNING` gives it back: what its counts were.
