@@ -28,6 +28,7 @@ pub(crate) mod http;
 pub(crate) mod ingest;
 pub(crate) mod log_limit;
 pub mod model;
+pub mod people;
 mod progress;
 mod redact;
 pub mod retention;

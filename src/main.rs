@@ -45,6 +45,80 @@ enum Command {
     /// server runs on the same database; it acts on a change within a second).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Manage users who sign in (works while a server runs; in effect within 5 s).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage who may use a project (works while a server runs; in effect within 5 s).
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print it as one JSON line, with a generated password shown once.
+    Create {
+        /// Their e-mail address.
+        email: String,
+        /// May use every project and the admin routes.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print every user, one JSON line each.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Set a user's password (generated, or from stdin) and end their sessions.
+    SetPassword {
+        /// Their e-mail address.
+        email: String,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a user with their sessions, API tokens and memberships.
+    Remove {
+        /// Their e-mail address.
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Let a user use a project.
+    Add {
+        /// The project's id.
+        project_id: i64,
+        /// The user's e-mail address.
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// End a user's membership of a project.
+    Remove {
+        /// The project's id.
+        project_id: i64,
+        /// The user's e-mail address.
+        email: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print a project's members, one JSON line each.
+    List {
+        /// The project's id.
+        project_id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +255,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Project(cmd) => project(cmd).await,
         Command::Webhook(cmd) => webhook(cmd).await,
+        Command::User(cmd) => user(cmd).await,
+        Command::Member(cmd) => member(cmd).await,
     }
 }
 
@@ -256,6 +332,75 @@ async fn webhook(cmd: WebhookCommand) -> anyhow::Result<()> {
         WebhookCommand::Remove { id, database } => {
             vec![admin::remove_webhook(&database.database_url, id).await?]
         }
+    };
+    printed.iter().for_each(|v| println!("{v}"));
+    Ok(())
+}
+
+/// The first line of stdin, without its line end, when `wanted`.
+fn stdin_password(wanted: bool) -> anyhow::Result<Option<String>> {
+    if !wanted {
+        return Ok(None);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+/// `mesher user …`: each prints its JSON lines on stdout.
+async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    use mesher::people;
+    let printed = match cmd {
+        UserCommand::Create {
+            email,
+            admin,
+            password_stdin,
+            database,
+        } => {
+            let given = stdin_password(password_stdin)?;
+            vec![people::create_user(&database.database_url, &email, admin, given).await?]
+        }
+        UserCommand::List { database } => people::list_users(&database.database_url).await?,
+        UserCommand::SetPassword {
+            email,
+            password_stdin,
+            database,
+        } => {
+            let given = stdin_password(password_stdin)?;
+            vec![people::set_password(&database.database_url, &email, given).await?]
+        }
+        UserCommand::Remove { email, database } => {
+            vec![people::remove_user(&database.database_url, &email).await?]
+        }
+    };
+    printed.iter().for_each(|v| println!("{v}"));
+    Ok(())
+}
+
+/// `mesher member …`: each prints its JSON lines on stdout.
+async fn member(cmd: MemberCommand) -> anyhow::Result<()> {
+    use mesher::people;
+    let printed = match cmd {
+        MemberCommand::Add {
+            project_id,
+            email,
+            database,
+        } => {
+            vec![people::change_member(&database.database_url, project_id, &email, true).await?]
+        }
+        MemberCommand::Remove {
+            project_id,
+            email,
+            database,
+        } => {
+            vec![people::change_member(&database.database_url, project_id, &email, false).await?]
+        }
+        MemberCommand::List {
+            project_id,
+            database,
+        } => people::list_members(&database.database_url, project_id).await?,
     };
     printed.iter().for_each(|v| println!("{v}"));
     Ok(())

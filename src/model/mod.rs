@@ -11,6 +11,7 @@ pub mod project;
 pub mod search;
 pub mod stored;
 pub mod time;
+pub mod user;
 pub mod webhook;
 
 pub use event::{EventDetail, Exception, Frame, InvalidEvent, NewEvent, ParseError, RawJson};

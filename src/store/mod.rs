@@ -15,6 +15,7 @@ mod search;
 mod sqlite;
 mod sqlite_writer;
 mod stats;
+mod users;
 mod webhooks;
 mod write_core;
 
@@ -28,6 +29,7 @@ pub use crate::model::project::{
 pub use crate::model::stored::{
     EventPage, EventSummary, ListedEvent, StoredEvent, TOP_TAG_VALUES, TagBreakdown, TagValue,
 };
+pub use users::{ApiToken, MemberChange, UserAdded};
 
 use crate::config::DatabaseUrl;
 use crate::progress::Progress;
