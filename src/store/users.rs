@@ -238,11 +238,10 @@ impl Store {
         let now = Millis::now().0;
         let created_after = now - SESSION_LIFETIME.as_millis() as i64;
         let used_after = now - SESSION_IDLE.as_millis() as i64;
-        let sql = format!(
-            "SELECT u.id, u.email, u.admin, s.last_used FROM sessions s JOIN users u \
-             ON u.id = s.user_id WHERE s.token_hash = $1 AND s.created > $2 AND s.last_used > $3"
-        );
-        let row: Option<(i64, String, bool, i64)> = with_db!(self, db => sqlx::query_as(&sql)
+        const SQL: &str = "SELECT u.id, u.email, u.admin, s.last_used FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.created > $2 AND s.last_used > $3";
+        let row: Option<(i64, String, bool, i64)> = with_db!(self, db => sqlx::query_as(SQL)
             .bind(token_hash)
             .bind(created_after)
             .bind(used_after)
