@@ -78,15 +78,91 @@ fn events_json(events: &[StoredEvent]) -> Json<Events<'_>> {
 /// Most issues one list answers (SPEC §3.1).
 pub(crate) const MAX_ISSUES: i64 = 100;
 
-/// `GET /api/v1/projects/<id>/issues?status=&query=&sort=&limit=`
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    Path(project): Path<i64>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let q = query.as_deref();
-    authorize_project(&state, &headers, q, project).await?;
+/// Where the next page of an issue list starts: after the issue with this value of the
+/// sort's key (milliseconds for `last_seen` and `first_seen`, a count for `event_count`)
+/// and this id. Clients see it as an opaque `cursor`: `<sort>:<value>:<id>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    sort: IssueSort,
+    value: i64,
+    id: i64,
+}
+
+impl Cursor {
+    /// The cursor just after `issue` in `sort` order.
+    fn after(issue: &Issue, sort: IssueSort) -> Cursor {
+        let value = match sort {
+            IssueSort::LastSeen => issue.last_seen.0,
+            IssueSort::FirstSeen => issue.first_seen.0,
+            IssueSort::EventCount => issue.event_count,
+        };
+        Cursor {
+            sort,
+            value,
+            id: issue.id,
+        }
+    }
+
+    fn sort_name(sort: IssueSort) -> &'static str {
+        match sort {
+            IssueSort::LastSeen => "last_seen",
+            IssueSort::FirstSeen => "first_seen",
+            IssueSort::EventCount => "event_count",
+        }
+    }
+
+    /// A `cursor` parameter for a list in `sort` order; a 400 naming it otherwise.
+    fn parse(raw: &str, sort: IssueSort) -> Result<Cursor, ApiError> {
+        let bad = |why: &str| ApiError::BadRequest(format!("malformed cursor '{raw}': {why}"));
+        let mut parts = raw.split(':');
+        let (Some(name), Some(value), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("use the cursor of a Link header as it is"));
+        };
+        let named: IssueSort = name.parse().map_err(|_| bad("unknown sort"))?;
+        if named != sort {
+            return Err(bad(&format!(
+                "it continues a list sorted by {name}, not by {}",
+                Cursor::sort_name(sort)
+            )));
+        }
+        let value = value.parse().map_err(|_| bad("not a sort value"))?;
+        let id = id
+            .parse()
+            .ok()
+            .filter(|id: &i64| *id > 0)
+            .ok_or_else(|| bad("not an issue id"))?;
+        Ok(Cursor { sort, value, id })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Cursor::sort_name(self.sort);
+        write!(f, "{name}:{}:{}", self.value, self.id)
+    }
+}
+
+/// `Link: <…&cursor=X>; rel="next"; results="true"; cursor="X"`, as Sentry's API pages: the
+/// request's own parameters with the next page's cursor.
+fn next_link(project: i64, query: Option<&str>, next: Cursor) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k != "cursor" {
+            params.append_pair(&k, &v);
+        }
+    }
+    let cursor = next.to_string();
+    params.append_pair("cursor", &cursor);
+    format!(
+        "</api/v1/projects/{project}/issues?{}>; rel=\"next\"; results=\"true\"; cursor=\"{cursor}\"",
+        params.finish()
+    )
+}
+
+/// The search terms of `status=` and `query=`.
+fn list_terms(q: Option<&str>) -> Result<Vec<Term>, ApiError> {
     let mut terms = match query_param(q, "status").filter(|s| !s.is_empty()) {
         None => Vec::new(),
         Some(s) => vec![Term::Status(
@@ -96,16 +172,52 @@ pub(crate) async fn list(
     if let Some(text) = query_param(q, "query") {
         terms.extend(search::parse(&text).map_err(|e| ApiError::BadRequest(e.0))?);
     }
+    Ok(terms)
+}
+
+/// `GET /api/v1/projects/<id>/issues?status=&query=&sort=&limit=&cursor=`: one page, and a
+/// `Link` to the next when there is one.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = query.as_deref();
+    authorize_project(&state, &headers, q, project).await?;
+    let terms = list_terms(q)?;
     let sort = match query_param(q, "sort").filter(|s| !s.is_empty()) {
         None => IssueSort::default(),
         Some(s) => s.parse::<IssueSort>().map_err(ApiError::BadRequest)?,
     };
+    let after = match query_param(q, "cursor").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(Cursor::parse(&raw, sort)?),
+    };
     let limit = int_param(q, "limit", 50, 1, MAX_ISSUES)? as u32;
-    let issues = state
+    // One more than asked: whether a next page exists, without a count.
+    let mut issues = state
         .store()
-        .search_issues(project, &terms, sort, limit)
+        .search_issues_after(
+            project,
+            &terms,
+            sort,
+            after.map(|c| (c.value, c.id)),
+            limit + 1,
+        )
         .await?;
-    Ok(Json(json!({ "issues": issues })))
+    let more = issues.len() > limit as usize;
+    issues.truncate(limit as usize);
+    let mut response = Json(json!({ "issues": issues })).into_response();
+    if let (true, Some(last)) = (more, issues.last()) {
+        let link = next_link(project, q, Cursor::after(last, sort));
+        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// `GET /api/v1/projects/<id>/events?since=&limit=`
@@ -346,4 +458,31 @@ pub(crate) async fn change_status(
             .await;
     }
     Ok(Json(json!({ "issue": change.issue })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cursor, IssueSort, next_link};
+
+    #[test]
+    fn cursors_read_back_as_written_and_name_their_sort() {
+        let c = Cursor {
+            sort: IssueSort::EventCount,
+            value: 12,
+            id: 7,
+        };
+        assert_eq!(c.to_string(), "event_count:12:7");
+        assert_eq!(
+            Cursor::parse("event_count:12:7", IssueSort::EventCount).ok(),
+            Some(c)
+        );
+        for bad in ["", "event_count:12", "event_count:12:0", "last_seen:1:2"] {
+            assert!(Cursor::parse(bad, IssueSort::EventCount).is_err(), "{bad}");
+        }
+        assert_eq!(
+            next_link(3, Some("query=is%3Aresolved&cursor=old&limit=5"), c),
+            "</api/v1/projects/3/issues?query=is%3Aresolved&limit=5&cursor=event_count%3A12%3A7>; \
+             rel=\"next\"; results=\"true\"; cursor=\"event_count:12:7\""
+        );
+    }
 }

@@ -61,9 +61,24 @@ impl Store {
         sort: IssueSort,
         limit: u32,
     ) -> Result<Vec<Issue>, StoreError> {
+        self.search_issues_after(project, terms, sort, None, limit)
+            .await
+    }
+
+    /// As [`search_issues`](Self::search_issues), starting right after `after`: the last
+    /// issue of the previous page, as its value of the sort key and its
+    /// id (a seek: every page costs what the first does).
+    pub async fn search_issues_after(
+        &self,
+        project: ProjectId,
+        terms: &[Term],
+        sort: IssueSort,
+        after: Option<(i64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Issue>, StoreError> {
         with_db!(self, db => {
             let mut q = QueryBuilder::new("");
-            super::search::issues_query(&mut q, project, terms, sort, limit);
+            super::search::issues_query(&mut q, project, terms, sort, after, limit);
             let rows = q.build().fetch_all(&db.pool).await?;
             rows.iter().map(rows::issue).collect()
         })

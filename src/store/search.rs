@@ -81,12 +81,24 @@ where
     q
 }
 
-/// Appends `SELECT <issue columns> FROM issues i WHERE …terms… ORDER BY … LIMIT …` to `q`.
+/// The column an issue list is ordered by (then by id, both descending).
+fn sort_column(sort: IssueSort) -> &'static str {
+    match sort {
+        IssueSort::LastSeen => "i.last_seen",
+        IssueSort::FirstSeen => "i.first_seen",
+        IssueSort::EventCount => "i.event_count",
+    }
+}
+
+/// Appends `SELECT <issue columns> FROM issues i WHERE …terms… [AND (sort key, id) < after]
+/// ORDER BY … LIMIT …` to `q`. `after` is the last issue of the previous page, as its sort
+/// value and id: the page starts right after it (a seek, whatever the depth).
 pub(super) fn issues_query<'a, DB>(
     q: &mut QueryBuilder<'a, DB>,
     project: i64,
     terms: &'a [Term],
     sort: IssueSort,
+    after: Option<(i64, i64)>,
     limit: u32,
 ) where
     DB: Database,
@@ -119,12 +131,18 @@ pub(super) fn issues_query<'a, DB>(
             }
         }
     }
-    q.push(match sort {
-        IssueSort::LastSeen => " ORDER BY i.last_seen DESC, i.id DESC",
-        IssueSort::FirstSeen => " ORDER BY i.first_seen DESC, i.id DESC",
-        IssueSort::EventCount => " ORDER BY i.event_count DESC, i.id DESC",
-    });
-    q.push(" LIMIT ").push_bind(i64::from(limit));
+    let column = sort_column(sort);
+    if let Some((value, id)) = after {
+        // A row value: both databases compare it column by column and seek an index on
+        // (project, sort key[, id]) with it.
+        q.push(format!(" AND ({column}, i.id) < ("))
+            .push_bind(value)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(format!(" ORDER BY {column} DESC, i.id DESC LIMIT "))
+        .push_bind(i64::from(limit));
 }
 
 #[cfg(test)]
