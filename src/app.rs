@@ -79,6 +79,7 @@ pub fn start(config: &ServeConfig, store: Store, shutdown: CancellationToken) ->
     .with_webhook_allow(config.webhook_allow_cidr.clone())
     .with_stream_auth_timeout(config.stream_auth_timeout)
     .with_edge(edge_settings(config))
+    .with_public_url(config.public_url())
 }
 
 /// The writer of `queue`, with `--commit-batch` and `--commit-delay-us` (or the store's

@@ -45,6 +45,12 @@ pub(crate) enum ApiError {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// 429 for a sign-in after too many failures, with `Retry-After`.
+    #[error("too many failed sign-ins for this e-mail; retry after {retry_after} s")]
+    SignInLocked {
+        /// Seconds until the oldest failure leaves the window.
+        retry_after: u64,
+    },
     /// 503, with `Retry-After`.
     #[error("{reason}")]
     Unavailable {
@@ -67,7 +73,9 @@ impl ApiError {
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::SignInLocked { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -77,9 +85,9 @@ impl ApiError {
     /// Seconds the client should wait before retrying (429 and 503).
     pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            ApiError::RateLimited { retry_after }
+            | ApiError::SignInLocked { retry_after }
+            | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -114,7 +122,7 @@ impl IntoResponse for ApiError {
                     headers.insert("x-sentry-rate-limits", v);
                 }
             }
-            ApiError::Unavailable { retry_after, .. } => {
+            ApiError::Unavailable { retry_after, .. } | ApiError::SignInLocked { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             // The unread rest of the body is still on the wire: the connection cannot be

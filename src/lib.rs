@@ -15,6 +15,7 @@
 //! The pure core (`model`, `grouping`) does no I/O; `store` hides the database behind one
 //! handle (`Store`); `http` handlers are thin.
 
+pub(crate) mod accounts;
 pub mod admin;
 pub mod alerts;
 pub mod app;

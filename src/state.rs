@@ -67,6 +67,11 @@ struct Inner {
     body_timeout: Duration,
     /// Connection limits and timeouts of the listener.
     edge: EdgeSettings,
+    /// Signed-in users: sessions, API tokens, memberships.
+    accounts: crate::accounts::Accounts,
+    /// The dashboard's address (`--public-url`): DSNs, the `Origin` signed-in requests
+    /// must carry, and whether the session cookie is `Secure`.
+    public_url: String,
 }
 
 impl AppState {
@@ -81,7 +86,10 @@ impl AppState {
         redis: Option<RedisStatus>,
     ) -> AppState {
         let credentials = Credentials::start(store.clone(), &supervisor);
+        let accounts = crate::accounts::Accounts::new(store.clone());
         AppState(Arc::new(Inner {
+            accounts,
+            public_url: String::from("http://localhost"),
             store,
             ingestor,
             bus,
@@ -99,6 +107,24 @@ impl AppState {
                 header_timeout: Duration::from_secs(10),
             },
         }))
+    }
+
+    /// Sets the public URL (`--public-url`); before the state is shared.
+    pub fn with_public_url(mut self, url: String) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("the public URL is set before the state is shared")
+            .public_url = url;
+        self
+    }
+
+    /// `--public-url`, or `http://<listen address>`.
+    pub(crate) fn public_url(&self) -> &str {
+        &self.0.public_url
+    }
+
+    /// Signed-in users.
+    pub(crate) fn accounts(&self) -> &crate::accounts::Accounts {
+        &self.0.accounts
     }
 
     /// Sets how long a request body may take to arrive; before the state is shared.

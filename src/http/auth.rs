@@ -1,9 +1,11 @@
 //! Credentials: ingest keys (SPEC §2) and project tokens (SPEC §3), found where a
 //! request carries them and checked against the key directory (`crate::credentials`),
-//! which answers from memory: no database read per request.
+//! which answers from memory: no database read per request; and a signed-in user's
+//! session cookie or API token (SPEC §9), checked through `crate::accounts`.
 
 use crate::credentials::Unavailable;
 use crate::error::ApiError;
+use crate::model::user::User;
 use crate::state::AppState;
 use crate::store::ProjectId;
 use axum::http::{HeaderMap, header};
@@ -146,15 +148,145 @@ pub(crate) fn require_project(owner: ProjectId, project: ProjectId) -> Result<()
     Ok(())
 }
 
-/// Checks that the request carries `project`'s token: 401 when missing or unknown, 403
-/// when it is another project's.
+/// Checks that the request may use `project`: its token, or a member's (any admin's)
+/// session or API token. 401 when the credential is missing or unknown, 403 when it is
+/// another project's or its user is not a member.
 pub(crate) async fn authorize_project(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
     project: ProjectId,
 ) -> Result<(), ApiError> {
-    require_project(token_project(state, headers, query).await?, project)
+    caller(state, headers, query)
+        .await?
+        .require(state, project)
+        .await
+}
+
+/// The cookie that carries a session's secret.
+pub(crate) const SESSION_COOKIE: &str = "mesher_session";
+
+/// The prefix of API tokens (project tokens are hex).
+const API_TOKEN_PREFIX: &str = "mshr_";
+
+/// The session secret from the request's `Cookie` headers.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+/// Who a request acts as.
+pub(crate) enum Caller {
+    /// A project token's holder: that project only.
+    Project(ProjectId),
+    /// A signed-in user (by session or API token).
+    User(User),
+}
+
+/// The request's caller: a project token or API token (Bearer or `?token=`), else the
+/// session cookie; 401 when none is there or it is unknown.
+pub(crate) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Caller, ApiError> {
+    if let Some(t) = token(headers, query) {
+        if t.starts_with(API_TOKEN_PREFIX) {
+            let user = state.accounts().api_token_user(&t).await?;
+            return user
+                .map(Caller::User)
+                .ok_or_else(|| ApiError::Unauthorized("invalid API token".into()));
+        }
+        return Ok(Caller::Project(token_owner(state, &t).await?.0));
+    }
+    let Some(secret) = session_cookie(headers) else {
+        return Err(ApiError::Unauthorized(
+            "missing project token: send Authorization: Bearer <token> or ?token=<token>".into(),
+        ));
+    };
+    let user = state.accounts().session_user(&secret).await?;
+    user.map(Caller::User)
+        .ok_or_else(|| ApiError::Unauthorized("your session has ended: sign in again".into()))
+}
+
+impl Caller {
+    /// 403 unless the caller may use `project`.
+    pub(crate) async fn require(
+        &self,
+        state: &AppState,
+        project: ProjectId,
+    ) -> Result<(), ApiError> {
+        match self {
+            Caller::Project(owner) => require_project(*owner, project),
+            Caller::User(user) if state.accounts().may_use(user, project).await? => Ok(()),
+            Caller::User(_) => Err(ApiError::Forbidden(format!(
+                "you are not a member of project {project}"
+            ))),
+        }
+    }
+}
+
+/// The signed-in user a request acts as (session or API token): 401 otherwise.
+pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
+    match caller(state, headers, None).await {
+        Ok(Caller::User(u)) => Ok(u),
+        Ok(Caller::Project(_)) | Err(_) => Err(ApiError::Unauthorized(
+            "sign in first (POST /api/v1/session), or send an API token".into(),
+        )),
+    }
+}
+
+/// 403 for a request that changes something (any method but GET/HEAD/OPTIONS), acts by the
+/// session cookie (no token) and does not come from this server's origin: its
+/// `--public-url`, or the `Host` it was reached at. So another site cannot act with a
+/// signed-in user's cookie.
+pub(crate) async fn check_origin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+    let by_cookie =
+        session_cookie(headers).is_some() && token(headers, request.uri().query()).is_none();
+    if !safe && by_cookie && !same_origin(state.public_url(), headers) {
+        return ApiError::Forbidden(
+            "a signed-in request that changes anything must come from this server's pages (Origin)"
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether the request's `Origin` is `public_url`'s origin or `<scheme>://<Host>`.
+fn same_origin(public_url: &str, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let public = public_url.trim_end_matches('/');
+    let public_origin = match public.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
+        None => public.to_owned(),
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    origin.eq_ignore_ascii_case(&public_origin)
+        || host.is_some_and(|h| {
+            origin.eq_ignore_ascii_case(&format!("http://{h}"))
+                || origin.eq_ignore_ascii_case(&format!("https://{h}"))
+        })
 }
 
 #[cfg(test)]
@@ -170,6 +302,30 @@ mod tests {
         );
         assert_eq!(parse_sentry_auth("Bearer abc"), None);
         assert_eq!(parse_sentry_auth("Sentry sentry_version=7"), None);
+    }
+
+    #[test]
+    fn origins_match_the_public_url_or_the_host() {
+        let mut h = HeaderMap::new();
+        assert!(!same_origin("https://mesher.example.com/", &h), "no Origin");
+        h.insert(
+            header::ORIGIN,
+            "https://mesher.example.com".parse().unwrap(),
+        );
+        assert!(same_origin("https://mesher.example.com/x", &h));
+        h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(!same_origin("https://mesher.example.com", &h));
+        h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(same_origin("https://mesher.example.com", &h));
+    }
+
+    #[test]
+    fn the_session_is_read_from_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "a=1; mesher_session=abc".parse().unwrap());
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod issues;
 pub(crate) mod listener;
 pub(crate) mod ops;
 pub(crate) mod sentry;
+pub(crate) mod session;
 pub(crate) mod stream_ws;
 pub(crate) mod webhooks;
 
@@ -87,8 +88,7 @@ fn requests_logged() -> bool {
 #[rustfmt::skip]
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .merge(ingest_routes())
-        // Read API and issue state (project token).
+        // Read API and issue state (project token, or a member's session or API token).
         .route("/api/v1/projects/{id}/issues", get(issues::list))
         .route("/api/v1/projects/{id}/events", get(issues::project_events))
         .route("/api/v1/projects/{id}/events/{event_id}", get(issues::project_event))
@@ -103,6 +103,14 @@ pub(crate) fn router(state: AppState) -> Router {
             get(webhooks::list).post(webhooks::add),
         )
         .route("/api/v1/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        // People (SPEC §9).
+        .route("/api/v1/session", post(session::sign_in).delete(session::sign_out))
+        .route("/api/v1/me", get(session::me))
+        .route("/api/v1/me/tokens", get(session::list_tokens).post(session::create_token))
+        .route("/api/v1/me/tokens/{id}", axum::routing::delete(session::delete_token))
+        // A signed-in browser's requests that change anything come from this server's pages.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_origin))
+        .merge(ingest_routes())
         // Live stream (project token).
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.

@@ -30,6 +30,7 @@ pub use crate::model::stored::{
     EventPage, EventSummary, ListedEvent, StoredEvent, TOP_TAG_VALUES, TagBreakdown, TagValue,
 };
 pub use users::{ApiToken, MemberChange, UserAdded};
+pub(crate) use users::SESSION_LIFETIME;
 
 use crate::config::DatabaseUrl;
 use crate::progress::Progress;
