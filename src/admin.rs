@@ -6,49 +6,78 @@ use crate::model::webhook::WebhookAdded;
 use crate::store::{self, CreatedProject, Project};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use sqlx::sqlite::SqliteConnectOptions;
+use std::str::FromStr;
 
-fn dsn(project: &Project, listen: &str) -> String {
-    format!("http://{}@{}/{}", project.ingest_key, listen, project.id)
+/// The project's DSN on `server`: the server's public URL (`--public-url`, e.g.
+/// `https://errors.example.com/mesher`), or its listen address (`127.0.0.1:8080`, taken as
+/// `http://127.0.0.1:8080`). Sentry's form: `<scheme>://<key>@<host>[/<path>]/<project id>`.
+fn dsn(project: &Project, server: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    // What an SDK reads from a DSN: the host and the path; no query, fragment or user.
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = path.trim_end_matches('/');
+    let (key, id) = (&project.ingest_key, project.id);
+    format!("{scheme}://{key}@{host}{path}/{id}")
 }
 
-fn listed(project: &Project, listen: &str) -> Value {
-    json!({ "id": project.id, "name": project.name, "ingest_key": project.ingest_key, "dsn": dsn(project, listen) })
+fn listed(project: &Project, server: &str) -> Value {
+    json!({ "id": project.id, "name": project.name, "ingest_key": project.ingest_key, "dsn": dsn(project, server) })
 }
 
-/// `project create NAME`: the new project as printed, with its token and DSN.
-pub async fn create_project(url: &DatabaseUrl, name: &str, listen: &str) -> anyhow::Result<Value> {
+/// Opens the store, saying on stderr when that created a new SQLite file, so that a
+/// command run from the wrong directory is noticed at once.
+async fn open(url: &DatabaseUrl) -> anyhow::Result<store::Store> {
+    let fresh = match url {
+        DatabaseUrl::Sqlite(u) => SqliteConnectOptions::from_str(u)
+            .ok()
+            .map(|o| o.get_filename().to_owned())
+            .filter(|path| !path.exists()),
+        DatabaseUrl::Postgres(_) => None,
+    };
+    let store = store::open(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
+    if let Some(path) = fresh.filter(|path| path.exists()) {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        eprintln!("created a new database at {}", path.display());
+    }
+    Ok(store)
+}
+
+/// `project create NAME`: the new project as printed, with its token and DSN. `server` is
+/// the address `serve` publishes: its public URL, or its listen address (see `dsn`).
+pub async fn create_project(url: &DatabaseUrl, name: &str, server: &str) -> anyhow::Result<Value> {
     let name = name.trim();
     if name.is_empty() {
         bail!("a project name must not be empty");
     }
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+    let store = open(url).await?;
     let CreatedProject { project, token } = store.create_project(name).await?;
-    let mut v = listed(&project, listen);
+    let mut v = listed(&project, server);
     v["token"] = json!(token);
     Ok(v)
 }
 
-/// `project list`: every project, without tokens.
-pub async fn list_projects(url: &DatabaseUrl, listen: &str) -> anyhow::Result<Vec<Value>> {
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+/// `project list`: every project, without tokens (`server` as for `create_project`).
+pub async fn list_projects(url: &DatabaseUrl, server: &str) -> anyhow::Result<Vec<Value>> {
+    let store = open(url).await?;
     Ok(store
         .list_projects()
         .await?
         .iter()
-        .map(|p| listed(p, listen))
+        .map(|p| listed(p, server))
         .collect())
 }
 
 /// `project rotate-token ID`: the new token (running servers refuse the old one within
 /// 5 s, and close the streams it opened).
 pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+    let store = open(url).await?;
     match store.rotate_token(id).await? {
         Some(CreatedProject { project, token }) => {
             Ok(json!({ "id": project.id, "name": project.name, "token": token }))
@@ -59,13 +88,11 @@ pub async fn rotate_token(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
 
 /// `project rotate-key ID`: the project with its new ingest key and DSN, as `project
 /// create` prints it but without the token (running servers refuse the old key within
-/// 5 s, and close the `/ingest` sockets it opened).
-pub async fn rotate_key(url: &DatabaseUrl, id: i64, listen: &str) -> anyhow::Result<Value> {
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+/// 5 s, and close the `/ingest` sockets it opened). `server` as for `create_project`.
+pub async fn rotate_key(url: &DatabaseUrl, id: i64, server: &str) -> anyhow::Result<Value> {
+    let store = open(url).await?;
     match store.rotate_ingest_key(id).await? {
-        Some(project) => Ok(listed(&project, listen)),
+        Some(project) => Ok(listed(&project, server)),
         None => Err(UsageError(format!("no project with id {id}")).into()),
     }
 }
@@ -89,9 +116,7 @@ pub async fn add_webhook(
     allow: &[crate::alerts::target::Cidr],
 ) -> anyhow::Result<Value> {
     crate::alerts::target::check_url(target, allow).map_err(UsageError)?;
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+    let store = open(url).await?;
     let secret = match secret {
         Some("") => return Err(UsageError("--secret must not be empty".into()).into()),
         Some(s) => s.to_owned(),
@@ -109,9 +134,7 @@ pub async fn add_webhook(
 
 /// `webhook list [--project ID]`: every webhook, without secrets.
 pub async fn list_webhooks(url: &DatabaseUrl, project: Option<i64>) -> anyhow::Result<Vec<Value>> {
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+    let store = open(url).await?;
     Ok(store
         .list_webhooks(project)
         .await?
@@ -122,12 +145,42 @@ pub async fn list_webhooks(url: &DatabaseUrl, project: Option<i64>) -> anyhow::R
 
 /// `webhook remove ID`: `{"id": ID, "removed": true}`.
 pub async fn remove_webhook(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value> {
-    let store = store::open(url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
+    let store = open(url).await?;
     if store.remove_webhook(id).await? {
         Ok(json!({ "id": id, "removed": true }))
     } else {
         Err(UsageError(format!("no webhook with id {id}")).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Project, dsn};
+
+    #[test]
+    fn a_dsn_names_the_public_url_or_the_listen_address() {
+        let p = Project {
+            id: 7,
+            name: "shop".into(),
+            ingest_key: "k".into(),
+        };
+        for (server, expected) in [
+            ("127.0.0.1:8080", "http://k@127.0.0.1:8080/7"),
+            (
+                "https://errors.example.com",
+                "https://k@errors.example.com/7",
+            ),
+            (
+                "https://errors.example.com/",
+                "https://k@errors.example.com/7",
+            ),
+            ("http://[::1]:9000/mesher/", "http://k@[::1]:9000/mesher/7"),
+            (
+                "https://u@errors.example.com/m?x=1#y",
+                "https://k@errors.example.com/m/7",
+            ),
+        ] {
+            assert_eq!(dsn(&p, server), expected, "{server}");
+        }
     }
 }

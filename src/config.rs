@@ -105,6 +105,33 @@ pub struct DatabaseArgs {
     pub database_url: DatabaseUrl,
 }
 
+/// The address `serve` publishes, read as `serve` reads it (`--listen`, `--public-url` and
+/// their environment variables): what the `project` commands write into a DSN.
+#[derive(Args, Clone, Debug)]
+pub struct PublicAddress {
+    /// The server's address (`serve --listen`); the DSN names `http://ADDR` unless
+    /// --public-url is given.
+    #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// The server's address as SDKs and people reach it (`serve --public-url`), written
+    /// into the DSN; default `http://<listen address>`.
+    #[arg(long, env = "MESHER_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+impl PublicAddress {
+    /// `--public-url`, or `http://<listen address>`: what `serve` publishes.
+    pub fn public_url(&self) -> String {
+        public_url(self.public_url.as_deref(), self.listen)
+    }
+}
+
+/// `given`, or `http://<listen>`.
+fn public_url(given: Option<&str>, listen: SocketAddr) -> String {
+    given.map_or_else(|| format!("http://{listen}"), str::to_owned)
+}
+
 /// Options of `mesher serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -243,9 +270,7 @@ fn parse_redis_url(s: &str) -> Result<String, String> {
 impl ServeConfig {
     /// `--public-url`, or `http://<listen address>`.
     pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+        public_url(self.public_url.as_deref(), self.listen)
     }
 
     /// Defaults (as with no flags and no environment), for tests and embedding.

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mesher::config::{DEFAULT_LISTEN, DatabaseArgs, ServeConfig};
+use mesher::config::{DatabaseArgs, PublicAddress, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: the request path allocates and frees per event
@@ -183,17 +183,17 @@ enum ProjectCommand {
         name: String,
         #[command(flatten)]
         database: DatabaseArgs,
-        /// The server address to write into the DSN.
-        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
+        /// The address `serve` publishes, written into the DSN.
+        #[command(flatten)]
+        address: PublicAddress,
     },
     /// Print every project, one JSON line each (without tokens).
     List {
         #[command(flatten)]
         database: DatabaseArgs,
-        /// The server address to write into the DSNs.
-        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
+        /// The address `serve` publishes, written into the DSN.
+        #[command(flatten)]
+        address: PublicAddress,
     },
     /// Replace a project's token and print the new one; running servers refuse the old one
     /// within 5 s and close the streams it opened.
@@ -210,9 +210,9 @@ enum ProjectCommand {
         id: i64,
         #[command(flatten)]
         database: DatabaseArgs,
-        /// The server address to write into the DSN.
-        #[arg(long, env = "MESHER_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
+        /// The address `serve` publishes, written into the DSN.
+        #[command(flatten)]
+        address: PublicAddress,
     },
 }
 
@@ -282,10 +282,12 @@ async fn project(cmd: ProjectCommand) -> anyhow::Result<()> {
         ProjectCommand::Create {
             name,
             database,
-            listen,
-        } => vec![admin::create_project(&database.database_url, &name, &listen.to_string()).await?],
-        ProjectCommand::List { database, listen } => {
-            admin::list_projects(&database.database_url, &listen.to_string()).await?
+            address,
+        } => {
+            vec![admin::create_project(&database.database_url, &name, &address.public_url()).await?]
+        }
+        ProjectCommand::List { database, address } => {
+            admin::list_projects(&database.database_url, &address.public_url()).await?
         }
         ProjectCommand::RotateToken { id, database } => {
             vec![admin::rotate_token(&database.database_url, id).await?]
@@ -293,8 +295,8 @@ async fn project(cmd: ProjectCommand) -> anyhow::Result<()> {
         ProjectCommand::RotateKey {
             id,
             database,
-            listen,
-        } => vec![admin::rotate_key(&database.database_url, id, &listen.to_string()).await?],
+            address,
+        } => vec![admin::rotate_key(&database.database_url, id, &address.public_url()).await?],
     };
     printed.iter().for_each(|v| println!("{v}"));
     Ok(())

@@ -61,6 +61,120 @@ async fn project_create_list_and_dsn() {
 }
 
 #[tokio::test]
+async fn the_dsn_names_the_address_serve_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let dsn_of = |out: &str| {
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        let key = v["ingest_key"].as_str().unwrap().to_owned();
+        (
+            v["dsn"].as_str().unwrap().to_owned(),
+            key,
+            v["id"].as_i64().unwrap(),
+        )
+    };
+    let (code, out, err) = run(
+        &[
+            "project",
+            "create",
+            "web",
+            "--database-url",
+            &db,
+            "--public-url",
+            "https://errors.example.com/",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (dsn, key, id) = dsn_of(&out);
+    assert_eq!(dsn, format!("https://{key}@errors.example.com/{id}"));
+
+    // From the environment, as `serve` reads it; --public-url wins over --listen.
+    let env = [("MESHER_PUBLIC_URL", "http://mesher.internal:9000/errors")];
+    let (code, out, err) = run(
+        &[
+            "project",
+            "create",
+            "api",
+            "--database-url",
+            &db,
+            "--listen",
+            "10.1.2.3:9000",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (dsn, key, id) = dsn_of(&out);
+    assert_eq!(
+        dsn,
+        format!("http://{key}@mesher.internal:9000/errors/{id}")
+    );
+    // `project list` and `rotate-key` print the same DSNs.
+    let (code, out, _) = run(&["project", "list", "--database-url", &db], &env).await;
+    assert_eq!(code, 0);
+    assert_eq!(dsn_of(out.lines().nth(1).unwrap()).0, dsn);
+    let (code, out, _) = run(
+        &[
+            "project",
+            "rotate-key",
+            &id.to_string(),
+            "--database-url",
+            &db,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (dsn, key, _) = dsn_of(&out);
+    assert_eq!(
+        dsn,
+        format!("http://{key}@mesher.internal:9000/errors/{id}")
+    );
+}
+
+#[tokio::test]
+async fn a_new_database_file_is_announced_and_a_bad_public_url_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mesher.db");
+    let db = sqlite_url(dir.path());
+    for bad in ["ftp://errors.example.com", "https://", "errors.example.com"] {
+        for (args, envs) in [
+            (vec!["--public-url", bad], vec![]),
+            (vec![], vec![("MESHER_PUBLIC_URL", bad)]),
+        ] {
+            let mut argv = vec!["project", "create", "web", "--database-url", &db];
+            argv.extend(args);
+            let (code, out, err) = run(&argv, &envs).await;
+            assert_eq!(code, 2, "{bad}: {err}");
+            assert!(
+                err.contains("invalid value") && err.contains("--public-url"),
+                "{err}"
+            );
+            assert_eq!(out, "");
+            assert!(!file.exists(), "{bad}: a database was created");
+        }
+        // Exactly as `serve` refuses it.
+        let (code, _, serve_err) = run(&["serve", "--public-url", bad], &[]).await;
+        assert_eq!(code, 2);
+        let (_, _, err) = run(&["project", "create", "x", "--public-url", bad], &[]).await;
+        assert_eq!(err.lines().next(), serve_err.lines().next());
+    }
+
+    let (code, _, err) = run(&["project", "create", "web", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let path = file.canonicalize().unwrap();
+    assert_eq!(
+        err.trim(),
+        format!("created a new database at {}", path.display())
+    );
+    let (code, _, err) = run(&["project", "create", "api", "--database-url", &db], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "", "nothing said of an existing database");
+}
+
+#[tokio::test]
 async fn bad_values_are_clear_errors_not_panics() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case; 7] = [
@@ -111,7 +225,13 @@ async fn bad_values_are_clear_errors_not_panics() {
     for command in ["rotate-token", "rotate-key"] {
         let (code, out, err) = run(&["project", command, "99", "--database-url", &db], &[]).await;
         assert_eq!(code, 2, "{command}: {err}");
-        assert_eq!(err.trim(), "error: no project with id 99", "{command}");
+        // The first run made the database, and says so: the likely reason for the refusal.
+        let err = err
+            .trim()
+            .split_once('\n')
+            .filter(|(first, _)| first.starts_with("created a new database at "))
+            .map_or(err.trim(), |(_, rest)| rest);
+        assert_eq!(err, "error: no project with id 99", "{command}");
         assert_eq!(out, "", "{command}");
     }
     let (code, _, err) = run(
