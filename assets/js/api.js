@@ -93,6 +93,41 @@ export function projectPath(rest) {
  * @returns {Promise<any>}
  */
 export async function api(path, options = {}) {
+  return (await request(path, options)).body;
+}
+
+/**
+ * A GET of one page of a list: its JSON answer and the cursor of the next page (null on
+ * the last), read from the answer's `Link` header.
+ * @param {string} path
+ * @returns {Promise<{ body: any, next: string | null }>}
+ */
+export async function apiPage(path) {
+  const { body, response } = await request(path, {});
+  return { body, next: nextCursor(response.headers.get("Link")) };
+}
+
+/**
+ * The cursor of a `Link` header's next page: `<…>; rel="next"; results="true"; cursor="X"`
+ * (as Sentry's API writes it); null when there is none or it has no results.
+ * @param {string | null} link
+ */
+export function nextCursor(link) {
+  for (const part of (link ?? "").split(/,(?=\s*<)/)) {
+    /** @type {Record<string, string>} */
+    const params = {};
+    for (const m of part.matchAll(/;\s*([a-z]+)="([^"]*)"/gi)) params[m[1].toLowerCase()] = m[2];
+    if (params.rel === "next" && params.results === "true" && params.cursor) return params.cursor;
+  }
+  return null;
+}
+
+/**
+ * @param {string} path
+ * @param {{ method?: string, headers?: Record<string, string> }} options
+ * @returns {Promise<{ body: any, response: Response }>}
+ */
+async function request(path, options) {
   const headers = { Authorization: `Bearer ${token}`, ...(options.headers ?? {}) };
   const response = await fetch(path, { ...options, headers, cache: "no-store" });
   let body = null;
@@ -105,5 +140,5 @@ export async function api(path, options = {}) {
     const reason = body && typeof body.error === "string" ? body.error : response.statusText;
     throw new ApiError(response.status, reason);
   }
-  return body;
+  return { body, response };
 }

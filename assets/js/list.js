@@ -1,10 +1,10 @@
 // @ts-check
-// The issue list: what the search finds (read from the server, at most 100), kept current
-// by the stream (`issue` messages, live events counted on their issue) and sorted here as
-// the server sorts. The search box and the sort: the list follows them, the address keeps
-// them (routing.js).
+// The issue list: what the search finds (read from the server 100 at a time, "Load more"
+// following the answer's Link cursor to the next page), kept current by the stream (`issue`
+// messages, live events counted on their issue) and sorted here as the server sorts. The
+// search box and the sort: the list follows them, the address keeps them (routing.js).
 
-import { api, currentGeneration, currentProject, messageOf, projectPath, statusOf } from "./api.js";
+import { api, apiPage, currentGeneration, currentProject, messageOf, projectPath, statusOf } from "./api.js";
 import { actionButtons, actionKind } from "./actions.js";
 import { isOpen } from "./connection.js";
 import { byId, h, reconcile } from "./dom.js";
@@ -52,6 +52,14 @@ let sort = "last_seen";
 let listReload = 0;
 /** @type {(issue: Issue) => void} */
 let onUpsert = () => {};
+/** The cursor of the next page of the search (null: none, or the last page is shown). */
+let nextPage = /** @type {string | null} */ (null);
+/** Pages read so far: a reload reads as many again. */
+let pages = 1;
+/** Issues the pages held (the list may hold more: live ones). */
+let loaded = 0;
+/** The "Load more" button under the list (made by `initList`). */
+let moreButton = /** @type {HTMLButtonElement | null} */ (null);
 
 /**
  * Wires the search form; `upserted` hears of every issue the list learns about, `followed`
@@ -65,6 +73,9 @@ export function initList({ upserted, followed }) {
     applySearch();
   });
   ui.sort.addEventListener("change", applySearch);
+  moreButton = h("button", { type: "button", class: "load-more", "data-testid": "load-more", hidden: true }, "Load more");
+  moreButton.addEventListener("click", loadMore);
+  ui.issues.after(moreButton);
   ui.issues.addEventListener("click", (e) => {
     // A click that opens a new tab or window navigates nothing here.
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
@@ -110,6 +121,8 @@ function applySearch() {
   sort = newSort;
   history.replaceState(null, "", hashFor());
   issues.clear();
+  pages = 1;
+  showMore(null);
   schedule(renderIssues);
   loadIssues();
 }
@@ -207,10 +220,50 @@ async function fetchIssue(id) {
   }
 }
 
-function issuesPath() {
+/**
+ * A page of the search: the first, or the one `cursor` names.
+ * @param {string | null} [cursor]
+ */
+function issuesPath(cursor = null) {
   const params = new URLSearchParams({ limit: String(ISSUE_LIMIT), sort });
   if (query.trim()) params.set("query", query.trim());
+  if (cursor) params.set("cursor", cursor);
   return projectPath(`/issues?${params}`);
+}
+
+/**
+ * Shows the "Load more" button while the search has a next page.
+ * @param {string | null} next
+ */
+function showMore(next) {
+  nextPage = next;
+  if (!moreButton) return;
+  moreButton.hidden = next === null;
+  moreButton.disabled = false;
+  moreButton.textContent = "Load more";
+}
+
+/** The note beside the heading: how many issues the pages held. */
+function showNote() {
+  ui.issuesNote.textContent = nextPage ? `${loaded} shown, more to load` : plural(loaded, "issue", "issues");
+}
+
+/**
+ * Reads the search's pages (as many as were shown), all or nothing.
+ * @returns {Promise<{ found: Issue[], next: string | null }>}
+ */
+async function readPages() {
+  /** @type {Issue[]} */
+  const found = [];
+  /** @type {string | null} */
+  let next = null;
+  for (let page = 0; page < pages && (page === 0 || next); page++) {
+    const answer = await apiPage(issuesPath(next));
+    if (!Array.isArray(answer.body?.issues)) break;
+    found.push(...answer.body.issues);
+    next = answer.next;
+  }
+  return { found, next };
 }
 
 /** Loads the issues the search finds (the snapshot replaces the counts kept so far). */
@@ -219,9 +272,10 @@ export async function loadIssues() {
   const asked = { query, sort };
   const stale = () => gen !== currentGeneration() || asked.query !== query || asked.sort !== sort;
   const started = performance.now();
-  let body;
+  /** @type {{ found: Issue[], next: string | null }} */
+  let read;
   try {
-    body = await api(issuesPath());
+    read = await readPages();
   } catch (err) {
     if (stale()) return;
     if (statusOf(err) === 400) {
@@ -232,9 +286,8 @@ export async function loadIssues() {
     }
     return;
   }
-  if (stale() || !Array.isArray(body?.issues)) return;
-  /** @type {Issue[]} */
-  const found = body.issues;
+  if (stale()) return;
+  const { found, next } = read;
   ui.searchError.hidden = true;
   const fresh = new Map();
   for (const issue of found) fresh.set(issue.id, { issue, touched: started });
@@ -246,11 +299,47 @@ export async function loadIssues() {
   issues = fresh;
   expectTrigger.clear();
   const unresolvedList = asked.query.trim() === DEFAULT_QUERY;
-  if (unresolvedList && found.length < ISSUE_LIMIT) setCount(found.length);
-  else if (unresolvedList && unresolvedCount() === null) setCount(null, `${ISSUE_LIMIT}+`);
-  ui.issuesNote.textContent =
-    found.length >= ISSUE_LIMIT ? `first ${ISSUE_LIMIT} shown` : plural(found.length, "issue", "issues");
+  if (unresolvedList && next === null) setCount(found.length);
+  else if (unresolvedList && unresolvedCount() === null) setCount(null, `${found.length}+`);
+  loaded = found.length;
+  showMore(next);
+  showNote();
   schedule(renderIssues);
+}
+
+/** "Load more": the search's next page, added under what the list shows. */
+async function loadMore() {
+  const cursor = nextPage;
+  if (!cursor || !moreButton || moreButton.disabled) return;
+  const gen = currentGeneration();
+  const asked = { query, sort };
+  const stale = () =>
+    gen !== currentGeneration() || asked.query !== query || asked.sort !== sort || nextPage !== cursor;
+  moreButton.disabled = true;
+  moreButton.textContent = "Loading…";
+  const started = performance.now();
+  let answer;
+  try {
+    answer = await apiPage(issuesPath(cursor));
+  } catch (err) {
+    if (stale()) return;
+    showMore(cursor);
+    showError(`Could not load more issues: ${messageOf(err)}`);
+    return;
+  }
+  if (stale()) return;
+  /** @type {Issue[]} */
+  const found = Array.isArray(answer.body?.issues) ? answer.body.issues : [];
+  // An issue already shown is kept as the list knows it (the stream kept it current).
+  for (const issue of found) if (!issues.has(issue.id)) issues.set(issue.id, { issue, touched: started });
+  pages += 1;
+  loaded += found.length;
+  const hadFocus = document.activeElement === moreButton;
+  showMore(answer.next);
+  showNote();
+  renderIssues();
+  // The button is gone after the last page: the keyboard goes on to the first new issue.
+  if (hadFocus && answer.next === null && found.length > 0) focusRow(found[0].id);
 }
 
 /** @param {Issue} issue */
@@ -314,7 +403,7 @@ export function renderIssues() {
   const sorted = [...issues.values()]
     .map((x) => x.issue)
     .sort(compareIssues(sort))
-    .slice(0, ISSUE_LIMIT + 50);
+    .slice(0, ISSUE_LIMIT * pages + 50);
   const focused = document.activeElement;
   reconcile(ui.issues, rows, sorted, {
     key: (issue) => issue.id,
@@ -344,6 +433,9 @@ export function resetList() {
   expectTrigger.clear();
   for (const row of rows.values()) row.li.remove();
   rows.clear();
+  pages = 1;
+  loaded = 0;
+  showMore(null);
   ui.issuesNote.textContent = "";
   schedule(renderIssues);
 }

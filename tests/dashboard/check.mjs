@@ -355,6 +355,24 @@ async function run(browser) {
     [`${tid("issue-row")}[data-status="unresolved"]`, Math.min(summary.unresolved, 100)],
   );
   await waitCount(mobile, summary.unresolved, "on the phone, past the list's 100");
+  // "Load more", from the keyboard: the next page (the Link header's cursor) under the first.
+  const unresolvedRows = `${tid("issue-row")}[data-status="unresolved"]`;
+  check(summary.unresolved > 100, `only ${summary.unresolved} unresolved issues: nothing to load`);
+  check((await mobile.locator(unresolvedRows).count()) === 100, "the first page holds 100 issues");
+  await visible(mobile, tid("load-more"), "the list offers more");
+  await mobile.getByTestId("load-more").focus();
+  await mobile.keyboard.press("Enter");
+  await until(
+    mobile,
+    `"Load more" lists all ${summary.unresolved} unresolved issues`,
+    ([sel, n]) => document.querySelectorAll(sel).length === n,
+    [unresolvedRows, summary.unresolved],
+  );
+  await step("the last page hides the button", () =>
+    mobile.getByTestId("load-more").waitFor({ state: "hidden", timeout: WAIT }),
+  );
+  const ids = await mobile.locator(unresolvedRows).evaluateAll((rows) => rows.map((r) => r.getAttribute("data-issue-id")));
+  check(new Set(ids).size === ids.length, "an issue is listed twice");
   // The chart shows what the project stored, not what this page happened to receive.
   const stats = await (
     await fetch(`${base}/api/v1/projects/${project}/stats?minutes=30`, { headers: { Authorization: `Bearer ${token}` } })
