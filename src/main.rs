@@ -260,11 +260,15 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The log filter without `RUST_LOG`: info, but not PostgreSQL's notices (the migrator's
+/// "relation already exists, skipping" at every start and every CLI command).
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";
+
 /// Logs on stderr, at `RUST_LOG`'s level (default info), as text or JSON lines.
 fn init_logs(format: LogFormat) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, not in a log file.

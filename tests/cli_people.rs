@@ -953,12 +953,9 @@ async fn postgres_user_create_list_and_member_add() {
     .await;
 }
 
-/// Found by these tests: on PostgreSQL every command first logs sqlx's notice
-/// `INFO sqlx::postgres::notice: relation "_sqlx_migrations" already exists, skipping` on
-/// stderr (the migrator's `CREATE TABLE IF NOT EXISTS`, logged at the default level info),
-/// so a refusal is not a one-line message there. Un-ignore once that notice is quiet.
+/// On PostgreSQL too a refusal is its one line: the migrator's notice (`relation
+/// "_sqlx_migrations" already exists, skipping`) is not logged at the default level.
 #[tokio::test]
-#[ignore = "bug: on PostgreSQL the migrator's notice is logged on stderr before the message"]
 async fn postgres_a_refusal_prints_only_its_message() {
     bounded(async {
         let pg = tokio::task::spawn_blocking(TestPostgres::start_new)

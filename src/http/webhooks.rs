@@ -1,7 +1,7 @@
 //! Webhooks over HTTP with the project token: the same as `mesher webhook add|list|remove`
 //! (SPEC §7), for a project's owner without shell access to the server.
 
-use super::auth::{authorize_project, require_project, token_project};
+use super::auth::{authorize_project, caller};
 use super::body::{ApiPath as Path, DecodedBody, parse_json};
 use crate::error::ApiError;
 use crate::model::webhook::WebhookAdded;
@@ -116,7 +116,7 @@ pub(crate) async fn remove(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = token_project(&state, &headers, query.as_deref()).await?;
+    let caller = caller(&state, &headers, query.as_deref()).await?;
     let hook = state
         .store()
         .list_webhooks(None)
@@ -124,7 +124,7 @@ pub(crate) async fn remove(
         .into_iter()
         .find(|h| h.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id} not found")))?;
-    require_project(owner, hook.project_id)?;
+    caller.require(&state, hook.project_id).await?;
     state.store().remove_webhook(id).await?;
     Ok(Json(json!({ "id": id, "removed": true })))
 }
