@@ -194,4 +194,9 @@ impl Accounts {
         self.0.members.put(key, ok);
         Ok(ok)
     }
+
+    /// Forgets cached memberships (after this node changed one).
+    pub(crate) fn memberships_changed(&self) {
+        self.0.members.0.lock().expect("cache lock").clear();
+    }
 }

@@ -9,24 +9,8 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
 
-/// The project's DSN on `server`: the server's public URL (`--public-url`, e.g.
-/// `https://errors.example.com/mesher`), or its listen address (`127.0.0.1:8080`, taken as
-/// `http://127.0.0.1:8080`). Sentry's form: `<scheme>://<key>@<host>[/<path>]/<project id>`.
-fn dsn(project: &Project, server: &str) -> String {
-    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
-    // What an SDK reads from a DSN: the host and the path; no query, fragment or user.
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let path = path.trim_end_matches('/');
-    let (key, id) = (&project.ingest_key, project.id);
-    format!("{scheme}://{key}@{host}{path}/{id}")
-}
-
 fn listed(project: &Project, server: &str) -> Value {
-    json!({ "id": project.id, "name": project.name, "ingest_key": project.ingest_key, "dsn": dsn(project, server) })
+    json!({ "id": project.id, "name": project.name, "ingest_key": project.ingest_key, "dsn": crate::model::project::dsn(project, server) })
 }
 
 /// Opens the store, saying on stderr when that created a new SQLite file, so that a
@@ -150,37 +134,5 @@ pub async fn remove_webhook(url: &DatabaseUrl, id: i64) -> anyhow::Result<Value>
         Ok(json!({ "id": id, "removed": true }))
     } else {
         Err(UsageError(format!("no webhook with id {id}")).into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Project, dsn};
-
-    #[test]
-    fn a_dsn_names_the_public_url_or_the_listen_address() {
-        let p = Project {
-            id: 7,
-            name: "shop".into(),
-            ingest_key: "k".into(),
-        };
-        for (server, expected) in [
-            ("127.0.0.1:8080", "http://k@127.0.0.1:8080/7"),
-            (
-                "https://errors.example.com",
-                "https://k@errors.example.com/7",
-            ),
-            (
-                "https://errors.example.com/",
-                "https://k@errors.example.com/7",
-            ),
-            ("http://[::1]:9000/mesher/", "http://k@[::1]:9000/mesher/7"),
-            (
-                "https://u@errors.example.com/m?x=1#y",
-                "https://k@errors.example.com/m/7",
-            ),
-        ] {
-            assert_eq!(dsn(&p, server), expected, "{server}");
-        }
     }
 }

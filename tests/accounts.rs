@@ -252,3 +252,74 @@ async fn api_tokens_act_as_their_user_and_stop_at_once_when_deleted() {
         "deleted: refused at once"
     );
 }
+
+#[tokio::test]
+async fn admins_create_projects_rotate_tokens_and_choose_members_others_get_403() {
+    let s = TestServer::start().await;
+    user(&s, "admin@example.com", true).await;
+    user(&s, "ada@example.com", false).await;
+    let (_, _, admin) = sign_in(&s, "admin@example.com", PASSWORD).await;
+    let (_, _, ada) = sign_in(&s, "ada@example.com", PASSWORD).await;
+    let (admin, ada) = (admin.unwrap(), ada.unwrap());
+    let post = |path: &str| s.http.post(s.url(path)).header("origin", &s.base);
+
+    let create = post("/api/v1/projects").json(&json!({ "name": "shop" }));
+    let (status, made) = with_cookie(create, &admin).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (id, token) = (
+        made["id"].as_i64().unwrap(),
+        made["token"].as_str().unwrap().to_owned(),
+    );
+    let dsn = made["dsn"].as_str().unwrap();
+    assert!(
+        dsn.starts_with("http://") && dsn.ends_with(&format!("@{}/{id}", s.addr)),
+        "{dsn}"
+    );
+    let by_ada = post("/api/v1/projects").json(&json!({ "name": "mine" }));
+    assert_eq!(with_cookie(by_ada, &ada).await.0, StatusCode::FORBIDDEN);
+
+    let issues = s.url(&format!("/api/v1/projects/{id}/issues"));
+    assert_eq!(
+        with_cookie(s.http.get(&issues), &ada).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let member = s.url(&format!("/api/v1/projects/{id}/members/Ada@Example.com"));
+    let put = s.http.put(&member).header("origin", &s.base);
+    let (status, v) = with_cookie(put, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        with_cookie(s.http.get(&issues), &ada).await.0,
+        StatusCode::OK
+    );
+    let by_ada = s.http.delete(&member).header("origin", &s.base);
+    assert_eq!(
+        with_cookie(by_ada, &ada).await.0,
+        StatusCode::FORBIDDEN,
+        "not an admin"
+    );
+    let delete = s.http.delete(&member).header("origin", &s.base);
+    assert_eq!(with_cookie(delete, &admin).await.0, StatusCode::OK);
+    assert_eq!(
+        with_cookie(s.http.get(&issues), &ada).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let rotate = post(&format!("/api/v1/projects/{id}/rotate-token"));
+    let (status, rotated) = with_cookie(rotate, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["token"].as_str().unwrap();
+    assert_ne!(new, token);
+    let path = format!("/api/v1/projects/{id}/issues");
+    let refused = tokio::time::timeout(common::WAIT, async {
+        while s.get(&path, &token).await.0 != StatusCode::UNAUTHORIZED {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    refused.await.expect("the old token is refused within 5 s");
+    let ok = tokio::time::timeout(common::WAIT, async {
+        while s.get(&path, new).await.0 != StatusCode::OK {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    ok.await.expect("the new token works");
+}

@@ -11,6 +11,7 @@ pub(crate) mod ingest_ws;
 pub(crate) mod issues;
 pub(crate) mod listener;
 pub(crate) mod ops;
+pub(crate) mod projects;
 pub(crate) mod sentry;
 pub(crate) mod session;
 pub(crate) mod stream_ws;
@@ -108,6 +109,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(session::me))
         .route("/api/v1/me/tokens", get(session::list_tokens).post(session::create_token))
         .route("/api/v1/me/tokens/{id}", axum::routing::delete(session::delete_token))
+        // Admins (SPEC §9).
+        .route("/api/v1/projects", post(projects::create))
+        .route("/api/v1/projects/{id}/rotate-token", post(projects::rotate_token))
+        .route("/api/v1/projects/{id}/rotate-key", post(projects::rotate_key))
+        .route("/api/v1/projects/{id}/members", get(projects::members))
+        .route(
+            "/api/v1/projects/{id}/members/{email}",
+            axum::routing::put(projects::add_member).delete(projects::remove_member),
+        )
         // A signed-in browser's requests that change anything come from this server's pages.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_origin))
         .merge(ingest_routes())

@@ -6,7 +6,7 @@ use crate::accounts::SignInError;
 use crate::error::ApiError;
 use crate::model::user::new_api_token;
 use crate::state::AppState;
-use crate::store::{Project, hash_token};
+use crate::store::hash_token;
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -84,13 +84,6 @@ pub(crate) async fn sign_out(
     Ok(response)
 }
 
-/// A project's DSN at the server's public address.
-fn dsn(public_url: &str, project: &Project) -> String {
-    let (scheme, host) = public_url.split_once("://").unwrap_or(("http", public_url));
-    let host = host.trim_end_matches('/');
-    format!("{scheme}://{}@{host}/{}", project.ingest_key, project.id)
-}
-
 /// `GET /api/v1/me` → `{"user","projects":[{"id","name","dsn","unresolved"}]}`.
 pub(crate) async fn me(
     State(state): State<AppState>,
@@ -100,7 +93,7 @@ pub(crate) async fn me(
     let mut projects = Vec::new();
     for p in state.store().projects_of(&user).await? {
         let unresolved = state.store().unresolved_count(p.id).await?;
-        let dsn = dsn(state.public_url(), &p);
+        let dsn = crate::model::project::dsn(&p, state.public_url());
         projects.push(json!({ "id": p.id, "name": p.name, "dsn": dsn, "unresolved": unresolved }));
     }
     Ok(Json(json!({ "user": user, "projects": projects })))

@@ -65,3 +65,51 @@ pub fn new_event_id() -> String {
     b[8] = 0x80 | (b[8] & 0x3f);
     hex::encode(b)
 }
+
+/// The project's DSN on `server`: the server's public URL (`--public-url`, e.g.
+/// `https://errors.example.com/mesher`), or its listen address (`127.0.0.1:8080`, taken as
+/// `http://127.0.0.1:8080`). Sentry's form: `<scheme>://<key>@<host>[/<path>]/<project id>`.
+pub fn dsn(project: &Project, server: &str) -> String {
+    let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+    // What an SDK reads from a DSN: the host and the path; no query, fragment or user.
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = path.trim_end_matches('/');
+    let (key, id) = (&project.ingest_key, project.id);
+    format!("{scheme}://{key}@{host}{path}/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Project, dsn};
+
+    #[test]
+    fn a_dsn_names_the_public_url_or_the_listen_address() {
+        let p = Project {
+            id: 7,
+            name: "shop".into(),
+            ingest_key: "k".into(),
+        };
+        for (server, expected) in [
+            ("127.0.0.1:8080", "http://k@127.0.0.1:8080/7"),
+            (
+                "https://errors.example.com",
+                "https://k@errors.example.com/7",
+            ),
+            (
+                "https://errors.example.com/",
+                "https://k@errors.example.com/7",
+            ),
+            ("http://[::1]:9000/mesher/", "http://k@[::1]:9000/mesher/7"),
+            (
+                "https://u@errors.example.com/m?x=1#y",
+                "https://k@errors.example.com/m/7",
+            ),
+        ] {
+            assert_eq!(dsn(&p, server), expected, "{server}");
+        }
+    }
+}
