@@ -239,7 +239,7 @@ function showMore(next) {
   nextPage = next;
   if (!moreButton) return;
   moreButton.hidden = next === null;
-  moreButton.disabled = false;
+  moreButton.removeAttribute("aria-disabled");
   moreButton.textContent = "Load more";
 }
 
@@ -310,12 +310,13 @@ export async function loadIssues() {
 /** "Load more": the search's next page, added under what the list shows. */
 async function loadMore() {
   const cursor = nextPage;
-  if (!cursor || !moreButton || moreButton.disabled) return;
+  if (!cursor || !moreButton || moreButton.getAttribute("aria-disabled") === "true") return;
   const gen = currentGeneration();
   const asked = { query, sort };
   const stale = () =>
     gen !== currentGeneration() || asked.query !== query || asked.sort !== sort || nextPage !== cursor;
-  moreButton.disabled = true;
+  // aria-disabled, not disabled: a disabled button would drop the keyboard's focus.
+  moreButton.setAttribute("aria-disabled", "true");
   moreButton.textContent = "Loading…";
   const started = performance.now();
   let answer;

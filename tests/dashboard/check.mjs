@@ -371,6 +371,8 @@ async function run(browser) {
   await step("the last page hides the button", () =>
     mobile.getByTestId("load-more").waitFor({ state: "hidden", timeout: WAIT }),
   );
+  const focusedClass = await mobile.evaluate(() => document.activeElement?.className ?? "");
+  check(focusedClass === "issue-title", `after the last page the keyboard is on ${focusedClass || "nothing"}`);
   const ids = await mobile.locator(unresolvedRows).evaluateAll((rows) => rows.map((r) => r.getAttribute("data-issue-id")));
   check(new Set(ids).size === ids.length, "an issue is listed twice");
   // The chart shows what the project stored, not what this page happened to receive.
