@@ -323,3 +323,63 @@ async fn admins_create_projects_rotate_tokens_and_choose_members_others_get_403(
     });
     ok.await.expect("the new token works");
 }
+
+/// Opens the project's stream with the session cookie on the upgrade.
+async fn stream_with_cookie(
+    s: &TestServer,
+    project: i64,
+    cookie: &str,
+) -> Result<common::ws::Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = s
+        .ws_url(&format!("/stream/projects/{project}"))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    Ok(tokio_tungstenite::connect_async(request).await?.0)
+}
+
+#[tokio::test]
+async fn a_member_streams_with_the_session_cookie_until_the_membership_ends() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::start().await;
+    let p = s.project("shop").await;
+    user(&s, "ada@example.com", false).await;
+    user(&s, "bob@example.com", false).await;
+    mesher::people::change_member(&s.db, p.id, "ada@example.com", true)
+        .await
+        .unwrap();
+    let (_, _, ada) = sign_in(&s, "ada@example.com", PASSWORD).await;
+    let (_, _, bob) = sign_in(&s, "bob@example.com", PASSWORD).await;
+
+    match stream_with_cookie(&s, p.id, &bob.unwrap()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("a non-member's stream opened: {:?}", other.map(|_| ())),
+    }
+    let mut ws = stream_with_cookie(&s, p.id, &ada.unwrap())
+        .await
+        .expect("member streams");
+    assert_eq!(common::ws::next_json(&mut ws).await["type"], "subscribed");
+    s.send_event(&p, &json!({ "message": "live" })).await;
+    let event = common::ws::next_of(&mut ws, "event").await;
+    assert_eq!(event["event"]["message"], "live");
+
+    mesher::people::change_member(&s.db, p.id, "ada@example.com", false)
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(closed.await.expect("closed within 5 s"), 1008);
+}

@@ -9,9 +9,12 @@
 //!
 //! The token comes with the upgrade (`?token=`, `Authorization: Bearer`), or, when the
 //! request carries none, as the client's first message `{"type":"auth","token":"…"}`
-//! (so that it appears in no URL, and in no proxy's log).
+//! (so that it appears in no URL, and in no proxy's log). A member may open the stream with
+//! their session cookie (it comes with the upgrade) or an API token instead (SPEC §9); their
+//! access is checked again every [`USER_RECHECK`], so a removed user or membership ends
+//! the stream within seconds.
 
-use super::auth::{query_param, require_project, token, token_owner};
+use super::auth::{query_param, require_project, session_cookie, token, token_owner};
 use crate::credentials::Directory;
 use crate::error::ApiError;
 use crate::model::StoredEvent;
@@ -53,14 +56,26 @@ pub(crate) async fn upgrade(
     let accept =
         handshake::accept_key(&parts.method, &parts.headers).map_err(ApiError::BadRequest)?;
     let q = query.as_deref();
-    // Without a token the upgrade goes ahead and the first message must carry it.
-    let token_hash = match token(&parts.headers, q) {
+    // Without a credential the upgrade goes ahead and the first message must carry it.
+    let (token_hash, user) = match token(&parts.headers, q) {
+        Some(t) if UserCredential::is_api_token(&t) => {
+            let cred = UserCredential::ApiToken(t);
+            cred.check(&state, project).await?;
+            (Some(SIGNED_IN.to_owned()), Some(cred))
+        }
         Some(t) => {
             let (owner, hash) = token_owner(&state, &t).await?;
             require_project(owner, project)?;
-            Some(hash)
+            (Some(hash), None)
         }
-        None => None,
+        None => match session_cookie(&parts.headers) {
+            Some(secret) => {
+                let cred = UserCredential::Session(secret);
+                cred.check(&state, project).await?;
+                (Some(SIGNED_IN.to_owned()), Some(cred))
+            }
+            None => (None, None),
+        },
     };
     let (filters, since) = query_opening(q)?;
     let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
@@ -77,7 +92,7 @@ pub(crate) async fn upgrade(
     let tracked = state.supervisor().clone();
     tokio::spawn(tracked.track_socket(async move {
         match on_upgrade.await {
-            Ok(upgraded) => serve(state, opening, upgraded).await,
+            Ok(upgraded) => serve(state, opening, user, upgraded).await,
             Err(e) => tracing::debug!(error = %e, "stream upgrade failed"),
         }
     }));
@@ -179,14 +194,81 @@ impl Replay for StoredEvents {
     }
 }
 
-/// The key directory, watched from before the session starts.
+/// What a stream opened by a signed-in user has instead of a token hash.
+const SIGNED_IN: &str = "signed-in user";
+
+/// How often a signed-in user's stream checks that they may still use the project.
+const USER_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A signed-in user's credential (SPEC §9).
+#[derive(Clone)]
+enum UserCredential {
+    Session(String),
+    ApiToken(String),
+}
+
+impl UserCredential {
+    fn is_api_token(token: &str) -> bool {
+        token.starts_with("mshr_")
+    }
+
+    /// 401 when the credential is dead, 403 when its user may not use `project`.
+    async fn check(&self, state: &AppState, project: i64) -> Result<(), ApiError> {
+        let user = match self {
+            UserCredential::Session(s) => state.accounts().session_user(s).await?,
+            UserCredential::ApiToken(t) => state.accounts().api_token_user(t).await?,
+        };
+        let user = user.ok_or_else(|| ApiError::Unauthorized("sign in again".into()))?;
+        super::auth::Caller::User(user)
+            .require(state, project)
+            .await
+    }
+}
+
+/// The key directory, watched from before the session starts; and a signed-in user's
+/// credential, checked again every [`USER_RECHECK`].
 struct KeyWatch {
     state: AppState,
     directory: watch::Receiver<Directory>,
+    user: Mutex<Option<UserCredential>>,
+    /// Whether the user could still use the project at the last check.
+    user_ok: bool,
+    /// The project the stream watches.
+    project: i64,
+}
+
+impl KeyWatch {
+    /// The project, when a signed-in user opened the stream.
+    fn user_project(&self) -> Option<i64> {
+        self.user
+            .lock()
+            .expect("user lock")
+            .is_some()
+            .then_some(self.project)
+    }
+
+    /// The first message's API token: its user may use `project`.
+    async fn authenticate_user(&self, project: i64, token: &str) -> Result<String, Refusal> {
+        let cred = UserCredential::ApiToken(token.to_owned());
+        match cred.check(&self.state, project).await {
+            Ok(()) => {
+                *self.user.lock().expect("user lock") = Some(cred);
+                Ok(SIGNED_IN.to_owned())
+            }
+            Err(e) if e.status().is_client_error() => Err(Refusal::policy(e.to_string())),
+            Err(e) => Err(Refusal {
+                code: CLOSE_INTERNAL,
+                reason: e.to_string(),
+            }),
+        }
+    }
 }
 
 impl Keys for KeyWatch {
     async fn authenticate(&self, project: i64, token: &str) -> Result<String, Refusal> {
+        if UserCredential::is_api_token(token) {
+            return self.authenticate_user(project, token).await;
+        }
         match token_owner(&self.state, token).await {
             Ok((owner, hash)) if owner == project => Ok(hash),
             Ok(_) => Err(Refusal::policy(format!(
@@ -203,16 +285,36 @@ impl Keys for KeyWatch {
     }
 
     async fn changed(&mut self) -> bool {
-        self.directory.changed().await.is_ok()
+        let Some(project) = self.user_project() else {
+            return self.directory.changed().await.is_ok();
+        };
+        tokio::time::sleep(USER_RECHECK).await;
+        // Cloned, not taken: this future may be dropped at any await (a `select!` arm).
+        let cred = self.user.lock().expect("user lock").clone();
+        if let Some(cred) = cred {
+            // A database that fails keeps the stream open: only a refusal ends it.
+            let refused = cred.check(&self.state, project).await.err();
+            self.user_ok = !refused.is_some_and(|e| e.status().is_client_error());
+        }
+        true
     }
 
     fn opens(&mut self, hash: &str, project: i64) -> bool {
+        if hash == SIGNED_IN {
+            return self.user_ok;
+        }
         self.directory.borrow_and_update().token_project(hash) == Some(project)
     }
 }
 
 /// Runs the stream's session over the upgraded socket.
-async fn serve(state: AppState, opening: Opening, upgraded: Upgraded) {
+async fn serve(
+    state: AppState,
+    opening: Opening,
+    user: Option<UserCredential>,
+    upgraded: Upgraded,
+) {
+    let project = opening.project;
     let socket = Arc::new(Socket(Mutex::new(TokioIo::new(upgraded))));
     let settings = *state.stream_settings();
     let session = Session {
@@ -222,6 +324,9 @@ async fn serve(state: AppState, opening: Opening, upgraded: Upgraded) {
             // Subscribed before the token is checked: a change from here on is looked at.
             directory: state.credentials().watch(),
             state: state.clone(),
+            user: Mutex::new(user),
+            user_ok: true,
+            project,
         },
         timing: Timing {
             write_timeout: settings.write_timeout,
