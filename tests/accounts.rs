@@ -383,3 +383,37 @@ async fn a_member_streams_with_the_session_cookie_until_the_membership_ends() {
     });
     assert_eq!(closed.await.expect("closed within 5 s"), 1008);
 }
+
+#[tokio::test]
+async fn members_change_issue_states_and_see_webhooks_non_members_get_403() {
+    let s = TestServer::start().await;
+    let p = s.project("shop").await;
+    let (_, sent) = s.send_event(&p, &json!({ "message": "boom" })).await;
+    let issue = sent["issue_id"].as_i64().unwrap();
+    user(&s, "ada@example.com", false).await;
+    user(&s, "bob@example.com", false).await;
+    mesher::people::change_member(&s.db, p.id, "ada@example.com", true)
+        .await
+        .unwrap();
+    let (_, _, ada) = sign_in(&s, "ada@example.com", PASSWORD).await;
+    let (_, _, bob) = sign_in(&s, "bob@example.com", PASSWORD).await;
+    let (ada, bob) = (ada.unwrap(), bob.unwrap());
+    let resolve = || {
+        let url = s.url(&format!("/api/v1/issues/{issue}/resolve"));
+        s.http.post(url).header("origin", &s.base)
+    };
+    let show = || s.http.get(s.url(&format!("/api/v1/issues/{issue}")));
+    let hooks = || {
+        s.http
+            .get(s.url(&format!("/api/v1/projects/{}/webhooks", p.id)))
+    };
+
+    assert_eq!(with_cookie(show(), &bob).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(with_cookie(resolve(), &bob).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(with_cookie(hooks(), &bob).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(with_cookie(show(), &ada).await.0, StatusCode::OK);
+    let (status, resolved) = with_cookie(resolve(), &ada).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["issue"]["status"], "resolved");
+    assert_eq!(with_cookie(hooks(), &ada).await.0, StatusCode::OK);
+}

@@ -110,20 +110,6 @@ pub(crate) fn token(headers: &HeaderMap, query: Option<&str>) -> Option<String> 
         .filter(|t| !t.is_empty())
 }
 
-/// The project whose token the request carries: 401 when missing or unknown.
-pub(crate) async fn token_project(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<ProjectId, ApiError> {
-    let token = token(headers, query).ok_or_else(|| {
-        ApiError::Unauthorized(
-            "missing project token: send Authorization: Bearer <token> or ?token=<token>".into(),
-        )
-    })?;
-    Ok(token_owner(state, &token).await?.0)
-}
-
 /// The project `token` belongs to, with the token's hash (what a connection opened with
 /// it remembers, to be closed when the token is replaced); 401 when it is unknown.
 pub(crate) async fn token_owner(

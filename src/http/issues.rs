@@ -1,6 +1,6 @@
 //! The read API and issue state changes (SPEC §3), authenticated with the project token.
 
-use super::auth::{authorize_project, query_param, require_project, token_project};
+use super::auth::{authorize_project, caller, query_param};
 use super::body::ApiPath as Path;
 use crate::bus::DomainMessage;
 use crate::error::ApiError;
@@ -46,21 +46,21 @@ fn limit(query: Option<&str>, default: i64) -> Result<u32, ApiError> {
     Ok(int_param(query, "limit", default, 1, MAX_LIMIT)? as u32)
 }
 
-/// The issue `id`, if the request's token may read it: 401 for a bad token, 404 for an
-/// unknown issue, 403 for another project's issue.
+/// The issue `id`, if the request's token (or signed-in member) may read it: 401 for a bad
+/// credential, 404 for an unknown issue, 403 for another project's issue.
 async fn issue_for_token(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
     id: i64,
 ) -> Result<Issue, ApiError> {
-    let owner = token_project(state, headers, query).await?;
+    let caller = caller(state, headers, query).await?;
     let issue = state
         .store()
         .get_issue(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("issue {id} not found")))?;
-    require_project(owner, issue.project_id)?;
+    caller.require(state, issue.project_id).await?;
     Ok(issue)
 }
 
