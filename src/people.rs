@@ -22,15 +22,43 @@ fn shown(u: &User) -> Value {
     json!({ "id": u.id, "email": u.email, "admin": u.admin })
 }
 
-/// The password to set: `given` (read from stdin) checked, or a generated one, which is
-/// then printed.
-fn password(given: Option<String>) -> anyhow::Result<(String, bool)> {
-    match given {
-        Some(p) => {
-            user::check_password(&p).map_err(usage)?;
-            Ok((p, false))
+/// What `create` and `set-password` check before they open the database: the e-mail,
+/// normalized; the password `given` (from stdin) checked, or a generated one (then
+/// printed); and its hash.
+struct NewPassword {
+    email: String,
+    generated: Option<String>,
+    hash: String,
+}
+
+impl NewPassword {
+    fn of(email: &str, given: Option<String>) -> anyhow::Result<NewPassword> {
+        let email = user::normalize_email(email).map_err(usage)?;
+        let (password, generated) = match given {
+            Some(p) => {
+                user::check_password(&p).map_err(usage)?;
+                (p, None)
+            }
+            None => {
+                let p = user::generate_password();
+                (p.clone(), Some(p))
+            }
+        };
+        let hash = user::hash_password(&password);
+        Ok(NewPassword {
+            email,
+            generated,
+            hash,
+        })
+    }
+
+    /// The user as printed, with the password when it was generated.
+    fn printed(&self, u: &User) -> Value {
+        let mut v = shown(u);
+        if let Some(p) = &self.generated {
+            v["password"] = json!(p);
         }
-        None => Ok((user::generate_password(), true)),
+        v
     }
 }
 
@@ -41,19 +69,14 @@ pub async fn create_user(
     admin: bool,
     given: Option<String>,
 ) -> anyhow::Result<Value> {
-    let email = user::normalize_email(email).map_err(usage)?;
-    let (password, generated) = password(given)?;
+    let new = NewPassword::of(email, given)?;
     let store = open(url).await?;
-    let hash = user::hash_password(&password);
-    match store.create_user(&email, Some(&hash), admin).await? {
-        UserAdded::Added(u) => {
-            let mut v = shown(&u);
-            if generated {
-                v["password"] = json!(password);
-            }
-            Ok(v)
-        }
-        UserAdded::Exists => Err(usage(format!("a user with e-mail {email} exists"))),
+    match store
+        .create_user(&new.email, Some(&new.hash), admin)
+        .await?
+    {
+        UserAdded::Added(u) => Ok(new.printed(&u)),
+        UserAdded::Exists => Err(usage(format!("a user with e-mail {} exists", new.email))),
     }
 }
 
@@ -74,17 +97,11 @@ pub async fn set_password(
     email: &str,
     given: Option<String>,
 ) -> anyhow::Result<Value> {
-    let email = user::normalize_email(email).map_err(usage)?;
-    let (password, generated) = password(given)?;
+    let new = NewPassword::of(email, given)?;
     let store = open(url).await?;
-    let hash = user::hash_password(&password);
-    let u = store.set_password(&email, &hash).await?;
-    let u = u.ok_or_else(|| usage(format!("no user with e-mail {email}")))?;
-    let mut v = shown(&u);
-    if generated {
-        v["password"] = json!(password);
-    }
-    Ok(v)
+    let u = store.set_password(&new.email, &new.hash).await?;
+    let u = u.ok_or_else(|| usage(format!("no user with e-mail {}", new.email)))?;
+    Ok(new.printed(&u))
 }
 
 /// `user remove EMAIL`: with their sessions, API tokens and memberships.
@@ -105,10 +122,7 @@ pub async fn change_member(
 ) -> anyhow::Result<Value> {
     let email = user::normalize_email(email).map_err(usage)?;
     let store = open(url).await?;
-    let change = match add {
-        true => store.add_member(project, &email).await?,
-        false => store.remove_member(project, &email).await?,
-    };
+    let change = store.set_member(project, &email, add).await?;
     match change {
         MemberChange::Done => Ok(json!({ "project_id": project, "email": email, "member": add })),
         MemberChange::NoProject => Err(usage(format!("no project with id {project}"))),

@@ -97,10 +97,7 @@ async fn change_member(
 ) -> Result<Json<Value>, ApiError> {
     admin(state, headers).await?;
     let email = normalize_email(&email).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let change = match add {
-        true => state.store().add_member(id, &email).await?,
-        false => state.store().remove_member(id, &email).await?,
-    };
+    let change = state.store().set_member(id, &email, add).await?;
     state.accounts().memberships_changed();
     match change {
         MemberChange::Done => Ok(Json(

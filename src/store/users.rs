@@ -133,33 +133,21 @@ impl Store {
         })
     }
 
-    /// Makes the user a member of the project (again: no change).
-    pub async fn add_member(
+    /// Makes the user a member of the project or not (either again: no change).
+    pub async fn set_member(
         &self,
         project: ProjectId,
         email: &str,
+        member: bool,
     ) -> Result<MemberChange, StoreError> {
-        self.change_member(
-            project,
-            email,
-            "INSERT INTO members (project_id, user_id) VALUES ($1, $2) \
-             ON CONFLICT (project_id, user_id) DO NOTHING",
-        )
-        .await
-    }
-
-    /// Ends the user's membership of the project (none: no change).
-    pub async fn remove_member(
-        &self,
-        project: ProjectId,
-        email: &str,
-    ) -> Result<MemberChange, StoreError> {
-        self.change_member(
-            project,
-            email,
-            "DELETE FROM members WHERE project_id = $1 AND user_id = $2",
-        )
-        .await
+        let sql = match member {
+            true => {
+                "INSERT INTO members (project_id, user_id) VALUES ($1, $2) \
+                     ON CONFLICT (project_id, user_id) DO NOTHING"
+            }
+            false => "DELETE FROM members WHERE project_id = $1 AND user_id = $2",
+        };
+        self.change_member(project, email, sql).await
     }
 
     /// Runs `sql` with the project's and the user's ids once both are known to exist.
