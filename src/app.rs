@@ -106,12 +106,27 @@ fn deliverer(config: &ServeConfig, store: &Store, shutdown: &CancellationToken) 
             public_url: config.public_url(),
             retry_for: config.alert_retry_for,
             allow: config.webhook_allow_cidr.clone(),
+            mailer: mailer(config),
         },
         shutdown: shutdown.clone(),
     }
 }
 
 /// The streams' timings.
+/// The e-mail alerts' mailer, when `--smtp-url` and `--smtp-from` are given (both were
+/// checked when the command line was read).
+fn mailer(config: &ServeConfig) -> Option<Arc<alerts::mail::Mailer>> {
+    let (url, from) = (config.smtp_url.as_deref()?, config.smtp_from.as_deref()?);
+    let timeout = alerts::deliver::ATTEMPT_TIMEOUT;
+    match alerts::mail::Mailer::new(url, from, timeout) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            tracing::error!(error = %e, "e-mail alerts are off");
+            None
+        }
+    }
+}
+
 fn stream_settings(config: &ServeConfig) -> StreamSettings {
     StreamSettings {
         drain_interval: Duration::from_millis(config.drain_interval_ms),

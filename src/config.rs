@@ -232,6 +232,16 @@ pub struct ServeConfig {
     #[arg(long, env = "MESHER_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 
+    /// The SMTP server e-mail alerts go through: `smtp://[user:pass@]host:port`
+    /// (`?tls=required` for STARTTLS) or `smtps://…` for TLS. Default: no e-mail.
+    #[arg(long, env = "MESHER_SMTP_URL", value_name = "URL", value_parser = parse_smtp_url,
+          requires = "smtp_from")]
+    pub smtp_url: Option<String>,
+
+    /// The sender of e-mail alerts, e.g. `Mesher <mesher@example.com>`.
+    #[arg(long, env = "MESHER_SMTP_FROM", value_name = "ADDRESS", value_parser = parse_smtp_from)]
+    pub smtp_from: Option<String>,
+
     /// Address ranges webhooks may reach although they are loopback, private, link-local,
     /// shared, unspecified, multicast or broadcast (e.g. 10.0.0.0/8 for an in-house
     /// receiver); repeatable, or comma-separated. Default: none.
@@ -248,6 +258,20 @@ pub struct ServeConfig {
     /// tests shorten it).
     #[arg(skip = std::time::Duration::from_secs(10))]
     pub stream_auth_timeout: std::time::Duration,
+}
+
+fn parse_smtp_url(s: &str) -> Result<String, String> {
+    if !(s.starts_with("smtp://") || s.starts_with("smtps://")) {
+        return Err("expected smtp://[user:pass@]host:port or smtps://…".into());
+    }
+    let timeout = std::time::Duration::from_secs(1);
+    crate::alerts::mail::Mailer::new(s, "check@localhost", timeout).map(|_| s.to_owned())
+}
+
+fn parse_smtp_from(s: &str) -> Result<String, String> {
+    s.parse::<lettre::message::Mailbox>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not an e-mail address: {e}"))
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -293,6 +317,8 @@ impl ServeConfig {
             write_queue: 1024,
             redis_url: None,
             public_url: None,
+            smtp_url: None,
+            smtp_from: None,
             webhook_allow_cidr: Vec::new(),
             alert_retry_for: std::time::Duration::from_secs(86_400),
             stream_auth_timeout: std::time::Duration::from_secs(10),

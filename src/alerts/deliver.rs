@@ -48,6 +48,8 @@ pub struct Settings {
     pub retry_for: Duration,
     /// `--webhook-allow-cidr`: forbidden addresses the operator allows.
     pub allow: Vec<Cidr>,
+    /// `--smtp-url` and `--smtp-from`: where e-mail alerts go out, if anywhere.
+    pub mailer: Option<Arc<super::mail::Mailer>>,
 }
 
 /// The client's resolver: the system's (`getaddrinfo`, as reqwest's default), then every
@@ -278,6 +280,7 @@ async fn deliver_due(
         move |alerts: &[String]| match format {
             WebhookFormat::Json => payload::json_body(project, alerts),
             WebhookFormat::Slack => payload::slack_body(project, alerts, &url),
+            WebhookFormat::Email => payload::email_body(project, alerts, &url),
         }
     };
     loop {
@@ -302,7 +305,10 @@ async fn deliver_due(
                 break;
             }
         }
-        let tried = attempt(&client, &hook, &delivery, &settings.allow).await;
+        let tried = match hook.format {
+            WebhookFormat::Email => mail(settings.mailer.as_deref(), &hook, &delivery).await,
+            _ => attempt(&client, &hook, &delivery, &settings.allow).await,
+        };
         let now = Millis::now();
         let outcome = outcome_of(&tried, &delivery, now, settings.retry_for);
         record(&hook, &delivery, &tried, &outcome, now, settings.retry_for);
@@ -396,6 +402,18 @@ enum Attempt {
     Failed(String),
     /// Not sent: the address may not be reached (not retried).
     Forbidden(ForbiddenAddress),
+}
+
+/// One e-mail, to the member the target names.
+async fn mail(mailer: Option<&super::mail::Mailer>, hook: &Webhook, d: &Delivery) -> Attempt {
+    let Some(mailer) = mailer else {
+        return Attempt::Failed("no SMTP server is configured (--smtp-url)".into());
+    };
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, mailer.send(&hook.url, &d.body, &d.id)).await {
+        Ok(Ok(())) => Attempt::Delivered,
+        Ok(Err(why)) => Attempt::Failed(why),
+        Err(_) => Attempt::Failed("the SMTP server took too long".into()),
+    }
 }
 
 /// One POST, to a checked address only.

@@ -7,5 +7,6 @@
 //! where it may be sent (SPEC §8), without I/O.
 
 pub mod deliver;
+pub mod mail;
 pub mod payload;
 pub mod target;

@@ -69,6 +69,39 @@ pub fn slack_body(project_id: i64, alerts: &[String], public_url: &str) -> Strin
     json!({ "text": lines.join("\n") }).to_string()
 }
 
+/// The `email` format: a subject line, a blank line, then a text naming each alert's action,
+/// the issue's title, level and event count, and a link to the issue on the dashboard.
+pub fn email_body(project_id: i64, alerts: &[String], public_url: &str) -> String {
+    let base = public_url.trim_end_matches('/');
+    let mut text = String::new();
+    let mut first_title = String::new();
+    for a in alerts {
+        let v: Value = serde_json::from_str(a).unwrap_or(Value::Null);
+        let issue = &v["issue"];
+        let title = issue["title"].as_str().unwrap_or("(no title)");
+        if first_title.is_empty() {
+            first_title = title.chars().take(120).collect();
+        }
+        let id = issue["id"].as_i64().unwrap_or(0);
+        let level = issue["level"].as_str().unwrap_or("error");
+        let count = issue["event_count"].as_i64().unwrap_or(0);
+        let action = headline(v["action"].as_str().unwrap_or(""));
+        text.push_str(&format!(
+            "{action}: {title}\n  level {level}, {count} events\n  {base}/#project={project_id}&issue={id}\n\n"
+        ));
+    }
+    let subject = match alerts.len() {
+        1 => format!("[Mesher] {first_title}"),
+        n => format!("[Mesher] {n} alerts in project {project_id}"),
+    };
+    // Control characters would break the header: a title is the client's text.
+    let subject: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("{subject}\n\n{text}")
+}
+
 /// `X-Mesher-Signature`: `sha256=` and the hex HMAC-SHA256 of the exact body.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())

@@ -104,6 +104,12 @@ pub(crate) fn router(state: AppState) -> Router {
             get(webhooks::list).post(webhooks::add),
         )
         .route("/api/v1/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        .route(
+            "/api/v1/projects/{id}/email-alerts",
+            get(webhooks::email_alerts)
+                .put(webhooks::set_email_alerts)
+                .delete(webhooks::stop_email_alerts),
+        )
         // People (SPEC §9).
         .route("/api/v1/session", post(session::sign_in).delete(session::sign_out))
         .route("/api/v1/me", get(session::me))

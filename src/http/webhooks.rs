@@ -128,3 +128,80 @@ pub(crate) async fn remove(
     state.store().remove_webhook(id).await?;
     Ok(Json(json!({ "id": id, "removed": true })))
 }
+
+/// The signed-in member's e-mail target in `project` (403 for a non-member).
+async fn email_target(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: i64,
+) -> Result<String, ApiError> {
+    let user = super::auth::signed_in(state, headers).await?;
+    let target = format!("mailto:{}", user.email);
+    super::auth::Caller::User(user)
+        .require(state, project)
+        .await?;
+    Ok(target)
+}
+
+/// `{"project_id","email","on"}` of an e-mail target.
+fn email_json(project: i64, target: &str, on: &[crate::model::IssueAction]) -> Value {
+    let on: Vec<&str> = on.iter().map(|a| a.as_str()).collect();
+    json!({ "project_id": project, "email": target.trim_start_matches("mailto:"), "on": on })
+}
+
+/// `GET /api/v1/projects/<id>/email-alerts` → the member's e-mail alerts (`on` empty: off).
+pub(crate) async fn email_alerts(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let target = email_target(&state, &headers, project).await?;
+    let on = match state.store().email_alert(project, &target).await? {
+        Some(hook) => hook.on,
+        None => Vec::new(),
+    };
+    Ok(Json(email_json(project, &target, &on)))
+}
+
+/// `PUT /api/v1/projects/<id>/email-alerts` `{"on":[…]}`: the signed-in member is mailed
+/// these issue changes of the project (SPEC §9); again: replaces the list.
+pub(crate) async fn set_email_alerts(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let target = email_target(&state, &headers, project).await?;
+    let DecodedBody(body) = DecodedBody::from_request(request, &state).await?;
+    let body = parse_json(&body)?;
+    let on = webhook::parse_triggers(&triggers(&body)?).map_err(ApiError::BadRequest)?;
+    if let Some(old) = state.store().email_alert(project, &target).await? {
+        state.store().remove_webhook(old.id).await?;
+    }
+    let secret = crate::store::new_token();
+    let added = state
+        .store()
+        .create_webhook(project, &target, &on, WebhookFormat::Email, &secret)
+        .await?;
+    match added {
+        WebhookAdded::Added(_) => Ok(Json(email_json(project, &target, &on))),
+        WebhookAdded::NoProject => Err(ApiError::NotFound(format!("project {project} not found"))),
+        WebhookAdded::Full => Err(ApiError::BadRequest(format!(
+            "project {project} has {} alert targets already",
+            webhook::MAX_WEBHOOKS
+        ))),
+    }
+}
+
+/// `DELETE /api/v1/projects/<id>/email-alerts`: no more e-mail → 204.
+pub(crate) async fn stop_email_alerts(
+    State(state): State<AppState>,
+    Path(project): Path<i64>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let target = email_target(&state, &headers, project).await?;
+    if let Some(old) = state.store().email_alert(project, &target).await? {
+        state.store().remove_webhook(old.id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

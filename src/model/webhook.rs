@@ -12,6 +12,9 @@ pub enum WebhookFormat {
     Json,
     /// A Slack incoming-webhook message, `{"text": ...}`.
     Slack,
+    /// An e-mail to a member (SPEC §9): the target is `mailto:<address>`, set through the
+    /// e-mail alerts route, never given as a webhook's format.
+    Email,
 }
 
 impl WebhookFormat {
@@ -20,6 +23,15 @@ impl WebhookFormat {
         match self {
             WebhookFormat::Json => "json",
             WebhookFormat::Slack => "slack",
+            WebhookFormat::Email => "email",
+        }
+    }
+
+    /// A stored format: as [`WebhookFormat::parse`], and `email`.
+    pub fn stored(s: &str) -> Result<WebhookFormat, String> {
+        match s {
+            "email" => Ok(WebhookFormat::Email),
+            other => WebhookFormat::parse(other),
         }
     }
 

@@ -29,7 +29,7 @@ fn webhook(row: WebhookRow) -> Result<Webhook, StoreError> {
         project_id,
         url,
         on: parse_triggers(&triggers).map_err(super::rows::corrupt)?,
-        format: WebhookFormat::parse(&format).map_err(super::rows::corrupt)?,
+        format: WebhookFormat::stored(&format).map_err(super::rows::corrupt)?,
         secret,
     })
 }
@@ -127,10 +127,11 @@ impl Store {
         &self,
         project: Option<ProjectId>,
     ) -> Result<Vec<Webhook>, StoreError> {
+        // E-mail alerts share the outbox but are the members' own, not webhooks.
         let filter = if project.is_some() {
-            "WHERE project_id = $1 "
+            "WHERE format <> 'email' AND project_id = $1 "
         } else {
-            ""
+            "WHERE format <> 'email' "
         };
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks {filter}ORDER BY id");
         let rows: Vec<WebhookRow> = with_db!(self, db => {
@@ -141,6 +142,24 @@ impl Store {
             q.fetch_all(&db.pool).await?
         });
         rows.into_iter().map(webhook).collect()
+    }
+
+    /// The e-mail alert of `target` (`mailto:<address>`) in `project`, if it is on.
+    pub async fn email_alert(
+        &self,
+        project: ProjectId,
+        target: &str,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks \
+             WHERE format = 'email' AND project_id = $1 AND url = $2"
+        );
+        let row: Option<WebhookRow> = with_db!(self, db => sqlx::query_as(&sql)
+            .bind(project)
+            .bind(target)
+            .fetch_optional(&db.pool)
+            .await?);
+        row.map(webhook).transpose()
     }
 
     /// Removes a webhook with its alerts and deliveries; false when there was none.
