@@ -10,6 +10,7 @@
 //   issue.js       the issue view (../event.js draws one event in full)
 //   actions.js     the status buttons                  notices.js  error and lag notices
 //   routing.js     the address fragment, pure          api.js      the HTTP API, the session
+//   accounts.js    sign-in, the projects overview      people.js   their texts and rows, pure
 //   format.js, dom.js, schedule.js                     helpers
 //
 // Events go to the feed and the chart, `issue` and `issue_count` messages keep the issue
@@ -27,6 +28,7 @@ import {
   setStatus,
   stopStream,
 } from "./js/connection.js";
+import * as accounts from "./js/accounts.js";
 import { byId } from "./js/dom.js";
 import {
   FEED_CAP,
@@ -226,6 +228,8 @@ function fail(reason) {
   setStatus("error", reason);
   ui.connectError.textContent = `Cannot connect: ${reason}`;
   ui.connectError.hidden = false;
+  // Signed in, the id/token form is not shown: say it in the error notice.
+  if (document.body.dataset.auth === "cookie") showError(`Cannot open the project: ${reason}`);
 }
 
 function reset() {
@@ -237,20 +241,28 @@ function reset() {
 }
 
 /**
+ * Opens `project`: with its `token`, or (null) with the signed-in user's session cookie.
  * @param {string} project
- * @param {string} token
+ * @param {string | null} token
  */
 function start(project, token) {
   stop();
   reset();
   issueView.closeIssue();
   setSession(project, token);
-  save(STORAGE.project, project);
-  save(STORAGE.token, token);
-  ui.project.value = project;
-  ui.token.value = token;
+  if (token) {
+    save(STORAGE.project, project);
+    save(STORAGE.token, token);
+    ui.project.value = project;
+    ui.token.value = token;
+    delete document.body.dataset.auth;
+  } else {
+    document.body.dataset.auth = "cookie";
+  }
+  accounts.setView("project");
   ui.connectError.hidden = true;
-  ui.projectLabel.textContent = `project ${project}`;
+  const name = token ? null : accounts.projectName(project);
+  ui.projectLabel.textContent = name ? `${name} (project ${project})` : `project ${project}`;
   ui.disconnect.disabled = false;
   renderFilterStatus();
   openStream();
@@ -285,10 +297,14 @@ function onConnectSubmit(e) {
 function route() {
   const f = parseFragment(location.hash);
   if (!f.any) return false;
+  const signedIn = accounts.signedInUser() !== null;
   if (f.token || f.project !== currentProject()) {
+    /** @type {string | null} */
     let token = f.token;
-    if (!token && validId(f.project) && load(STORAGE.project) === f.project) token = load(STORAGE.token);
-    if (!validId(f.project) || !token) {
+    // Signed in, `#project=<id>` opens the project with the session cookie.
+    if (!token && signedIn && validId(f.project)) token = null;
+    else if (!token && validId(f.project) && load(STORAGE.project) === f.project) token = load(STORAGE.token);
+    if (!validId(f.project) || token === "") {
       history.replaceState(null, "", location.pathname + location.search);
       ui.project.value = f.project;
       ui.connectError.textContent = "Cannot connect: the link needs #project=<id>&token=<token>.";
@@ -344,7 +360,21 @@ ui.disconnect.addEventListener("click", () => {
   setStatus("idle");
   ui.connect.focus();
 });
-addEventListener("hashchange", route);
+addEventListener("hashchange", () => {
+  // No project in the address (the Projects link, Back): the signed-in user's overview.
+  if (!route() && accounts.signedInUser()) openOverview();
+});
+accounts.initAccounts({
+  signedIn: () => {
+    history.replaceState(null, "", location.pathname + location.search);
+    openOverview();
+  },
+  signedOut: () => {
+    leaveProject();
+    delete document.body.dataset.auth;
+    history.replaceState(null, "", location.pathname + location.search);
+  },
+});
 // The chart moves on with the clock.
 setInterval(() => {
   schedule(renderChart);
@@ -354,7 +384,40 @@ setInterval(() => {
 setStatus("idle");
 renderFilterStatus();
 schedule(renderChart);
-if (!route()) {
+boot();
+
+/** Closes the open project (its stream, its views) without showing anything else. */
+function leaveProject() {
+  stop();
+  issueView.closeIssue();
+  reset();
+  setSession("", null);
+  ui.projectLabel.textContent = "";
+  setStatus("idle");
+}
+
+/** The signed-in user's projects overview. */
+function openOverview() {
+  leaveProject();
+  delete document.body.dataset.auth;
+  accounts.showProjects();
+}
+
+/**
+ * The first view: what the address asks for; else, signed in, the projects overview;
+ * else the sign-in form (and the id/token form, which a stored token fills and opens).
+ * The server is asked who is signed in only when this browser has signed in before: a
+ * page that never did asks nothing.
+ */
+async function boot() {
+  if (accounts.maySignedIn()) await accounts.checkSession();
+  const signedIn = accounts.signedInUser() !== null;
+  if (!signedIn) accounts.showSignIn();
+  if (route()) return;
+  if (signedIn) {
+    openOverview();
+    return;
+  }
   const project = load(STORAGE.project);
   const token = load(STORAGE.token);
   ui.project.value = project;

@@ -148,3 +148,97 @@ async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
     );
     s.stop().await;
 }
+
+/// Runs `mesher ARGS --database-url <the test server's database>` with `stdin`; its stdout.
+async fn mesher_on(s: &TestServer, args: &[&str], stdin: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let url = match &s.db {
+        mesher::DatabaseUrl::Sqlite(u) | mesher::DatabaseUrl::Postgres(u) => u.clone(),
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesher"))
+        .args(args)
+        .args(["--database-url", &url])
+        .env_remove("MESHER_LISTEN")
+        .env_remove("MESHER_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mesher starts");
+    let mut pipe = child.stdin.take().expect("stdin piped");
+    pipe.write_all(stdin.as_bytes())
+        .await
+        .expect("stdin written");
+    drop(pipe);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("mesher finishes in time")
+        .expect("mesher runs");
+    assert!(
+        out.status.success(),
+        "mesher {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_member_signs_in_opens_a_project_live_and_signs_out_in_a_real_browser() {
+    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
+    assert!(
+        Path::new(&playwright).exists(),
+        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
+    );
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing");
+    let s = TestServer::start().await;
+    let p = s.project("warehouse").await;
+    let email = "ada@example.com";
+    let password = "a long and correct horse battery staple";
+    mesher_on(
+        &s,
+        &["user", "create", email, "--password-stdin"],
+        &format!("{password}\n"),
+    )
+    .await;
+    mesher_on(&s, &["member", "add", &p.id.to_string(), email], "").await;
+    // One unresolved issue before the user signs in.
+    let (status, v) = s
+        .post(
+            "/api/v1/events",
+            &p.key,
+            &serde_json::json!({"message": "stock count negative", "level": "error"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+
+    let script = format!("{ROOT}/tests/dashboard/accounts.mjs");
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(&s.base)
+        .arg(p.id.to_string())
+        .arg("warehouse")
+        .arg(&p.key)
+        .arg(email)
+        .arg(password)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(100), run)
+        .await
+        .expect("accounts.mjs finishes within 100 s")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "accounts.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("accounts.mjs printed no JSON summary ({e}): {stdout}"));
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["unresolved"], 2, "{summary}");
+    println!("{summary}");
+    s.stop().await;
+}

@@ -19,10 +19,14 @@ export class ApiError extends Error {
   /**
    * @param {number} status
    * @param {string} reason
+   * @param {string} [retryAfter]
    */
-  constructor(status, reason) {
+  constructor(status, reason, retryAfter = "") {
     super(`${status}: ${reason}`);
     this.status = status;
+    this.reason = reason;
+    /** The `Retry-After` header of a 429 ("" when none). */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -49,9 +53,10 @@ let token = null;
 let generation = 0;
 
 /**
- * Speaks for `projectId` with `projectToken` from now on.
+ * Speaks for `projectId` from now on: with `projectToken`, or with the signed-in user's
+ * session cookie when it is null.
  * @param {string} projectId
- * @param {string} projectToken
+ * @param {string | null} projectToken
  */
 export function setSession(projectId, projectToken) {
   project = projectId;
@@ -63,7 +68,7 @@ export function currentProject() {
   return project;
 }
 
-/** The project token (null before the first connect). */
+/** The project token (null before the first connect, and when the session cookie speaks). */
 export function currentToken() {
   return token;
 }
@@ -89,7 +94,7 @@ export function projectPath(rest) {
 /**
  * A request with the token; the JSON answer, or an {@link ApiError}.
  * @param {string} path
- * @param {{ method?: string, headers?: Record<string, string> }} [options]
+ * @param {{ method?: string, headers?: Record<string, string>, body?: string }} [options]
  * @returns {Promise<any>}
  */
 export async function api(path, options = {}) {
@@ -124,12 +129,15 @@ export function nextCursor(link) {
 
 /**
  * @param {string} path
- * @param {{ method?: string, headers?: Record<string, string> }} options
+ * @param {{ method?: string, headers?: Record<string, string>, body?: string }} options
  * @returns {Promise<{ body: any, response: Response }>}
  */
 async function request(path, options) {
-  const headers = { Authorization: `Bearer ${token}`, ...(options.headers ?? {}) };
-  const response = await fetch(path, { ...options, headers, cache: "no-store" });
+  /** @type {Record<string, string>} */
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  Object.assign(headers, options.headers ?? {});
+  // Same-origin: the session cookie comes along, and a change carries the page's Origin.
+  const response = await fetch(path, { ...options, headers, cache: "no-store", credentials: "same-origin" });
   let body = null;
   try {
     body = await response.json();
@@ -138,7 +146,7 @@ async function request(path, options) {
   }
   if (!response.ok) {
     const reason = body && typeof body.error === "string" ? body.error : response.statusText;
-    throw new ApiError(response.status, reason);
+    throw new ApiError(response.status, reason, response.headers.get("Retry-After") ?? "");
   }
   return { body, response };
 }

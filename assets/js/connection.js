@@ -161,7 +161,8 @@ export function openStream() {
   ws = socket;
   const token = currentToken();
   socket.addEventListener("open", () => {
-    if (gen === currentGeneration()) socket.send(JSON.stringify({ type: "auth", token }));
+    // Without a token the session cookie came with the upgrade: nothing to send.
+    if (gen === currentGeneration() && token) socket.send(JSON.stringify({ type: "auth", token }));
   });
   socket.addEventListener("message", (m) => {
     if (gen !== currentGeneration()) return;
@@ -226,7 +227,8 @@ async function checkThenRetry() {
     if (gen !== currentGeneration()) return;
     const status = statusOf(err);
     if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-      handlers?.failed(status === 401 || status === 403 ? `the token was refused (${messageOf(err)})` : messageOf(err));
+      const refused = currentToken() ? "the token was refused" : "access was refused";
+      handlers?.failed(status === 401 || status === 403 ? `${refused} (${messageOf(err)})` : messageOf(err));
       return;
     }
   }

@@ -1,0 +1,257 @@
+// @ts-check
+// Signing in and the projects overview (docs/PROTOCOL.md "People"): the sign-in form, the
+// signed-in user's projects with their unresolved counts (read again every few seconds
+// while shown), and signing out. The session is the server's cookie (HttpOnly): the page
+// keeps only a note that it signed in, so that a page never signed in asks nothing.
+// Every request is a same-origin fetch: the cookie comes along, and the browser adds the
+// Origin that the server requires of a change.
+
+import { ApiError, messageOf, statusOf } from "./api.js";
+import { byId, h } from "./dom.js";
+import { projectRows, signInError } from "./people.js";
+
+/** @typedef {import("./people.js").MyProject} MyProject */
+/** @typedef {{ id?: number, email?: string, admin?: boolean }} User */
+/** @typedef {"signin" | "projects" | "project"} View */
+
+/** How often the overview's counts are read again. */
+const OVERVIEW_MS = 3_000;
+/** The note that this browser signed in (the cookie itself is not readable). */
+const SIGNED_IN = "mesher.signedIn";
+
+const ui = {
+  signinView: byId("signin-view", HTMLElement),
+  form: byId("signin-form", HTMLFormElement),
+  email: byId("email-input", HTMLInputElement),
+  password: byId("password-input", HTMLInputElement),
+  submit: byId("signin-button", HTMLButtonElement),
+  error: byId("signin-error", HTMLParagraphElement),
+  projectsView: byId("projects-view", HTMLElement),
+  projects: byId("projects-list", HTMLUListElement),
+  projectsEmpty: byId("projects-empty", HTMLParagraphElement),
+  projectsError: byId("projects-error", HTMLParagraphElement),
+  account: byId("account", HTMLDivElement),
+  accountEmail: byId("account-email", HTMLSpanElement),
+  signOut: byId("signout-button", HTMLButtonElement),
+};
+
+/** @type {User | null} */
+let user = null;
+/** @type {MyProject[]} */
+let projects = [];
+let timer = 0;
+/** @type {{ signedIn: () => void, signedOut: () => void }} */
+let handlers = { signedIn() {}, signedOut() {} };
+
+/** @param {string} value */
+function note(value) {
+  try {
+    if (value) localStorage.setItem(SIGNED_IN, value);
+    else localStorage.removeItem(SIGNED_IN);
+  } catch {
+    // Without storage the page asks the server each time.
+  }
+}
+
+/** Whether this browser may hold a session (it signed in, or storage is unavailable). */
+export function maySignedIn() {
+  try {
+    return localStorage.getItem(SIGNED_IN) === "1";
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * @param {string} path
+ * @param {RequestInit} [init]
+ */
+async function call(path, init = {}) {
+  const response = await fetch(path, { ...init, credentials: "same-origin", cache: "no-store" });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const reason = body && typeof body.error === "string" ? body.error : response.statusText;
+    throw new ApiError(response.status, reason, response.headers.get("Retry-After") ?? "");
+  }
+  return body;
+}
+
+/** The signed-in user (null when none). */
+export function signedInUser() {
+  return user;
+}
+
+/**
+ * The name of project `id` among the user's, if known.
+ * @param {string} id
+ */
+export function projectName(id) {
+  const p = projects.find((x) => String(x.id) === id);
+  return p && typeof p.name === "string" ? p.name : null;
+}
+
+/**
+ * Asks the server who is signed in (`GET /api/v1/me`): true when someone is.
+ * @returns {Promise<boolean>}
+ */
+export async function checkSession() {
+  try {
+    const body = await call("/api/v1/me");
+    accept(body);
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 401) forget();
+    return false;
+  }
+}
+
+/** @param {any} body */
+function accept(body) {
+  user = body?.user ?? null;
+  projects = Array.isArray(body?.projects) ? body.projects : [];
+  note("1");
+  ui.accountEmail.textContent = user?.email ?? "";
+  ui.account.hidden = false;
+}
+
+function forget() {
+  user = null;
+  projects = [];
+  note("");
+  ui.account.hidden = true;
+  ui.accountEmail.textContent = "";
+}
+
+/**
+ * Shows one of the page's views: the sign-in form, the projects overview, or a project.
+ * @param {View} view
+ */
+export function setView(view) {
+  document.body.dataset.view = view;
+  ui.signinView.hidden = view !== "signin";
+  ui.projectsView.hidden = view !== "projects";
+  clearInterval(timer);
+  if (view === "projects") timer = setInterval(refresh, OVERVIEW_MS);
+}
+
+/**
+ * The sign-in form, with `message` in its alert when given.
+ * @param {string} [message]
+ */
+export function showSignIn(message = "") {
+  setView("signin");
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+  ui.submit.disabled = false;
+}
+
+/** The projects overview (the user is signed in). */
+export function showProjects() {
+  setView("projects");
+  renderProjects();
+}
+
+function renderProjects() {
+  const rows = projectRows(projects);
+  ui.projects.replaceChildren(
+    ...rows.map((p) =>
+      h(
+        "li",
+        { class: "project-row", "data-testid": "project-row", "data-project-id": p.id },
+        h("a", { class: "project-link", href: p.hash, "data-testid": "project-link", text: p.name }),
+        h(
+          "span",
+          { class: "project-count" },
+          h("span", { class: "project-unresolved", "data-testid": "project-unresolved", text: String(p.unresolved) }),
+          " unresolved",
+        ),
+      ),
+    ),
+  );
+  ui.projectsEmpty.hidden = rows.length > 0;
+}
+
+/** The overview's counts, read again. */
+async function refresh() {
+  try {
+    const body = await call("/api/v1/me");
+    if (document.body.dataset.view !== "projects") return;
+    accept(body);
+    ui.projectsError.hidden = true;
+    renderProjects();
+  } catch (err) {
+    if (document.body.dataset.view !== "projects") return;
+    if (statusOf(err) === 401) {
+      forget();
+      handlers.signedOut();
+      showSignIn("Your session has ended: sign in again.");
+    } else {
+      ui.projectsError.textContent = `Cannot read the counts: ${messageOf(err)}`;
+      ui.projectsError.hidden = false;
+    }
+  }
+}
+
+/** @param {SubmitEvent} e */
+async function onSubmit(e) {
+  e.preventDefault();
+  const email = ui.email.value.trim();
+  const password = ui.password.value;
+  if (!email || !password) {
+    ui.error.textContent = email ? "Enter your password." : "Enter your e-mail.";
+    ui.error.hidden = false;
+    (email ? ui.password : ui.email).focus();
+    return;
+  }
+  ui.submit.disabled = true;
+  ui.error.hidden = true;
+  try {
+    await call("/api/v1/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email, password }),
+    });
+    ui.password.value = "";
+    if (!(await checkSession())) throw new ApiError(401, "the session was not kept (are cookies allowed?)");
+    handlers.signedIn();
+  } catch (err) {
+    const retryAfter = err instanceof ApiError ? err.retryAfter : "";
+    const reason = err instanceof ApiError ? err.reason : messageOf(err);
+    ui.error.textContent = signInError(statusOf(err), reason, retryAfter);
+    ui.error.hidden = false;
+    ui.password.focus();
+  } finally {
+    ui.submit.disabled = false;
+  }
+}
+
+/** Ends the session on the server (`DELETE /api/v1/session`) and forgets it here. */
+export async function signOut() {
+  clearInterval(timer);
+  try {
+    await call("/api/v1/session", { method: "DELETE" });
+  } catch {
+    // Ended already, or the server is away: this page forgets it either way.
+  }
+  forget();
+}
+
+/**
+ * Wires the form and the Sign out button.
+ * @param {{ signedIn: () => void, signedOut: () => void }} given
+ */
+export function initAccounts(given) {
+  handlers = given;
+  ui.form.addEventListener("submit", onSubmit);
+  ui.signOut.addEventListener("click", async () => {
+    handlers.signedOut();
+    await signOut();
+    showSignIn();
+    ui.email.focus();
+  });
+}
