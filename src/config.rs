@@ -61,20 +61,27 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Parses `--database-url` like `FromStr`, but a refusal shows the value with its password
-/// as `***` (clap's own message would repeat the value as given).
+/// Parses a URL that may hold a password (`--database-url`, `--smtp-url`) with `parse`,
+/// but a refusal shows the value with its password as `***` (clap's own message would
+/// repeat the value as given).
 #[derive(Clone, Copy, Debug)]
-struct DatabaseUrlParser;
+struct SecretUrlParser<T>(fn(&str) -> Result<T, String>);
 
-impl clap::builder::TypedValueParser for DatabaseUrlParser {
-    type Value = DatabaseUrl;
+/// `--database-url`'s parser.
+const DATABASE_URL_PARSER: SecretUrlParser<DatabaseUrl> = SecretUrlParser(|s| s.parse());
+
+/// `--smtp-url`'s parser.
+const SMTP_URL_PARSER: SecretUrlParser<String> = SecretUrlParser(parse_smtp_url);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for SecretUrlParser<T> {
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<DatabaseUrl, clap::Error> {
+    ) -> Result<T, clap::Error> {
         let name = arg.map_or_else(|| "--database-url <URL>".to_owned(), |a| a.to_string());
         let refuse = |why: String| {
             clap::Error::raw(
@@ -86,8 +93,7 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
         let s = value
             .to_str()
             .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
-        s.parse()
-            .map_err(|e: String| refuse(format!("'{}': {e}", crate::redact::redact_url(s))))
+        (self.0)(s).map_err(|e| refuse(format!("'{}': {e}", crate::redact::redact_url(s))))
     }
 }
 
@@ -101,7 +107,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub struct DatabaseArgs {
     /// Database URL: sqlite://PATH (file created if missing) or postgres://...
     #[arg(long, env = "MESHER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL",
-          value_parser = DatabaseUrlParser)]
+          value_parser = DATABASE_URL_PARSER)]
     pub database_url: DatabaseUrl,
 }
 
@@ -234,7 +240,7 @@ pub struct ServeConfig {
 
     /// The SMTP server e-mail alerts go through: `smtp://[user:pass@]host:port`
     /// (`?tls=required` for STARTTLS) or `smtps://…` for TLS. Default: no e-mail.
-    #[arg(long, env = "MESHER_SMTP_URL", value_name = "URL", value_parser = parse_smtp_url,
+    #[arg(long, env = "MESHER_SMTP_URL", value_name = "URL", value_parser = SMTP_URL_PARSER,
           requires = "smtp_from")]
     pub smtp_url: Option<String>,
 

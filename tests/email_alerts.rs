@@ -157,3 +157,43 @@ async fn a_member_who_turned_email_on_is_mailed_once_for_a_new_issue() {
     let again = tokio::time::timeout(Duration::from_secs(2), messages.recv()).await;
     assert!(again.is_err(), "one issue, one message: {again:?}");
 }
+
+#[test]
+fn a_bad_smtp_flag_exits_2_naming_it_without_its_password() {
+    for args in [
+        vec![
+            "--smtp-url",
+            "http://mail:hunter22@example.com",
+            "--smtp-from",
+            "a@example.com",
+        ],
+        vec![
+            "--smtp-url",
+            "smtp://mail:hunter22@[bad",
+            "--smtp-from",
+            "a@example.com",
+        ],
+        vec!["--smtp-url", "smtp://mail:hunter22@127.0.0.1:25"],
+        vec![
+            "--smtp-url",
+            "smtp://127.0.0.1:25",
+            "--smtp-from",
+            "not an address",
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesher"))
+            .arg("serve")
+            .args(&args)
+            .env_remove("MESHER_SMTP_URL")
+            .env_remove("MESHER_SMTP_FROM")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--smtp-"), "{stderr}");
+        assert!(
+            !stderr.contains("hunter22"),
+            "the password is shown: {stderr}"
+        );
+    }
+}
