@@ -228,8 +228,18 @@ function fail(reason) {
   setStatus("error", reason);
   ui.connectError.textContent = `Cannot connect: ${reason}`;
   ui.connectError.hidden = false;
-  // Signed in, the id/token form is not shown: say it in the error notice.
-  if (document.body.dataset.auth === "cookie") showError(`Cannot open the project: ${reason}`);
+  // Signed in, the id/token form is not shown: say it in the error notice, or, when the
+  // session has ended, go back to the sign-in form.
+  if (document.body.dataset.auth === "cookie") {
+    showError(`Cannot open the project: ${reason}`);
+    accounts.checkSession().then((signedIn) => {
+      if (signedIn || document.body.dataset.auth !== "cookie") return;
+      leaveProject();
+      delete document.body.dataset.auth;
+      history.replaceState(null, "", location.pathname + location.search);
+      accounts.showSignIn("Your session has ended: sign in again.");
+    });
+  }
 }
 
 function reset() {

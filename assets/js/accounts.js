@@ -219,6 +219,8 @@ async function onSubmit(e) {
     ui.password.value = "";
     if (!(await checkSession())) throw new ApiError(401, "the session was not kept (are cookies allowed?)");
     handlers.signedIn();
+    // Keyboard users land on the first project.
+    ui.projects.querySelector("a")?.focus();
   } catch (err) {
     const retryAfter = err instanceof ApiError ? err.retryAfter : "";
     const reason = err instanceof ApiError ? err.reason : messageOf(err);

@@ -103,6 +103,7 @@ async function run(browser) {
   await step("the count updates live", () =>
     page.waitForFunction((sel) => document.querySelector(sel)?.textContent?.trim() === "2", `${row} ${tid("project-unresolved")}`, { timeout: WAIT }));
   const unresolved = Number((await count()).trim());
+  if (process.env.MESHER_ACCOUNTS_SHOT) await page.screenshot({ path: process.env.MESHER_ACCOUNTS_SHOT, fullPage: true });
 
   // ---- Phone width. ---------------------------------------------------------------------
   await page.setViewportSize({ width: 375, height: 800 });
