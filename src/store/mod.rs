@@ -29,8 +29,8 @@ pub use crate::model::project::{
 pub use crate::model::stored::{
     EventPage, EventSummary, ListedEvent, StoredEvent, TOP_TAG_VALUES, TagBreakdown, TagValue,
 };
-pub use users::{ApiToken, MemberChange, UserAdded};
 pub(crate) use users::SESSION_LIFETIME;
+pub use users::{ApiToken, MemberChange, UserAdded};
 
 use crate::config::DatabaseUrl;
 use crate::progress::Progress;
