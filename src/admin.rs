@@ -28,7 +28,8 @@ async fn open(url: &DatabaseUrl) -> anyhow::Result<store::Store> {
         .with_context(|| format!("cannot open {url}"))?;
     if let Some(path) = fresh.filter(|path| path.exists()) {
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        eprintln!("created a new database at {}", path.display());
+        // A log line, so that `--log-format json` keeps stderr all JSON.
+        tracing::warn!("created a new database at {}", path.display());
     }
     Ok(store)
 }
