@@ -32,6 +32,16 @@ pub async fn pass(store: &Store, bus: &Bus, days: u32) {
         }
         Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry next interval"),
     }
+    // Ended sessions, and failed sign-ins older than the attempt limit's window.
+    let now = Millis::now();
+    let window = crate::accounts::FAILURE_WINDOW.as_millis() as i64;
+    match store.purge_sessions(now, Millis(now.0 - window)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "ended sessions deleted"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot delete ended sessions; will retry next interval")
+        }
+    }
 }
 
 /// The retention task.

@@ -417,3 +417,43 @@ async fn members_change_issue_states_and_see_webhooks_non_members_get_403() {
     assert_eq!(resolved["issue"]["status"], "resolved");
     assert_eq!(with_cookie(hooks(), &ada).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn retention_deletes_ended_sessions_and_keeps_live_ones() {
+    use mesher::model::Millis;
+    let s = TestServer::start().await;
+    user(&s, "ada@example.com", false).await;
+    let (_, _, cookie) = sign_in(&s, "ada@example.com", PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let store = mesher::store::open(&s.db).await.unwrap();
+    let now = Millis::now();
+    assert_eq!(
+        store.purge_sessions(now, now).await.unwrap(),
+        0,
+        "a live session stays"
+    );
+    assert_eq!(
+        with_cookie(s.http.get(s.url("/api/v1/me")), &cookie)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let eight_days_on = Millis(now.0 + 8 * 86_400_000);
+    assert_eq!(
+        store.purge_sessions(eight_days_on, now).await.unwrap(),
+        1,
+        "unused for 7 days"
+    );
+    let ended = tokio::time::timeout(common::WAIT, async {
+        while with_cookie(s.http.get(s.url("/api/v1/me")), &cookie)
+            .await
+            .0
+            != StatusCode::UNAUTHORIZED
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    ended
+        .await
+        .expect("the deleted session is refused within 2 s");
+}

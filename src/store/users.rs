@@ -351,4 +351,29 @@ impl Store {
             .fetch_one(&db.pool)
             .await?))
     }
+
+    /// Deletes the sessions that have ended by `now` (past [`SESSION_LIFETIME`], or unused
+    /// for [`SESSION_IDLE`]) and failed sign-ins older than `failures_before`; answers how
+    /// many sessions went.
+    pub async fn purge_sessions(
+        &self,
+        now: Millis,
+        failures_before: Millis,
+    ) -> Result<u64, StoreError> {
+        let created_before = now.0 - SESSION_LIFETIME.as_millis() as i64;
+        let used_before = now.0 - SESSION_IDLE.as_millis() as i64;
+        transaction!(self, db, tx => {
+            let ended = sqlx::query("DELETE FROM sessions WHERE created <= $1 OR last_used <= $2")
+                .bind(created_before)
+                .bind(used_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM sign_in_failures WHERE at <= $1")
+                .bind(failures_before.0)
+                .execute(&mut *tx)
+                .await?;
+            Ok(ended)
+        })
+    }
 }
