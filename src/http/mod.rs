@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use envelope_body::MAX_ENVELOPE;
 use tower::util::MapResponseLayer;
 use tower_http::cors::{self, CorsLayer};
@@ -85,11 +85,12 @@ fn requests_logged() -> bool {
     tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG)
 }
 
-/// The whole HTTP surface.
+/// The read API, issue states, webhooks and e-mail alerts (a project token, or a member's
+/// session or API token), and the people and admin routes (SPEC §9); a signed-in browser's
+/// requests that change anything must come from this server's pages (`auth::check_origin`).
 #[rustfmt::skip]
-pub(crate) fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        // Read API and issue state (project token, or a member's session or API token).
+fn api_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/api/v1/projects/{id}/issues", get(issues::list))
         .route("/api/v1/projects/{id}/events", get(issues::project_events))
         .route("/api/v1/projects/{id}/events/{event_id}", get(issues::project_event))
@@ -99,33 +100,28 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/issues/{id}/stats", get(issues::issue_stats))
         .route("/api/v1/projects/{id}/stats", get(issues::project_stats))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
-        .route(
-            "/api/v1/projects/{id}/webhooks",
-            get(webhooks::list).post(webhooks::add),
-        )
-        .route("/api/v1/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        .route("/api/v1/projects/{id}/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
         .route(
             "/api/v1/projects/{id}/email-alerts",
-            get(webhooks::email_alerts)
-                .put(webhooks::set_email_alerts)
-                .delete(webhooks::stop_email_alerts),
+            get(webhooks::email_alerts).put(webhooks::set_email_alerts).delete(webhooks::stop_email_alerts),
         )
-        // People (SPEC §9).
         .route("/api/v1/session", post(session::sign_in).delete(session::sign_out))
         .route("/api/v1/me", get(session::me))
         .route("/api/v1/me/tokens", get(session::list_tokens).post(session::create_token))
-        .route("/api/v1/me/tokens/{id}", axum::routing::delete(session::delete_token))
-        // Admins (SPEC §9).
+        .route("/api/v1/me/tokens/{id}", delete(session::delete_token))
         .route("/api/v1/projects", post(projects::create))
         .route("/api/v1/projects/{id}/rotate-token", post(projects::rotate_token))
         .route("/api/v1/projects/{id}/rotate-key", post(projects::rotate_key))
         .route("/api/v1/projects/{id}/members", get(projects::members))
-        .route(
-            "/api/v1/projects/{id}/members/{email}",
-            axum::routing::put(projects::add_member).delete(projects::remove_member),
-        )
-        // A signed-in browser's requests that change anything come from this server's pages.
+        .route("/api/v1/projects/{id}/members/{email}", put(projects::add_member).delete(projects::remove_member))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_origin))
+}
+
+/// The whole HTTP surface.
+#[rustfmt::skip]
+pub(crate) fn router(state: AppState) -> Router {
+    let routes = api_routes(&state)
         .merge(ingest_routes())
         // Live stream (project token).
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
