@@ -6,7 +6,7 @@
 // Every request is a same-origin fetch: the cookie comes along, and the browser adds the
 // Origin that the server requires of a change.
 
-import { ApiError, messageOf, statusOf } from "./api.js";
+import { ApiError, fetchJson, messageOf, statusOf } from "./api.js";
 import { byId, h } from "./dom.js";
 import { projectRows, signInError } from "./people.js";
 
@@ -67,18 +67,7 @@ export function maySignedIn() {
  * @param {RequestInit} [init]
  */
 async function call(path, init = {}) {
-  const response = await fetch(path, { ...init, credentials: "same-origin", cache: "no-store" });
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    const reason = body && typeof body.error === "string" ? body.error : response.statusText;
-    throw new ApiError(response.status, reason, response.headers.get("Retry-After") ?? "");
-  }
-  return body;
+  return (await fetchJson(path, init)).body;
 }
 
 /** The signed-in user (null when none). */

@@ -128,16 +128,14 @@ export function nextCursor(link) {
 }
 
 /**
+ * A same-origin request (the session cookie comes along, and a change carries the page's
+ * Origin): its JSON body and the response; an `ApiError` for any answer but 2xx.
  * @param {string} path
- * @param {{ method?: string, headers?: Record<string, string>, body?: string }} options
+ * @param {RequestInit} [init]
  * @returns {Promise<{ body: any, response: Response }>}
  */
-async function request(path, options) {
-  /** @type {Record<string, string>} */
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  Object.assign(headers, options.headers ?? {});
-  // Same-origin: the session cookie comes along, and a change carries the page's Origin.
-  const response = await fetch(path, { ...options, headers, cache: "no-store", credentials: "same-origin" });
+export async function fetchJson(path, init = {}) {
+  const response = await fetch(path, { ...init, cache: "no-store", credentials: "same-origin" });
   let body = null;
   try {
     body = await response.json();
@@ -149,4 +147,16 @@ async function request(path, options) {
     throw new ApiError(response.status, reason, response.headers.get("Retry-After") ?? "");
   }
   return { body, response };
+}
+
+/**
+ * @param {string} path
+ * @param {{ method?: string, headers?: Record<string, string>, body?: string }} options
+ * @returns {Promise<{ body: any, response: Response }>}
+ */
+async function request(path, options) {
+  /** @type {Record<string, string>} */
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  Object.assign(headers, options.headers ?? {});
+  return fetchJson(path, { ...options, headers });
 }
