@@ -23,20 +23,7 @@ async fn sign_in(
     email: &str,
     password: &str,
 ) -> (StatusCode, Value, Option<String>) {
-    let body = json!({ "email": email, "password": password });
-    let r = s
-        .http
-        .post(s.url("/api/v1/session"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let cookie = r
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null), cookie)
+    s.sign_in(email, password).await
 }
 
 /// Sends `req` with the session cookie; answers its status and JSON body (or null).

@@ -81,20 +81,8 @@ async fn a_member_who_turned_email_on_is_mailed_once_for_a_new_issue() {
     mesher::people::change_member(&s.db, p.id, "ada@example.com", true)
         .await
         .unwrap();
-    let signed = s
-        .http
-        .post(s.url("/api/v1/session"))
-        .json(&json!({ "email": "ada@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (_, _, cookie) = s.sign_in("ada@example.com", PASSWORD).await;
+    let cookie = cookie.expect("a session cookie");
     let url = s.url(&format!("/api/v1/projects/{}/email-alerts", p.id));
     let on = s
         .http

@@ -147,6 +147,29 @@ impl TestServer {
         Creds::from_json(&v)
     }
 
+    /// Signs in (`POST /api/v1/session`); answers the status, the body and the session
+    /// cookie (`name=value`).
+    pub(crate) async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> (StatusCode, Value, Option<String>) {
+        let body = serde_json::json!({ "email": email, "password": password });
+        let r = self
+            .http
+            .post(self.url("/api/v1/session"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null), cookie)
+    }
+
     /// Sends a request with a Bearer credential; answers its status and JSON body.
     async fn call(&self, req: reqwest::RequestBuilder, bearer: &str) -> (StatusCode, Value) {
         let r = req.bearer_auth(bearer).send().await.expect("request");
