@@ -128,6 +128,50 @@ impl Accounts {
         Ok((user, secret))
     }
 
+    /// Changes the signed-in `user`'s password to `new` (already checked with
+    /// `user::check_password`) when `current` is theirs; a wrong `current` counts toward
+    /// the sign-in failure limit of their e-mail, and is refused while it is locked. Every
+    /// session of the user ends but `keep` (the secret of the session that asked), at once
+    /// on this node.
+    pub(crate) async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep: Option<&str>,
+    ) -> Result<(), SignInError> {
+        let since = Millis(Millis::now().0 - FAILURE_WINDOW.as_millis() as i64);
+        let (failures, oldest) = self.0.store.sign_in_failures(&user.email, since).await?;
+        if failures >= MAX_FAILURES {
+            let until = oldest.unwrap_or(since.0) + FAILURE_WINDOW.as_millis() as i64;
+            return Err(SignInError::Locked(
+                ((until - Millis::now().0) / 1000).max(1) as u64,
+            ));
+        }
+        let found = self.0.store.user_by_email(&user.email).await?;
+        let hash = found.and_then(|(_, h)| h);
+        let hash = hash.unwrap_or_else(|| user::decoy_hash().to_owned());
+        if !self.verify(current, hash).await {
+            self.0
+                .store
+                .record_sign_in_failure(&user.email, since)
+                .await?;
+            return Err(SignInError::Wrong);
+        }
+        let new = new.to_owned();
+        let hash = tokio::task::spawn_blocking(move || user::hash_password(&new))
+            .await
+            .expect("hashing a password does not fail");
+        let keep = keep.map(hash_token);
+        self.0
+            .store
+            .change_password(user.id, &hash, keep.as_deref())
+            .await?;
+        // Which sessions ended is not known here: every cached credential is read again.
+        self.0.credentials.0.lock().expect("cache lock").clear();
+        Ok(())
+    }
+
     /// Verifies on the blocking pool, at most [`VERIFYING_AT_ONCE`] at a time.
     async fn verify(&self, password: &str, hash: String) -> bool {
         let Ok(_permit) = self.0.verifying.acquire().await else {

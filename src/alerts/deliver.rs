@@ -468,6 +468,68 @@ async fn attempt(
     }
 }
 
+/// How a test delivery ([`send_test`]) ended.
+#[derive(Debug)]
+pub enum TestSent {
+    /// The target answered with this status (2xx or not) and the start of its answer.
+    Answered(u16, String),
+    /// No answer: why (cannot connect, no answer in time, a forbidden address…).
+    Failed(String),
+}
+
+/// Sends `body` to the webhook once, now, outside the outbox (the dashboard's "Send test"):
+/// signed as a delivery is, through the same checked client, so a forbidden address is
+/// refused here exactly as in a delivery. Nothing is stored or retried.
+pub async fn send_test(hook: &Webhook, body: String, allow: &[Cidr]) -> TestSent {
+    let delivery = Delivery {
+        id: crate::store::new_event_id(),
+        webhook_id: hook.id,
+        body,
+        alerts: 1,
+        attempts: 0,
+        created: Millis::now(),
+        oldest_alert: Millis::now(),
+    };
+    match target::host_of(&hook.url) {
+        Ok(Host::Ip(ip)) => {
+            if let Err(why) = target::check_ip(ip, allow) {
+                let f = ForbiddenAddress {
+                    host: ip.to_string(),
+                    ip,
+                    why,
+                };
+                return TestSent::Failed(f.to_string());
+            }
+        }
+        Ok(Host::Name(_)) => {}
+        Err(_) => return TestSent::Failed("the URL is not valid".into()),
+    }
+    let sent = client(allow)
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header("x-mesher-delivery", &delivery.id)
+        .header(
+            "x-mesher-signature",
+            payload::signature(&hook.secret, delivery.body.as_bytes()),
+        )
+        .body(delivery.body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            TestSent::Answered(status, read_answer(r).await)
+        }
+        Err(e) => match forbidden_in(&e) {
+            Some(f) => TestSent::Failed(f.to_string()),
+            None => match failure(e.without_url()) {
+                Attempt::Failed(why) => TestSent::Failed(why),
+                _ => TestSent::Failed("not sent".into()),
+            },
+        },
+    }
+}
+
 /// Why an attempt that got no answer failed.
 fn failure(e: reqwest::Error) -> Attempt {
     Attempt::Failed(if e.is_timeout() {

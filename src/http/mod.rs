@@ -102,12 +102,14 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
         .route("/api/v1/projects/{id}/webhooks", get(webhooks::list).post(webhooks::add))
         .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
+        .route("/api/v1/webhooks/{id}/test", post(webhooks::test_send))
         .route(
             "/api/v1/projects/{id}/email-alerts",
             get(webhooks::email_alerts).put(webhooks::set_email_alerts).delete(webhooks::stop_email_alerts),
         )
         .route("/api/v1/session", post(session::sign_in).delete(session::sign_out))
         .route("/api/v1/me", get(session::me))
+        .route("/api/v1/me/password", put(session::change_password))
         .route("/api/v1/me/tokens", get(session::list_tokens).post(session::create_token))
         .route("/api/v1/me/tokens/{id}", delete(session::delete_token))
         .route("/api/v1/projects", post(projects::create))

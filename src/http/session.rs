@@ -1,10 +1,10 @@
 //! Signing in and out, the signed-in user, and their API tokens (SPEC §9).
 
-use super::auth::{SESSION_COOKIE, session_cookie, signed_in};
+use super::auth::{SESSION_COOKIE, session_cookie, signed_in, token};
 use super::body::{DecodedBody, parse_json};
 use crate::accounts::SignInError;
 use crate::error::ApiError;
-use crate::model::user::new_api_token;
+use crate::model::user::{check_password, new_api_token};
 use crate::state::AppState;
 use crate::store::hash_token;
 use axum::Json;
@@ -97,6 +97,38 @@ pub(crate) async fn me(
         projects.push(json!({ "id": p.id, "name": p.name, "dsn": dsn, "unresolved": unresolved }));
     }
     Ok(Json(json!({ "user": user, "projects": projects })))
+}
+
+/// `PUT /api/v1/me/password` `{"current","new"}` → 204: the signed-in user's password is
+/// `new`, and every other session of theirs ends (the one that asked stays; by API token:
+/// every session). A wrong `current` is 401 and counts as a failed sign-in (429 once the
+/// e-mail is locked); a `new` of under 10 characters is 400.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<StatusCode, ApiError> {
+    let user = signed_in(&state, &headers).await?;
+    // The session that asks stays signed in; a request with an API token keeps none.
+    let keep = match token(&headers, None) {
+        Some(_) => None,
+        None => session_cookie(&headers),
+    };
+    let body = json_body(request, &state).await?;
+    let (current, new) = (text(&body, "current")?, text(&body, "new")?);
+    check_password(new).map_err(|e| ApiError::BadRequest(format!("the new password: {e}")))?;
+    match state
+        .accounts()
+        .change_password(&user, current, new, keep.as_deref())
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(SignInError::Wrong) => Err(ApiError::Unauthorized(
+            "the current password is wrong".into(),
+        )),
+        Err(SignInError::Locked(retry_after)) => Err(ApiError::SignInLocked { retry_after }),
+        Err(SignInError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// Longest API token name.

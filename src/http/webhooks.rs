@@ -3,6 +3,8 @@
 
 use super::auth::{authorize_project, caller};
 use super::body::{ApiPath as Path, DecodedBody, parse_json};
+use crate::alerts::deliver::{self, TestSent};
+use crate::alerts::payload;
 use crate::error::ApiError;
 use crate::model::webhook::WebhookAdded;
 use crate::model::webhook::{self, DEFAULT_TRIGGERS, WebhookFormat};
@@ -10,6 +12,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequest, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// `GET /api/v1/projects/<id>/webhooks` → `{"webhooks": [...]}`, without secrets.
@@ -127,6 +130,75 @@ pub(crate) async fn remove(
     caller.require(&state, hook.project_id).await?;
     state.store().remove_webhook(id).await?;
     Ok(Json(json!({ "id": id, "removed": true })))
+}
+
+/// The alert a test delivery carries: an `action` and an `issue` shaped as a real alert's,
+/// marked `"test": true`, so a receiver parses it as it will parse the real ones.
+fn test_alert(project: i64) -> String {
+    let now = crate::model::Millis::now();
+    json!({
+        "action": "new",
+        "test": true,
+        "issue": {
+            "id": 0,
+            "project_id": project,
+            "title": "Test alert from Mesher",
+            "culprit": "",
+            "level": "info",
+            "status": "unresolved",
+            "event_count": 0,
+            "first_seen": now,
+            "last_seen": now,
+        },
+    })
+    .to_string()
+}
+
+/// `POST /api/v1/webhooks/<id>/test`: one test delivery sent now (not stored, not retried)
+/// → `{"status": N}` when the target answered 2xx; `502 {"error", "status"?}` when it
+/// answered otherwise, could not be reached, or may not be (a forbidden address).
+pub(crate) async fn test_send(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers, query.as_deref()).await?;
+    let hook = state
+        .store()
+        .list_webhooks(None)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {id} not found")))?;
+    caller.require(&state, hook.project_id).await?;
+    let alerts = [test_alert(hook.project_id)];
+    let body = match hook.format {
+        WebhookFormat::Json => payload::json_body(hook.project_id, &alerts),
+        WebhookFormat::Slack => payload::slack_body(hook.project_id, &alerts, state.public_url()),
+        WebhookFormat::Email => {
+            return Err(ApiError::BadRequest(
+                "an e-mail target has no test delivery".into(),
+            ));
+        }
+    };
+    let failed = |v: Value| (StatusCode::BAD_GATEWAY, Json(v)).into_response();
+    Ok(
+        match deliver::send_test(&hook, body, state.webhook_allow()).await {
+            TestSent::Answered(status, _) if (200..300).contains(&status) => {
+                Json(json!({ "status": status })).into_response()
+            }
+            TestSent::Answered(status, head) => {
+                let mut error = format!("the target answered {status}");
+                if !head.is_empty() {
+                    error.push_str(": ");
+                    error.push_str(&head);
+                }
+                failed(json!({ "error": error, "status": status }))
+            }
+            TestSent::Failed(why) => failed(json!({ "error": why })),
+        },
+    )
 }
 
 /// The signed-in member's e-mail target in `project` (403 for a non-member).

@@ -112,6 +112,29 @@ impl Store {
         Ok(row.map(user))
     }
 
+    /// Sets a user's password (by id) and ends every session of theirs but the one whose
+    /// secret hashes to `keep` (the one that asked for the change).
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        hash: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, db, tx => {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+                .bind(user)
+                .bind(keep.unwrap_or(""))
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
     /// Removes a user with their sessions, API tokens and memberships; false when unknown.
     pub async fn remove_user(&self, email: &str) -> Result<bool, StoreError> {
         const CHILDREN: [&str; 3] = [
