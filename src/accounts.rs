@@ -172,6 +172,34 @@ impl Accounts {
         Ok(())
     }
 
+    /// Signs in the user of an e-mail an identity provider verified: a new session's
+    /// secret. An unknown e-mail becomes a user (not admin, no projects) when `may_create`;
+    /// otherwise `None`.
+    pub(crate) async fn sign_in_verified(
+        &self,
+        email: &str,
+        may_create: bool,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        let user = match self.0.store.user_by_email(email).await? {
+            Some((user, _)) => user,
+            None if may_create => match self.0.store.create_user(email, None, false).await? {
+                crate::store::UserAdded::Added(user) => user,
+                // Created meanwhile by another sign-in or the CLI.
+                crate::store::UserAdded::Exists => match self.0.store.user_by_email(email).await? {
+                    Some((user, _)) => user,
+                    None => return Ok(None),
+                },
+            },
+            None => return Ok(None),
+        };
+        let secret = user::new_session_secret();
+        self.0
+            .store
+            .create_session(user.id, &hash_token(&secret))
+            .await?;
+        Ok(Some((user, secret)))
+    }
+
     /// Verifies on the blocking pool, at most [`VERIFYING_AT_ONCE`] at a time.
     async fn verify(&self, password: &str, hash: String) -> bool {
         let Ok(_permit) = self.0.verifying.acquire().await else {

@@ -66,7 +66,7 @@ pub fn start(config: &ServeConfig, store: Store, shutdown: CancellationToken) ->
         supervisor.spawn_until_shutdown("drain", move || drain::run(hub.clone(), every));
     }
     let ingestor = Ingestor::new(writer_handle, config.rate_limit);
-    AppState::new(
+    let state = AppState::new(
         store,
         ingestor,
         bus,
@@ -79,7 +79,22 @@ pub fn start(config: &ServeConfig, store: Store, shutdown: CancellationToken) ->
     .with_webhook_allow(config.webhook_allow_cidr.clone())
     .with_stream_auth_timeout(config.stream_auth_timeout)
     .with_edge(edge_settings(config))
-    .with_public_url(config.public_url())
+    .with_public_url(config.public_url());
+    match sso_settings(config) {
+        Some(settings) => state.with_sso(settings),
+        None => state,
+    }
+}
+
+/// `--oidc-*`, when SSO is configured (clap makes the issuer need the id and secret).
+fn sso_settings(config: &ServeConfig) -> Option<crate::sso::SsoSettings> {
+    Some(crate::sso::SsoSettings {
+        issuer: config.oidc_issuer.clone()?,
+        client_id: config.oidc_client_id.clone()?,
+        client_secret: config.oidc_client_secret.clone()?,
+        allow_domains: config.oidc_allow_domain.clone(),
+        redirect_uri: format!("{}/auth/oidc/callback", config.public_url()),
+    })
 }
 
 /// The writer of `queue`, with `--commit-batch` and `--commit-delay-us` (or the store's

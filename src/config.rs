@@ -248,6 +248,37 @@ pub struct ServeConfig {
     #[arg(long, env = "MESHER_SMTP_FROM", value_name = "ADDRESS", value_parser = parse_smtp_from)]
     pub smtp_from: Option<String>,
 
+    /// The OpenID Connect provider for "Sign in with SSO": its issuer URL (discovery at
+    /// `<issuer>/.well-known/openid-configuration`). Needs the client id and secret.
+    #[arg(long, env = "MESHER_OIDC_ISSUER", value_name = "URL", value_parser = parse_oidc_issuer,
+          requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+
+    /// Mesher's client id at the OpenID Connect provider.
+    #[arg(
+        long,
+        env = "MESHER_OIDC_CLIENT_ID",
+        value_name = "ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+
+    /// Mesher's client secret at the OpenID Connect provider.
+    #[arg(
+        long,
+        env = "MESHER_OIDC_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_secret: Option<String>,
+
+    /// E-mail domains (comma list) whose people get an account at their first SSO sign-in.
+    /// Default: none, so only users made beforehand (`user create`) sign in by SSO.
+    #[arg(long, env = "MESHER_OIDC_ALLOW_DOMAIN", value_name = "DOMAIN", value_delimiter = ',',
+          value_parser = parse_domain, requires = "oidc_issuer")]
+    pub oidc_allow_domain: Vec<String>,
+
     /// Address ranges webhooks may reach although they are loopback, private, link-local,
     /// shared, unspecified, multicast or broadcast (e.g. 10.0.0.0/8 for an in-house
     /// receiver); repeatable, or comma-separated. Default: none.
@@ -278,6 +309,30 @@ fn parse_smtp_from(s: &str) -> Result<String, String> {
     s.parse::<lettre::message::Mailbox>()
         .map(|_| s.to_owned())
         .map_err(|e| format!("not an e-mail address: {e}"))
+}
+
+fn parse_oidc_issuer(s: &str) -> Result<String, String> {
+    if !(s.starts_with("https://") || s.starts_with("http://")) {
+        return Err("expected the provider's issuer URL, https://…".into());
+    }
+    crate::model::webhook::validate_url(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_domain(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_start_matches('@').to_ascii_lowercase();
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.len() <= 253 && d.contains('.') && d.split('.').all(label) {
+        Ok(d)
+    } else {
+        Err(format!("'{s}' is not an e-mail domain (like example.com)"))
+    }
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -325,6 +380,10 @@ impl ServeConfig {
             public_url: None,
             smtp_url: None,
             smtp_from: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_allow_domain: Vec::new(),
             webhook_allow_cidr: Vec::new(),
             alert_retry_for: std::time::Duration::from_secs(86_400),
             stream_auth_timeout: std::time::Duration::from_secs(10),

@@ -36,6 +36,7 @@ pub mod retention;
 pub mod sentry;
 pub mod state;
 pub mod store;
+pub(crate) mod sso;
 pub(crate) mod stream;
 pub(crate) mod task;
 pub(crate) mod telemetry;

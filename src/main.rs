@@ -37,7 +37,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (HTTP API, WebSocket ingest and stream).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Manage projects (works while a server runs on the same database).
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -251,7 +251,7 @@ async fn run() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
-            mesher::run(config, listener, shutdown_signal()).await
+            mesher::run(*config, listener, shutdown_signal()).await
         }
         Command::Project(cmd) => project(cmd).await,
         Command::Webhook(cmd) => webhook(cmd).await,

@@ -72,6 +72,8 @@ struct Inner {
     /// The dashboard's address (`--public-url`): DSNs, the `Origin` signed-in requests
     /// must carry, and whether the session cookie is `Secure`.
     public_url: String,
+    /// Sign-in by OpenID Connect, when `--oidc-issuer` is given.
+    sso: Option<Arc<crate::sso::Sso>>,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             accounts,
             public_url: String::from("http://localhost"),
+            sso: None,
             store,
             ingestor,
             bus,
@@ -120,6 +123,19 @@ impl AppState {
     /// `--public-url`, or `http://<listen address>`.
     pub(crate) fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+
+    /// Turns on sign-in by OpenID Connect; before the state is shared.
+    pub(crate) fn with_sso(mut self, settings: crate::sso::SsoSettings) -> AppState {
+        Arc::get_mut(&mut self.0)
+            .expect("SSO is set up before the state is shared")
+            .sso = Some(Arc::new(crate::sso::Sso::new(settings)));
+        self
+    }
+
+    /// Sign-in by OpenID Connect, if configured.
+    pub(crate) fn sso(&self) -> Option<&crate::sso::Sso> {
+        self.0.sso.as_deref()
     }
 
     /// Signed-in users.

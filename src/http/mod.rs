@@ -10,6 +10,7 @@ pub(crate) mod ingest;
 pub(crate) mod ingest_ws;
 pub(crate) mod issues;
 pub(crate) mod listener;
+mod oidc;
 pub(crate) mod ops;
 pub(crate) mod projects;
 pub(crate) mod sentry;
@@ -108,6 +109,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
             get(webhooks::email_alerts).put(webhooks::set_email_alerts).delete(webhooks::stop_email_alerts),
         )
         .route("/api/v1/session", post(session::sign_in).delete(session::sign_out))
+        .route("/api/v1/sign-in", get(oidc::options))
         .route("/api/v1/me", get(session::me))
         .route("/api/v1/me/password", put(session::change_password))
         .route("/api/v1/me/tokens", get(session::list_tokens).post(session::create_token))
@@ -133,6 +135,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page))
         .route("/assets/{*path}", get(dashboard::asset))
         .route("/metrics", get(ops::metrics))
+        // Sign-in by OpenID Connect (SPEC §9): the browser's round trip to the provider.
+        .route("/auth/oidc/start", get(oidc::start))
+        .route("/auth/oidc/callback", get(oidc::callback))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_RAW_BODY));

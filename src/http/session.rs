@@ -33,7 +33,7 @@ fn text<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 }
 
 /// The session cookie: set with `secret` for the session's lifetime, or expired (`None`).
-fn cookie(state: &AppState, secret: Option<&str>) -> HeaderValue {
+pub(super) fn cookie(state: &AppState, secret: Option<&str>) -> HeaderValue {
     let secure = if state.public_url().starts_with("https://") {
         "; Secure"
     } else {
