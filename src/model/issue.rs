@@ -164,6 +164,9 @@ pub struct Issue {
     pub first_seen: Millis,
     /// When the latest event was received.
     pub last_seen: Millis,
+    /// When a new event last reopened the resolved issue (a regression); `None` when it
+    /// never did, or its status was changed through the API since.
+    pub regressed_at: Option<Millis>,
 }
 
 /// The result of an issue state change.

@@ -84,6 +84,20 @@ impl Store {
         })
     }
 
+    /// How many of a project's issues match every search term (SPEC §3.1): the `total`
+    /// of an issue list. One `COUNT(*)` over the conditions of the search.
+    pub async fn count_issues(
+        &self,
+        project: ProjectId,
+        terms: &[Term],
+    ) -> Result<i64, StoreError> {
+        with_db!(self, db => {
+            let mut q = QueryBuilder::new("");
+            super::search::count_query(&mut q, project, terms);
+            Ok(q.build_query_scalar().fetch_one(&db.pool).await?)
+        })
+    }
+
     /// One issue.
     pub async fn get_issue(&self, id: i64) -> Result<Option<Issue>, StoreError> {
         let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1");
@@ -112,8 +126,11 @@ impl Store {
         let lock = "SELECT p.id FROM projects p JOIN issues i ON i.project_id = p.id \
                     WHERE i.id = $1";
         let read = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1");
-        let update =
-            format!("UPDATE issues SET status = $1 WHERE id = $2 RETURNING {ISSUE_COLUMNS}");
+        // A change by hand ends the regression's mark (as Sentry's Regressed substatus).
+        let update = format!(
+            "UPDATE issues SET status = $1, regressed_at = NULL WHERE id = $2 \
+             RETURNING {ISSUE_COLUMNS}"
+        );
         transaction!(self, db, tx => {
             let lock = format!("{lock}{}", db.locking(" FOR UPDATE OF p"));
             let locked: Option<i64> = sqlx::query_scalar(&lock)

@@ -206,7 +206,7 @@ impl BatchStatements for PgBatch<'_> {
     /// Everything in one statement (data-modifying `WITH`s, each over `UNNEST`ed arrays):
     /// one round trip instead of six. Every key appears once in its upsert (the counts
     /// are summed in memory), as `ON CONFLICT DO UPDATE` requires within one statement.
-    /// Long because it is that one statement: its 34 arrays, bound in its order.
+    /// Long because it is that one statement: its 35 arrays, bound in its order.
     async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
         let rows = batch.rows;
         let tags: Vec<_> = batch.rollups.tag_counts().collect();
@@ -218,9 +218,10 @@ impl BatchStatements for PgBatch<'_> {
              $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], \
              $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BYTEA[])), \
              iss AS (UPDATE issues SET event_count = u.event_count, last_seen = u.last_seen, \
-             level = u.level, status = u.status \
-             FROM UNNEST($16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[]) \
-             AS u(id, event_count, last_seen, level, status) WHERE issues.id = u.id), \
+             level = u.level, status = u.status, regressed_at = u.regressed_at \
+             FROM UNNEST($16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[], \
+             $35::BIGINT[]) \
+             AS u(id, event_count, last_seen, level, status, regressed_at) WHERE issues.id = u.id), \
              prj AS (UPDATE projects SET last_seq = u.last_seq \
              FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS u(id, last_seq) WHERE projects.id = u.id), \
              tv AS (INSERT INTO issue_tag_values (issue_id, key, value, count) \
@@ -270,6 +271,7 @@ impl BatchStatements for PgBatch<'_> {
         .bind(project_minutes.iter().map(|t| t.0.1).collect::<Vec<_>>())
         .bind(project_minutes.iter().map(|t| t.0.2).collect::<Vec<_>>())
         .bind(project_minutes.iter().map(|t| t.1).collect::<Vec<_>>())
+        .bind(batch.issues.iter().map(|i| i.regressed_at.map(|t| t.0)).collect::<Vec<_>>())
         .execute(&mut *self.conn)
         .await?;
         Ok(())

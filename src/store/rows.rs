@@ -6,8 +6,8 @@ use crate::model::{Issue, IssueStatus, Level, Millis};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 /// The columns of `issues` that [`issue`] reads.
-pub(super) const ISSUE_COLUMNS: &str =
-    "id, project_id, title, culprit, level, status, event_count, first_seen, last_seen";
+pub(super) const ISSUE_COLUMNS: &str = "id, project_id, title, culprit, level, status, \
+     event_count, first_seen, last_seen, regressed_at";
 
 /// The columns of `events` that [`event`] reads.
 pub(super) const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, \
@@ -40,6 +40,7 @@ where
     for<'a> &'a str: ColumnIndex<R>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
     let level: String = row.try_get("level")?;
     let status: String = row.try_get("status")?;
@@ -53,6 +54,7 @@ where
         event_count: row.try_get("event_count")?,
         first_seen: Millis(row.try_get("first_seen")?),
         last_seen: Millis(row.try_get("last_seen")?),
+        regressed_at: row.try_get::<Option<i64>, _>("regressed_at")?.map(Millis),
     })
 }
 

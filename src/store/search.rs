@@ -38,7 +38,7 @@ where
 
 /// The columns of `issues`, as `rows::issue` reads them, qualified for the alias `i`.
 const ISSUE_COLUMNS: &str = "i.id, i.project_id, i.title, i.culprit, i.level, i.status, \
-     i.event_count, i.first_seen, i.last_seen";
+     i.event_count, i.first_seen, i.last_seen, i.regressed_at";
 
 /// `SELECT <event columns>, raw FROM events WHERE project_id = … AND event_id = …`.
 pub(super) fn event_by_id<'a, DB>(project: i64, event_id: &'a str) -> QueryBuilder<'a, DB>
@@ -109,6 +109,42 @@ pub(super) fn issues_query<'a, DB>(
     q.push(format!(
         "SELECT {ISSUE_COLUMNS} FROM issues i WHERE i.project_id = "
     ));
+    push_terms(q, project, terms);
+    let column = sort_column(sort);
+    if let Some((value, id)) = after {
+        // A row value: both databases compare it column by column and seek an index on
+        // (project, sort key[, id]) with it.
+        q.push(format!(" AND ({column}, i.id) < ("))
+            .push_bind(value)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(format!(" ORDER BY {column} DESC, i.id DESC LIMIT "))
+        .push_bind(i64::from(limit));
+}
+
+/// Appends `SELECT COUNT(*) FROM issues i WHERE …terms…` to `q`: how many issues the
+/// search finds in all (the same conditions as [`issues_query`], without paging).
+pub(super) fn count_query<'a, DB>(q: &mut QueryBuilder<'a, DB>, project: i64, terms: &'a [Term])
+where
+    DB: Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    q.push("SELECT COUNT(*) FROM issues i WHERE i.project_id = ");
+    push_terms(q, project, terms);
+}
+
+/// `<project> AND …terms…`, after `WHERE i.project_id = `.
+fn push_terms<'a, DB>(q: &mut QueryBuilder<'a, DB>, project: i64, terms: &'a [Term])
+where
+    DB: Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     q.push_bind(project);
     for term in terms {
         match term {
@@ -131,18 +167,6 @@ pub(super) fn issues_query<'a, DB>(
             }
         }
     }
-    let column = sort_column(sort);
-    if let Some((value, id)) = after {
-        // A row value: both databases compare it column by column and seek an index on
-        // (project, sort key[, id]) with it.
-        q.push(format!(" AND ({column}, i.id) < ("))
-            .push_bind(value)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    q.push(format!(" ORDER BY {column} DESC, i.id DESC LIMIT "))
-        .push_bind(i64::from(limit));
 }
 
 #[cfg(test)]

@@ -230,6 +230,7 @@ fn issue_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Issue, StoreError
             event_count: r.get(6)?,
             first_seen: Millis(r.get(7)?),
             last_seen: Millis(r.get(8)?),
+            regressed_at: r.get::<_, Option<i64>>(9)?.map(Millis),
         })
     })())
 }
@@ -291,7 +292,8 @@ impl SqliteBatch<'_> {
 
     fn update_issues(&self, issues: &[&Issue]) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
-            "UPDATE issues SET event_count = ?, last_seen = ?, level = ?, status = ? WHERE id = ?",
+            "UPDATE issues SET event_count = ?, last_seen = ?, level = ?, status = ?, \
+             regressed_at = ? WHERE id = ?",
         )?;
         for i in issues {
             st.execute(params![
@@ -299,6 +301,7 @@ impl SqliteBatch<'_> {
                 i.last_seen.0,
                 i.level.as_str(),
                 i.status.as_str(),
+                i.regressed_at.map(|t| t.0),
                 i.id
             ])?;
         }

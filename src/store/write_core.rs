@@ -355,6 +355,10 @@ impl<'e> BatchIssues<'e> {
             count_changed.insert(p.project_id);
         }
         issue.status = status;
+        if regression.is_some() {
+            // Marked until the issue's status is changed by hand (`store::issues`).
+            issue.regressed_at = Some(p.received);
+        }
         issue.event_count += 1;
         issue.last_seen = issue.last_seen.max(p.received);
         issue.level = p.event.level;
@@ -685,6 +689,7 @@ mod tests {
             event_count: 0,
             first_seen: n.received,
             last_seen: n.received,
+            regressed_at: None,
         };
         (n.fingerprint.to_owned(), issue)
     }
