@@ -208,7 +208,10 @@ pub(crate) async fn list(
         .await?;
     let more = issues.len() > limit as usize;
     issues.truncate(limit as usize);
-    let mut response = Json(json!({ "issues": issues })).into_response();
+    // How many the search finds in all (every page), so a client shows the search's size,
+    // not the rows it loaded. Without terms beyond the status this is an index count.
+    let total = state.store().count_issues(project, &terms).await?;
+    let mut response = Json(json!({ "issues": issues, "total": total })).into_response();
     if let (true, Some(last)) = (more, issues.last()) {
         let link = next_link(project, q, Cursor::after(last, sort));
         if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
@@ -350,9 +353,14 @@ pub(crate) async fn project_stats(
     authorize_project(&state, &headers, q, project).await?;
     let minutes = per_minute(&state, project, None, q).await?;
     let unresolved = state.store().unresolved_count(project).await?;
-    Ok(Json(
-        json!({ "unresolved": unresolved, "minutes": minutes }),
-    ))
+    let ingestor = state.ingestor();
+    Ok(Json(json!({
+        "unresolved": unresolved,
+        "minutes": minutes,
+        // Counted in this node's memory, only when a 429 is answered (not per event).
+        "rate_limited_last_hour": ingestor.rate_limited_last_hour(project),
+        "rate_limit": ingestor.rate_limit(),
+    })))
 }
 
 /// `GET /api/v1/issues/<id>/stats?minutes=`: the issue's event count and events per minute.

@@ -56,6 +56,16 @@ impl Ingestor {
         }
     }
 
+    /// `--rate-limit`: events per project per 60 s (0: off).
+    pub fn rate_limit(&self) -> u32 {
+        self.limiter.per_minute()
+    }
+
+    /// Events of `project` this node refused for the rate limit (429) in the last hour.
+    pub fn rate_limited_last_hour(&self, project: ProjectId) -> u64 {
+        self.limiter.refused_last_hour(project)
+    }
+
     /// How the latest group commit went (`/healthz`).
     pub fn commit_health(&self) -> &writer::CommitHealth {
         self.writer.health()
