@@ -6,62 +6,11 @@
 mod common;
 
 use common::TestServer;
+use common::oidc::Provider;
 use common::process::free_port;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::process::{Child, Command};
-
-/// `oidc-provider-mock` on a free port, killed when dropped.
-struct Provider {
-    base: String,
-    _child: Child,
-}
-
-impl Provider {
-    async fn start() -> Provider {
-        let port = free_port();
-        let child = Command::new(common::sdk::python())
-            .args(["-m", "oidc_provider_mock", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python with oidc-provider-mock starts (tests/requirements.txt)");
-        let base = format!("http://127.0.0.1:{port}");
-        let discovery = format!("{base}/.well-known/openid-configuration");
-        tokio::time::timeout(common::WAIT, async {
-            loop {
-                if let Ok(r) = reqwest::get(&discovery).await
-                    && r.status() == StatusCode::OK
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .expect("the identity provider starts within 10 s");
-        Provider {
-            base,
-            _child: child,
-        }
-    }
-
-    /// Sets the claims the provider puts in `sub`'s ID token.
-    async fn user(&self, sub: &str, claims: Value) {
-        let r = reqwest::Client::new()
-            .put(format!("{}/users/{sub}", self.base))
-            .json(&claims)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    }
-}
 
 /// A Mesher server whose SSO is the provider, creating users of `example.com`.
 async fn server(provider: &Provider) -> TestServer {
