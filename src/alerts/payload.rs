@@ -86,8 +86,9 @@ pub fn email_body(project_id: i64, alerts: &[String], public_url: &str) -> Strin
         let level = issue["level"].as_str().unwrap_or("error");
         let count = issue["event_count"].as_i64().unwrap_or(0);
         let action = headline(v["action"].as_str().unwrap_or(""));
+        let events = if count == 1 { "event" } else { "events" };
         text.push_str(&format!(
-            "{action}: {title}\n  level {level}, {count} events\n  {base}/#project={project_id}&issue={id}\n\n"
+            "{action}: {title}\n  level {level}, {count} {events}\n  {base}/#project={project_id}&issue={id}\n\n"
         ));
     }
     let subject = match alerts.len() {

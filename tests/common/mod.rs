@@ -17,6 +17,7 @@ pub(crate) mod process;
 pub(crate) mod receiver;
 pub(crate) mod redis;
 pub(crate) mod sdk;
+pub(crate) mod smtp;
 pub(crate) mod ws;
 
 /// Upper bound for any single wait in a test.
