@@ -37,6 +37,7 @@ import {
   dropPending,
   initFeed,
   levelPasses,
+  loadRefused,
   renderFeed,
   renderFilterStatus,
   resetFeed,
@@ -136,7 +137,8 @@ function onIssueMessage(action, issue) {
 /** The unresolved count and the events per minute, the project's and the open issue's. */
 function loadCounts() {
   issueView.loadIssueStats();
-  loadStats();
+  loadStats().then(list.countChanged);
+  loadRefused();
 }
 
 /**
@@ -169,6 +171,7 @@ function onMessage(msg) {
       break;
     case "issue_count":
       countMessage(msg.count);
+      list.countChanged();
       break;
     case "filters_updated":
       confirmFilters(msg.filters);

@@ -1,8 +1,10 @@
 // @ts-check
 // The live feed: the newest events (at most 200, newest first) that pass the filters the
 // server applies, and the filter controls (level, environment), sent as `subscribe`
-// messages when they differ from what the server confirmed.
+// messages when they differ from what the server confirmed. Above the project view, a
+// notice of the events that never arrived: those the rate limit refused in the last hour.
 
+import { api, currentGeneration, projectPath } from "./api.js";
 import { send, isOpen } from "./connection.js";
 import { byId, h, reconcile } from "./dom.js";
 import { levelOf, shortTime } from "./format.js";
@@ -23,6 +25,7 @@ const ui = {
   filterStatus: byId("filter-status", HTMLSpanElement),
   feed: byId("feed", HTMLOListElement),
   feedEmpty: byId("feed-empty", HTMLParagraphElement),
+  rateNotice: byId("rate-limit-notice", HTMLParagraphElement),
 };
 
 /** The filters the server confirmed. @type {Filters} */
@@ -136,8 +139,37 @@ export function addToFeed(seq, issueId, event) {
   schedule(renderFeed);
 }
 
+/**
+ * The notice of events refused by the rate limit (429) in the last hour, as `/stats`
+ * counts them; hidden when none were.
+ * @param {unknown} refused
+ * @param {unknown} limit
+ */
+export function showRefused(refused, limit) {
+  const n = typeof refused === "number" ? refused : 0;
+  ui.rateNotice.hidden = n <= 0;
+  ui.rateNotice.dataset.count = String(n);
+  if (n <= 0) return;
+  const events = n === 1 ? "1 event was" : `${n.toLocaleString("en")} events were`;
+  const per = typeof limit === "number" && limit > 0 ? ` (limit ${limit.toLocaleString("en")}/min)` : "";
+  ui.rateNotice.textContent = `${events} refused by the rate limit in the last hour${per}.`;
+}
+
+/** Reads how many events the rate limit refused in the last hour. */
+export async function loadRefused() {
+  const gen = currentGeneration();
+  let body;
+  try {
+    body = await api(projectPath("/stats?minutes=1"));
+  } catch {
+    return; // read again with the other counts
+  }
+  if (gen === currentGeneration()) showRefused(body?.rate_limited_last_hour, body?.rate_limit);
+}
+
 /** Empties the feed (a new connection). */
 export function resetFeed() {
+  showRefused(0, 0);
   applied = {};
   rows = [];
   for (const li of shown.values()) li.remove();

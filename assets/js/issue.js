@@ -10,6 +10,7 @@ import { byId, h } from "./dom.js";
 import { levelOf, plural, shortTime } from "./format.js";
 import { actedOn, focusRow, hashFor, knownIssue } from "./list.js";
 import { schedule } from "./schedule.js";
+import { isRegressed } from "./search.js";
 import { renderEvent } from "../event.js";
 
 /** @typedef {import("./api.js").Issue} Issue */
@@ -31,6 +32,7 @@ const ui = {
   back: byId("back-link", HTMLAnchorElement),
   issueLevel: byId("issue-level", HTMLSpanElement),
   issueStatus: byId("issue-status", HTMLSpanElement),
+  issueRegressed: byId("issue-regressed", HTMLSpanElement),
   issueTitle: byId("issue-title", HTMLHeadingElement),
   issueCulprit: byId("issue-culprit", HTMLParagraphElement),
   issueCount: byId("issue-event-count", HTMLElement),
@@ -238,6 +240,7 @@ function renderIssueHead() {
     ui.issueTitle.textContent = view ? `Issue ${view.id}` : "";
     for (const el of [ui.issueLevel, ui.issueStatus, ui.issueCulprit, ui.issueFirst, ui.issueLast]) el.textContent = "";
     ui.issueLevel.className = "badge";
+    ui.issueRegressed.hidden = true;
     ui.issueCount.textContent = "–";
     ui.issueCount.dataset.count = "";
     ui.issueActions.replaceChildren();
@@ -252,6 +255,10 @@ function renderIssueHead() {
   ui.issueStatus.className = `status state-${status}`;
   ui.issueStatus.textContent = status;
   ui.issueView.dataset.status = status;
+  // A new event reopened it (SPEC §3): marked until its status is changed by hand, or 7 days.
+  const regressed = isRegressed(issue, Date.now());
+  ui.issueRegressed.hidden = !regressed;
+  ui.issueView.dataset.regressed = String(regressed);
   ui.issueView.dataset.issueId = String(issue.id);
   ui.issueTitle.textContent = issue.title || "(no title)";
   ui.issueCulprit.textContent = issue.culprit || "";

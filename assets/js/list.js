@@ -1,8 +1,12 @@
 // @ts-check
 // The issue list: what the search finds (read from the server 100 at a time, "Load more"
 // following the answer's Link cursor to the next page), kept current by the stream (`issue`
-// messages, live events counted on their issue) and sorted here as the server sorts. The
-// search box and the sort: the list follows them, the address keeps them (routing.js).
+// messages, live events counted on their issue) and sorted here as the server sorts. An
+// issue whose status (or level) no longer matches the search leaves at once, whoever
+// changed it; one that comes to match joins. The note beside the heading is how many
+// issues the search finds in all (the server's `total`; for `is:unresolved`, the project's
+// unresolved count shown above), not how many rows are loaded. The search box and the
+// sort: the list follows them, the address keeps them (routing.js).
 
 import { api, apiPage, currentGeneration, currentProject, messageOf, projectPath, statusOf } from "./api.js";
 import { actionButtons, actionKind } from "./actions.js";
@@ -10,10 +14,10 @@ import { isOpen } from "./connection.js";
 import { byId, h, reconcile } from "./dom.js";
 import { levelOf, plural, shortTime } from "./format.js";
 import { showError } from "./notices.js";
-import { setCount, unresolvedCount } from "./overview.js";
+import { countChangedSince, countMark, setCount, unresolvedCount } from "./overview.js";
 import { viewHash } from "./routing.js";
 import { schedule } from "./schedule.js";
-import { DEFAULT_QUERY, compareIssues, localFilter, sortOf } from "./search.js";
+import { DEFAULT_QUERY, compareIssues, isRegressed, isUnresolvedOnly, membership, sortOf } from "./search.js";
 
 /** @typedef {import("./api.js").Issue} Issue */
 /** @typedef {import("./search.js").Sort} Sort */
@@ -21,7 +25,7 @@ import { DEFAULT_QUERY, compareIssues, localFilter, sortOf } from "./search.js";
  * A row's parts, updated in place; `key` names its set of buttons.
  * @typedef {{ li: HTMLLIElement, level: HTMLSpanElement, title: HTMLAnchorElement,
  *   culprit: HTMLParagraphElement, status: HTMLSpanElement, count: HTMLSpanElement,
- *   seen: HTMLTimeElement, actions: HTMLDivElement, key: string }} Row
+ *   seen: HTMLTimeElement, regressed: HTMLSpanElement, actions: HTMLDivElement, key: string }} Row
  */
 
 const ISSUE_LIMIT = 100;
@@ -43,8 +47,8 @@ const rows = new Map();
 /** Issues whose triggering event is still to come (their `issue` message counted it). */
 const expectTrigger = new Set();
 const fetching = new Set();
-/** Issues this session changed: kept in the list so that they can be undone. */
-const acted = new Set();
+/** Issues that left the list (id → when, `performance.now()`): a read begun before must not bring them back. */
+const departed = new Map();
 let query = DEFAULT_QUERY;
 /** @type {Sort} */
 let sort = "last_seen";
@@ -56,10 +60,14 @@ let onUpsert = () => {};
 let nextPage = /** @type {string | null} */ (null);
 /** Pages read so far: a reload reads as many again. */
 let pages = 1;
-/** Issues the pages held (the list may hold more: live ones). */
-let loaded = 0;
+/** How many issues the search finds in all: the server's `total`, kept by the stream (null: not known). */
+let total = /** @type {number | null} */ (null);
+/** Timer: the total is read again when the stream's news cannot settle it here. */
+let totalReload = 0;
 /** The "Load more" button under the list (made by `initList`). */
 let moreButton = /** @type {HTMLButtonElement | null} */ (null);
+/** Above the list: what this page's last click took out of it, with the button to undo it. */
+let undoBox = /** @type {HTMLParagraphElement | null} */ (null);
 
 /**
  * Wires the search form; `upserted` hears of every issue the list learns about, `followed`
@@ -76,6 +84,8 @@ export function initList({ upserted, followed }) {
   moreButton = h("button", { type: "button", class: "load-more", "data-testid": "load-more", hidden: true }, "Load more");
   moreButton.addEventListener("click", loadMore);
   ui.issues.after(moreButton);
+  undoBox = h("p", { class: "notice-inline list-undo", "data-testid": "list-undo", role: "status", hidden: true });
+  ui.issues.before(undoBox);
   ui.issues.addEventListener("click", (e) => {
     // A click that opens a new tab or window navigates nothing here.
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
@@ -108,6 +118,7 @@ export function showSearch(newQuery, newSort) {
 /** Empties the list and reads it again (while connected). */
 export function reloadList() {
   issues.clear();
+  total = null;
   schedule(renderIssues);
   if (isOpen()) loadIssues();
 }
@@ -121,7 +132,9 @@ function applySearch() {
   sort = newSort;
   history.replaceState(null, "", hashFor());
   issues.clear();
+  hideUndo();
   pages = 1;
+  total = null;
   showMore(null);
   schedule(renderIssues);
   loadIssues();
@@ -136,35 +149,94 @@ export function knownIssue(id) {
 }
 
 /**
- * Merges what is known of an issue: into the list when it is there or belongs there.
+ * Merges what is known of an issue (a stream message, a click's answer, a fetch): it stays,
+ * joins or leaves the list as the search now judges it, and the total follows.
  * @param {Issue} issue
  * @param {boolean} [touched]
  */
 export function upsertIssue(issue, touched = true) {
   const known = issues.get(issue.id);
+  let left = false;
   const merged = { ...(known?.issue ?? {}), ...issue };
-  if (known) {
-    issues.set(issue.id, { issue: merged, touched: touched ? performance.now() : known.touched });
-  } else {
-    const belongs = localFilter(query);
-    if (belongs === null) reloadListSoon();
-    else if (belongs(merged)) issues.set(issue.id, { issue: merged, touched: touched ? performance.now() : 0 });
+  const belongs = membership(query)(merged);
+  const now = performance.now();
+  // With every page loaded, an issue not in the list was not in the search either.
+  const allLoaded = nextPage === null && total !== null;
+  if (known && belongs === false) {
+    issues.delete(issue.id);
+    departed.set(issue.id, now);
+    left = true;
+    if (total !== null) total = Math.max(0, total - 1);
+  } else if (known) {
+    // Still in (or only the server can tell, and it was in): updated in place.
+    issues.set(issue.id, { issue: merged, touched: touched ? now : known.touched });
+  } else if (belongs === true) {
+    departed.delete(issue.id);
+    issues.set(issue.id, { issue: merged, touched: touched ? now : 0 });
+    if (allLoaded && total !== null) total += 1;
+    else reloadTotalSoon();
+  } else if (belongs === null) {
+    reloadListSoon();
+  } else if (!allLoaded) {
+    reloadTotalSoon(); // it may have been on a page not loaded
+  }
+  if (undoBox && !undoBox.hidden && undoBox.dataset.issueId === String(issue.id) && issues.has(issue.id)) {
+    // Undone (or back by anyone's hand): the keyboard goes from the notice to the row.
+    const hadFocus = undoBox.contains(document.activeElement);
+    hideUndo();
+    if (hadFocus) {
+      renderIssues();
+      focusRow(issue.id);
+    }
   }
   onUpsert(issue);
   schedule(renderIssues);
+  return left;
 }
 
 /**
- * After a click on a status button: the issue as the server now has it (kept in the list
- * so that it can be undone), or null when the change failed.
+ * After a click on a status button: the issue as the server now has it, or null when the
+ * change failed. An issue the search no longer finds leaves the list like any other; the
+ * list then says so above it, with the button that undoes it (which takes the keyboard
+ * when the click was in the list).
  * @param {Issue | null} issue
  */
 export function actedOn(issue) {
   if (issue) {
-    acted.add(issue.id);
-    upsertIssue(issue);
+    const inList = ui.issues.contains(document.activeElement);
+    if (upsertIssue(issue)) showUndo(issue, inList);
   }
   schedule(renderIssues);
+}
+
+/**
+ * "Resolved “title”. [Unresolve]": the issue this page's click took out of the list.
+ * @param {Issue} issue
+ * @param {boolean} focus
+ */
+function showUndo(issue, focus) {
+  if (!undoBox) return;
+  const made = actionButtons(issue, () => knownIssue(issue.id) ?? issue, { changed: actedOn });
+  const status = issue.status ?? "changed";
+  undoBox.dataset.issueId = String(issue.id);
+  undoBox.replaceChildren(
+    h("span", {}, `${status[0].toUpperCase()}${status.slice(1)}: “${issue.title || `issue ${issue.id}`}”. `),
+    ...made.buttons,
+  );
+  undoBox.hidden = false;
+  if (focus) made.buttons[0]?.focus({ preventScroll: true });
+}
+
+function hideUndo() {
+  if (!undoBox) return;
+  undoBox.hidden = true;
+  undoBox.replaceChildren();
+  delete undoBox.dataset.issueId;
+}
+
+/** The unresolved count shown above changed: the note follows it. */
+export function countChanged() {
+  schedule(showNote);
 }
 
 /**
@@ -174,6 +246,29 @@ export function actedOn(issue) {
  */
 export function expectTriggerOf(id) {
   expectTrigger.add(id);
+}
+
+/**
+ * The search's size cannot be settled from here (an issue joined or left with pages not
+ * loaded): read it again, one row's worth, at most every second. For `is:unresolved` the
+ * unresolved count is the size, and is kept by the stream.
+ */
+function reloadTotalSoon() {
+  if (totalReload || isUnresolvedOnly(query)) return;
+  totalReload = setTimeout(async () => {
+    totalReload = 0;
+    const gen = currentGeneration();
+    const asked = query;
+    try {
+      const body = await api(issuesPath(null, 1));
+      if (gen === currentGeneration() && asked === query && typeof body?.total === "number") {
+        total = body.total;
+        showNote();
+      }
+    } catch {
+      // The next read of the list brings it.
+    }
+  }, 1_000);
 }
 
 /** The search depends on stored events: read the list again (at most every 2 s). */
@@ -223,9 +318,10 @@ async function fetchIssue(id) {
 /**
  * A page of the search: the first, or the one `cursor` names.
  * @param {string | null} [cursor]
+ * @param {number} [limit]
  */
-function issuesPath(cursor = null) {
-  const params = new URLSearchParams({ limit: String(ISSUE_LIMIT), sort });
+function issuesPath(cursor = null, limit = ISSUE_LIMIT) {
+  const params = new URLSearchParams({ limit: String(limit), sort });
   if (query.trim()) params.set("query", query.trim());
   if (cursor) params.set("cursor", cursor);
   return projectPath(`/issues?${params}`);
@@ -243,27 +339,46 @@ function showMore(next) {
   moreButton.textContent = "Load more";
 }
 
-/** The note beside the heading: how many issues the pages held. */
+/**
+ * How many issues the search finds: for `is:unresolved` the unresolved count shown above
+ * (the same number, always), else the server's total as the stream kept it.
+ */
+function searchSize() {
+  if (isUnresolvedOnly(query)) return unresolvedCount() ?? total;
+  return total;
+}
+
+/** The note beside the heading: how many issues the search finds, and how many are shown. */
 function showNote() {
-  ui.issuesNote.textContent = nextPage ? `${loaded} shown, more to load` : plural(loaded, "issue", "issues");
+  const size = searchSize();
+  const shown = issues.size;
+  ui.issuesNote.dataset.total = size === null ? "" : String(size);
+  ui.issuesNote.dataset.shown = String(shown);
+  if (size === null) ui.issuesNote.textContent = shown ? `${shown} shown` : "";
+  else if (nextPage && shown < size) ui.issuesNote.textContent = `${plural(size, "issue", "issues")} · ${shown} shown`;
+  else ui.issuesNote.textContent = plural(size, "issue", "issues");
 }
 
 /**
- * Reads the search's pages (as many as were shown), all or nothing.
- * @returns {Promise<{ found: Issue[], next: string | null }>}
+ * Reads the search's pages (as many as were shown), all or nothing; `total` is the first
+ * page's (null from a server without it).
+ * @returns {Promise<{ found: Issue[], next: string | null, total: number | null }>}
  */
 async function readPages() {
   /** @type {Issue[]} */
   const found = [];
   /** @type {string | null} */
   let next = null;
+  /** @type {number | null} */
+  let total = null;
   for (let page = 0; page < pages && (page === 0 || next); page++) {
     const answer = await apiPage(issuesPath(next));
     if (!Array.isArray(answer.body?.issues)) break;
+    if (page === 0 && typeof answer.body.total === "number") total = answer.body.total;
     found.push(...answer.body.issues);
     next = answer.next;
   }
-  return { found, next };
+  return { found, next, total };
 }
 
 /** Loads the issues the search finds (the snapshot replaces the counts kept so far). */
@@ -272,7 +387,8 @@ export async function loadIssues() {
   const asked = { query, sort };
   const stale = () => gen !== currentGeneration() || asked.query !== query || asked.sort !== sort;
   const started = performance.now();
-  /** @type {{ found: Issue[], next: string | null }} */
+  const mark = countMark();
+  /** @type {{ found: Issue[], next: string | null, total: number | null }} */
   let read;
   try {
     read = await readPages();
@@ -290,18 +406,24 @@ export async function loadIssues() {
   const { found, next } = read;
   ui.searchError.hidden = true;
   const fresh = new Map();
-  for (const issue of found) fresh.set(issue.id, { issue, touched: started });
-  for (const [id, known] of issues) {
-    // Keep what changed while the list was loading, and issues this session acted on
-    // (so a resolved one can be reopened from its row).
-    if (!fresh.has(id) && (known.touched > started || acted.has(id))) fresh.set(id, known);
+  for (const issue of found) {
+    // An issue that left the list while this was read stays out; one the stream changed
+    // meanwhile is kept as the stream has it.
+    if ((departed.get(issue.id) ?? -1) > started) continue;
+    const known = issues.get(issue.id);
+    fresh.set(issue.id, known && known.touched > started ? known : { issue, touched: started });
   }
+  for (const [id, known] of issues) {
+    // Keep what joined while the list was loading.
+    if (!fresh.has(id) && known.touched > started) fresh.set(id, known);
+  }
+  for (const [id, when] of departed) if (when <= started) departed.delete(id);
   issues = fresh;
   expectTrigger.clear();
-  const unresolvedList = asked.query.trim() === DEFAULT_QUERY;
-  if (unresolvedList && next === null) setCount(found.length);
-  else if (unresolvedList && unresolvedCount() === null) setCount(null, `${found.length}+`);
-  loaded = found.length;
+  total = read.total ?? (next === null ? found.length : null);
+  // The server counted the unresolved issues as it read the list: newer than the count
+  // shown, unless the stream sent one meanwhile.
+  if (isUnresolvedOnly(asked.query) && total !== null && !countChangedSince(mark)) setCount(total);
   showMore(next);
   showNote();
   schedule(renderIssues);
@@ -332,9 +454,13 @@ async function loadMore() {
   /** @type {Issue[]} */
   const found = Array.isArray(answer.body?.issues) ? answer.body.issues : [];
   // An issue already shown is kept as the list knows it (the stream kept it current).
-  for (const issue of found) if (!issues.has(issue.id)) issues.set(issue.id, { issue, touched: started });
+  for (const issue of found) {
+    if (!issues.has(issue.id) && (departed.get(issue.id) ?? -1) <= started) {
+      issues.set(issue.id, { issue, touched: started });
+    }
+  }
+  if (typeof answer.body?.total === "number") total = answer.body.total;
   pages += 1;
-  loaded += found.length;
   const hadFocus = document.activeElement === moreButton;
   showMore(answer.next);
   showNote();
@@ -352,18 +478,23 @@ function issueRow(issue) {
   const status = h("span", { class: "status" });
   const count = h("span", { class: "issue-events", "data-testid": "issue-events" });
   const seen = h("time", { class: "issue-seen" });
+  const regressed = h(
+    "span",
+    { class: "mark-regressed", "data-testid": "regressed-mark", title: "A new event reopened this resolved issue" },
+    "regressed",
+  );
   const actions = h("div", { class: "issue-actions" });
   li.append(
     h(
       "div",
       { class: "issue-main" },
-      h("div", { class: "issue-line" }, level, title),
+      h("div", { class: "issue-line" }, level, regressed, title),
       culprit,
       h("p", { class: "issue-meta" }, count, seen, status),
     ),
     actions,
   );
-  return { li, level, title, culprit, status, count, seen, actions, key: "" };
+  return { li, level, title, culprit, status, count, seen, regressed, actions, key: "" };
 }
 
 /**
@@ -390,6 +521,9 @@ function updateIssueRow(p, issue) {
   p.status.textContent = status;
   p.status.className = `status state-${status}`;
   p.status.dataset.testid = "issue-status";
+  const regressed = isRegressed(issue, Date.now());
+  p.regressed.hidden = !regressed;
+  p.li.dataset.regressed = String(regressed);
   if (p.key !== actionKind(issue, false)) {
     // Keep keyboard focus on the row when its buttons change.
     const hadFocus = p.actions.contains(document.activeElement);
@@ -406,6 +540,8 @@ export function renderIssues() {
     .sort(compareIssues(sort))
     .slice(0, ISSUE_LIMIT * pages + 50);
   const focused = document.activeElement;
+  // The row holding the keyboard, by place: if it leaves, the keyboard goes to the next.
+  const focusedAt = [...ui.issues.children].findIndex((li) => li.contains(focused));
   reconcile(ui.issues, rows, sorted, {
     key: (issue) => issue.id,
     make: issueRow,
@@ -415,7 +551,10 @@ export function renderIssues() {
   // Moving a row moves its focused button out of the document for a moment.
   if (focused instanceof HTMLElement && focused.isConnected && document.activeElement !== focused) {
     focused.focus({ preventScroll: true });
+  } else if (focusedAt >= 0 && focused instanceof HTMLElement && !focused.isConnected && sorted.length > 0) {
+    focusRow(sorted[Math.min(focusedAt, sorted.length - 1)].id);
   }
+  showNote();
   ui.issuesEmpty.hidden = sorted.length > 0;
   ui.issuesEmpty.textContent = query.trim() === DEFAULT_QUERY ? "No unresolved issues." : "No issues match this search.";
 }
@@ -435,7 +574,9 @@ export function resetList() {
   for (const row of rows.values()) row.li.remove();
   rows.clear();
   pages = 1;
-  loaded = 0;
+  total = null;
+  departed.clear();
+  hideUndo();
   showMore(null);
   ui.issuesNote.textContent = "";
   schedule(renderIssues);

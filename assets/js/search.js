@@ -155,6 +155,55 @@ export function localFilter(query) {
   return (issue) => parsed.terms.every((t) => termMatches(t, issue));
 }
 
+/**
+ * Whether an issue belongs in the list of `query`, judged from its own fields: `true` when
+ * every term holds, `false` when some term the page can judge fails (so it does not belong,
+ * whatever its events say), `null` when the page's terms hold but others ask about stored
+ * events (environment, release, tags: only the server can say). A query the server refuses
+ * matches nothing.
+ * @param {string} query
+ * @returns {(issue: IssueFields) => boolean | null}
+ */
+export function membership(query) {
+  const parsed = parseQuery(query);
+  if ("error" in parsed) return () => false;
+  const { terms } = parsed;
+  return (issue) => {
+    let known = true;
+    for (const t of terms) {
+      const m = termMatches(t, issue);
+      if (m === false) return false;
+      if (m === null) known = false;
+    }
+    return known ? true : null;
+  };
+}
+
+/**
+ * Whether `query` is just the unresolved issues (`is:unresolved`, the default): the list
+ * is then exactly what the project's unresolved count counts.
+ * @param {string} query
+ */
+export function isUnresolvedOnly(query) {
+  const parsed = parseQuery(query);
+  return !("error" in parsed) && parsed.terms.length > 0 && parsed.terms.every((t) => t.kind === "is" && t.value === "unresolved");
+}
+
+/** How long a regression is marked, as Sentry's Regressed substatus: 7 days. */
+export const REGRESSED_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * Whether an issue shows the "regressed" mark: it is unresolved and a new event reopened
+ * it (`regressed_at`) less than 7 days before `now` (unix ms).
+ * @param {{ status?: string, regressed_at?: string | null }} issue
+ * @param {number} now
+ */
+export function isRegressed(issue, now) {
+  if (issue.status !== "unresolved" || !issue.regressed_at) return false;
+  const at = Date.parse(issue.regressed_at);
+  return Number.isFinite(at) && now - at < REGRESSED_MS;
+}
+
 /** The list's orders, as the API names them. */
 export const SORTS = /** @type {const} */ (["last_seen", "first_seen", "event_count"]);
 /** @typedef {typeof SORTS[number]} Sort */

@@ -246,17 +246,21 @@ async function run(browser) {
   const topId = await top.getAttribute("data-issue-id");
   const before = Number(await countText(page));
   await top.getByTestId("resolve-button").click();
-  await visible(page, `${issueRow(topId)}[data-status="resolved"]`, "the resolved issue's row says resolved");
+  // It leaves the is:unresolved list at once; the notice above the list can undo it.
+  await step("the resolved issue leaves the is:unresolved list", () =>
+    page.locator(issueRow(topId)).waitFor({ state: "detached", timeout: WAIT }),
+  );
+  await visible(page, `${tid("list-undo")}[data-issue-id="${topId}"]`, "the list says what was resolved");
   await waitCount(page, before - 1, "after resolving");
   check((await issueStatus(topId)) === "resolved", "the server does not have the issue resolved");
-  // Focus stays in the row, on the button that undoes it.
+  // Focus moves to the button that undoes it.
   const focused = await page.evaluate(() => document.activeElement?.dataset?.testid ?? "");
-  check(focused === "unresolve-button", `after resolving, the focus is on "${focused}", not the row's unresolve button`);
+  check(focused === "unresolve-button", `after resolving, the focus is on "${focused}", not the notice's unresolve button`);
   await page.keyboard.press("Enter");
   await visible(page, `${issueRow(topId)}[data-status="unresolved"]`, "Enter on Unresolve reopens the issue");
   await waitCount(page, before, "after reopening");
   await page.locator(issueRow(topId)).getByTestId("resolve-button").click();
-  await visible(page, `${issueRow(topId)}[data-status="resolved"]`, "resolving again");
+  await step("resolving again", () => page.locator(issueRow(topId)).waitFor({ state: "detached", timeout: WAIT }));
   await waitCount(page, before - 1, "after resolving again");
   summary.resolved_issue = Number(topId);
 
