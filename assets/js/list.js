@@ -118,6 +118,7 @@ export function showSearch(newQuery, newSort) {
 /** Empties the list and reads it again (while connected). */
 export function reloadList() {
   issues.clear();
+  hideUndo();
   total = null;
   schedule(renderIssues);
   if (isOpen()) loadIssues();
