@@ -9,10 +9,11 @@
 import { ApiError, fetchJson, messageOf, statusOf } from "./api.js";
 import { byId, h } from "./dom.js";
 import { projectRows, signInError } from "./people.js";
+import { settingsHash } from "./routing.js";
 
 /** @typedef {import("./people.js").MyProject} MyProject */
 /** @typedef {{ id?: number, email?: string, admin?: boolean }} User */
-/** @typedef {"signin" | "projects" | "project"} View */
+/** @typedef {"signin" | "projects" | "project" | "settings"} View */
 
 /** How often the overview's counts are read again. */
 const OVERVIEW_MS = 3_000;
@@ -33,6 +34,10 @@ const ui = {
   account: byId("account", HTMLDivElement),
   accountEmail: byId("account-email", HTMLSpanElement),
   signOut: byId("signout-button", HTMLButtonElement),
+  newProject: byId("new-project-form", HTMLFormElement),
+  newName: byId("new-project-input", HTMLInputElement),
+  newButton: byId("new-project-button", HTMLButtonElement),
+  newError: byId("new-project-error", HTMLParagraphElement),
 };
 
 /** @type {User | null} */
@@ -40,7 +45,11 @@ let user = null;
 /** @type {MyProject[]} */
 let projects = [];
 let timer = 0;
-/** @type {{ signedIn: () => void, signedOut: () => void }} */
+/**
+ * @typedef {{ signedIn: () => void, signedOut: () => void,
+ *   created?: (id: string, token: string) => void }} Handlers
+ */
+/** @type {Handlers} */
 let handlers = { signedIn() {}, signedOut() {} };
 
 /** @param {string} value */
@@ -85,6 +94,25 @@ export function projectName(id) {
 }
 
 /**
+ * Project `id` as `GET /api/v1/me` listed it (its name and DSN), if it did.
+ * @param {string} id
+ * @returns {MyProject | null}
+ */
+export function projectInfo(id) {
+  return projects.find((x) => String(x.id) === id) ?? null;
+}
+
+/**
+ * Notes project `id`'s new DSN (its ingest key was rotated).
+ * @param {string} id
+ * @param {string} dsn
+ */
+export function setDsn(id, dsn) {
+  const p = projectInfo(id);
+  if (p) p.dsn = dsn;
+}
+
+/**
  * Asks the server who is signed in (`GET /api/v1/me`): true when someone is.
  * @returns {Promise<boolean>}
  */
@@ -106,6 +134,7 @@ function accept(body) {
   note("1");
   ui.accountEmail.textContent = user?.email ?? "";
   ui.account.hidden = false;
+  ui.newProject.hidden = user?.admin !== true;
 }
 
 function forget() {
@@ -124,6 +153,7 @@ export function setView(view) {
   document.body.dataset.view = view;
   ui.signinView.hidden = view !== "signin";
   ui.projectsView.hidden = view !== "projects";
+  ui.newError.hidden = true;
   clearInterval(timer);
   if (view === "projects") timer = setInterval(refresh, OVERVIEW_MS);
 }
@@ -159,6 +189,13 @@ function renderProjects() {
           h("span", { class: "project-unresolved", "data-testid": "project-unresolved", text: String(p.unresolved) }),
           " unresolved",
         ),
+        h("a", {
+          class: "project-settings",
+          href: settingsHash(p.id),
+          "data-testid": "project-settings-link",
+          "aria-label": `Settings of ${p.name}`,
+          text: "Settings",
+        }),
       ),
     ),
   );
@@ -221,6 +258,45 @@ async function onSubmit(e) {
   }
 }
 
+/** @param {SubmitEvent} e */
+async function onNewProject(e) {
+  e.preventDefault();
+  const name = ui.newName.value.trim();
+  if (!name) {
+    ui.newError.textContent = "Name the project.";
+    ui.newError.hidden = false;
+    ui.newName.focus();
+    return;
+  }
+  ui.newButton.disabled = true;
+  ui.newError.hidden = true;
+  try {
+    const made = await call("/api/v1/projects", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    ui.newName.value = "";
+    await checkSession();
+    if (typeof made?.id === "number") handlers.created?.(String(made.id), typeof made.token === "string" ? made.token : "");
+    else renderProjects();
+  } catch (err) {
+    ui.newError.textContent = `The project was not created: ${err instanceof ApiError ? err.reason : messageOf(err)}.`;
+    ui.newError.hidden = false;
+    ui.newName.focus();
+  } finally {
+    ui.newButton.disabled = false;
+  }
+}
+
+/** Signs out (the top bar's button, the settings page's) and shows the sign-in form. */
+export async function signOutAndShowForm() {
+  handlers.signedOut();
+  await signOut();
+  showSignIn();
+  ui.email.focus();
+}
+
 /** Ends the session on the server (`DELETE /api/v1/session`) and forgets it here. */
 export async function signOut() {
   clearInterval(timer);
@@ -233,16 +309,12 @@ export async function signOut() {
 }
 
 /**
- * Wires the form and the Sign out button.
- * @param {{ signedIn: () => void, signedOut: () => void }} given
+ * Wires the forms and the Sign out button.
+ * @param {Handlers} given
  */
 export function initAccounts(given) {
   handlers = given;
   ui.form.addEventListener("submit", onSubmit);
-  ui.signOut.addEventListener("click", async () => {
-    handlers.signedOut();
-    await signOut();
-    showSignIn();
-    ui.email.focus();
-  });
+  ui.newProject.addEventListener("submit", onNewProject);
+  ui.signOut.addEventListener("click", signOutAndShowForm);
 }

@@ -1,7 +1,8 @@
 // @ts-check
 // The address fragment holds the view (never the token, once connected):
 // `#project=<id>[&query=…][&sort=…][&issue=<id>[&event=<event id>]]`, so a view can be
-// linked to and the back button returns from an issue to the list. A link may carry
+// linked to and the back button returns from an issue to the list; a project's settings
+// page is `#project=<id>&view=settings`. A link may carry
 // `&token=…` to connect; the page drops it from the address. Pure: no DOM, no state.
 
 import { DEFAULT_QUERY, sortOf } from "./search.js";
@@ -54,4 +55,20 @@ export function viewHash({ project, query, sort, issue = null, event = null }) {
   if (issue !== null) params.set("issue", String(issue));
   if (event) params.set("event", event);
   return `#${params}`;
+}
+
+/**
+ * The settings page of `project`: `#project=<id>&view=settings`.
+ * @param {string} project
+ */
+export function settingsHash(project) {
+  return `#${new URLSearchParams({ project, view: "settings" })}`;
+}
+
+/**
+ * Whether a fragment asks for a project's settings page (`view=settings`).
+ * @param {string} hash
+ */
+export function wantsSettings(hash) {
+  return new URLSearchParams(hash.replace(/^#/, "")).get("view") === "settings";
 }

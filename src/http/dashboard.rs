@@ -40,18 +40,22 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("js/api.js", JS),
     asset!("js/chart.js", JS),
     asset!("js/connection.js", JS),
+    asset!("js/copy.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/feed.js", JS),
     asset!("js/filters.js", JS),
     asset!("js/format.js", JS),
     asset!("js/issue.js", JS),
     asset!("js/list.js", JS),
+    asset!("js/mine.js", JS),
     asset!("js/notices.js", JS),
     asset!("js/overview.js", JS),
     asset!("js/people.js", JS),
     asset!("js/routing.js", JS),
     asset!("js/schedule.js", JS),
     asset!("js/search.js", JS),
+    asset!("js/settings.js", JS),
+    asset!("js/setup.js", JS),
 ];
 
 /// The policy without `connect-src`, which names the page's own host (see [`csp`]).
