@@ -11,6 +11,15 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
+/// The Python that has `oidc-provider-mock` (scripts/test.sh sets it up in
+/// target/oidc-venv, apart from the SDK's: its Flask would switch on the SDK's Flask
+/// integration).
+fn python() -> String {
+    std::env::var("MESHER_TEST_OIDC_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/oidc-venv/bin/python").to_owned()
+    })
+}
+
 /// `oidc-provider-mock` on a free port, killed when dropped.
 pub(crate) struct Provider {
     pub base: String,
@@ -20,7 +29,7 @@ pub(crate) struct Provider {
 impl Provider {
     pub(crate) async fn start() -> Provider {
         let port = free_port();
-        let child = Command::new(super::sdk::python())
+        let child = Command::new(python())
             .args(["-m", "oidc_provider_mock", "--port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
