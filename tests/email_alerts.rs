@@ -200,15 +200,19 @@ async fn a_member_who_turned_email_on_is_mailed_once_for_a_new_issue() {
             &s.http,
             &s.base,
             &p,
-            &json!({ "message": "payment declined", "level": "warning" }),
+            &json!({ "message": "paiement refusé — carte ✓", "level": "warning" }),
         )
         .await;
         let next = smtp.next().await;
         assert_eq!(issues_named(&next), [second], "{next:#?}");
-        assert_eq!(next.subject, "[Mesher] payment declined", "{next:#?}");
+        // Not ASCII: the subject and the text are encoded, and read back as they were.
+        assert_eq!(
+            next.subject, "[Mesher] paiement refusé — carte ✓",
+            "{next:#?}"
+        );
         assert!(
             next.text
-                .starts_with("New issue: payment declined\n  level warning, 1 event\n"),
+                .starts_with("New issue: paiement refusé — carte ✓\n  level warning, 1 event\n"),
             "{next:#?}"
         );
         assert_ne!(
@@ -429,6 +433,45 @@ async fn an_alert_committed_but_not_sent_is_mailed_after_a_sigkill() {
 }
 
 #[tokio::test]
+async fn a_message_in_flight_at_a_sigkill_is_mailed_after_the_restart() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite_url(dir.path());
+        let (_, out, _) = run(&["project", "create", "shop", "--database-url", &db], &[]).await;
+        let p = Creds::from_json(&serde_json::from_str(out.trim()).unwrap());
+        // A mail server that takes the connection and never answers for this recipient.
+        let stuck = Smtp::hanging_on_recipient("ada@example.com").await;
+        let smtp_port = stuck.port;
+        let port = free_port();
+        let server = serve_mailing(&db, port, smtp_port).await;
+        let http = reqwest::Client::new();
+        member_mailed(&http, &server.base, &db, p.id, "ada@example.com").await;
+
+        let issue = raise(&http, &server.base, &p, &json!({ "message": "in flight" })).await;
+        let mut stuck = stuck;
+        assert_eq!(stuck.hanging().await, "ada@example.com");
+        // SIGKILL in the middle of the SMTP conversation; then the mail server is
+        // replaced by one that answers, and Mesher restarts on the same database.
+        server.kill().await;
+        stuck.kill().await;
+        let mut smtp = Smtp::on(smtp_port).await;
+        let restarted = Instant::now();
+        let server = serve_mailing(&db, port, smtp_port).await;
+        // The killed process's claim on the recipient (30 s from its attempt's start)
+        // runs out first: no two nodes ever send one recipient's messages at once.
+        let (named, mails) = until_named(&mut smtp, &[issue], Duration::from_secs(60)).await;
+        assert_eq!(named[&issue], 1, "{mails:#?}");
+        println!(
+            "the message in flight at the SIGKILL: mailed {:?} after the restart",
+            restarted.elapsed()
+        );
+        server.kill().await;
+    })
+    .await
+    .expect("the test finishes within 120 s");
+}
+
+#[tokio::test]
 async fn a_recipient_the_mail_server_hangs_on_delays_no_other() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let mut smtp = Smtp::hanging_on_recipient("stuck@example.com").await;
@@ -453,6 +496,8 @@ async fn a_recipient_the_mail_server_hangs_on_delays_no_other() {
             assert_eq!(mail.envelope_to, ["ada@example.com"], "{mail:#?}");
             assert_eq!(issues_named(&mail), [*issues.last().unwrap()]);
         }
+        // The other recipient's message is in flight meanwhile, hung.
+        assert_eq!(smtp.hanging().await, "stuck@example.com");
         println!("both messages in {:?}", started.elapsed());
         s.stop().await;
     })

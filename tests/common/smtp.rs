@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 
 /// The server: `python -c SCRIPT PORT [HANG]`. It prints `{"ready": PORT}` once it listens,
 /// then one line per message. A `RCPT TO` naming `HANG` is never answered (a recipient
-/// the server hangs on, while it serves every other connection).
+/// the server hangs on, while it serves every other connection): `{"hung": HANG}` is
+/// printed instead.
 const SCRIPT: &str = r#"
 import asyncio, email, email.policy, json, sys
 from aiosmtpd.smtp import SMTP
@@ -26,6 +27,7 @@ HANG = sys.argv[2] if len(sys.argv) > 2 else ""
 class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if HANG and address == HANG:
+            print(json.dumps({"hung": address}), flush=True)
             await asyncio.sleep(3600)
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -77,6 +79,8 @@ pub(crate) struct Smtp {
     pub port: u16,
     child: Child,
     mails: mpsc::UnboundedReceiver<Mail>,
+    /// The recipients it has begun to hang on, each time.
+    hung: mpsc::UnboundedReceiver<String>,
 }
 
 impl Smtp {
@@ -117,16 +121,28 @@ impl Smtp {
             other => panic!("the SMTP server did not start on port {port}: {other:?}"),
         }
         let (tx, mails) = mpsc::unbounded_channel();
+        let (hung_tx, hung) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                let mail: Mail = serde_json::from_str(&line)
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("the SMTP server printed {line:?}: {e}"));
+                if let Some(address) = v["hung"].as_str() {
+                    let _ = hung_tx.send(address.to_owned());
+                    continue;
+                }
+                let mail: Mail = serde_json::from_value(v)
                     .unwrap_or_else(|e| panic!("the SMTP server printed {line:?}: {e}"));
                 if tx.send(mail).is_err() {
                     return;
                 }
             }
         });
-        Smtp { port, child, mails }
+        Smtp {
+            port,
+            child,
+            mails,
+            hung,
+        }
     }
 
     /// `smtp://127.0.0.1:<port>`, for `--smtp-url`.
@@ -152,6 +168,16 @@ impl Smtp {
         self.within(limit)
             .await
             .unwrap_or_else(|| panic!("no message within {limit:?}"))
+    }
+
+    /// Waits (within [`WAIT`]) until the server hangs on a recipient: a message is in
+    /// flight, not yet accepted. Answers the recipient.
+    pub(crate) async fn hanging(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.hung.recv())
+            .await
+            .ok()
+            .flatten()
+            .expect("the SMTP server hangs on a recipient within 10 s")
     }
 
     /// The next message received (within [`WAIT`]).
