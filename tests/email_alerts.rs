@@ -472,6 +472,57 @@ async fn a_message_in_flight_at_a_sigkill_is_mailed_after_the_restart() {
 }
 
 #[tokio::test]
+async fn who_is_no_longer_a_member_is_mailed_no_more() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let mut smtp = Smtp::start().await;
+        let smtp_url = smtp.url();
+        let s = TestServer::start_with(|c| {
+            c.smtp_url = Some(smtp_url);
+            c.smtp_from = Some(FROM.into());
+        })
+        .await;
+        let p = s.project("shop").await;
+        let db = s.db.to_string();
+        for who in ["ada@example.com", "bob@example.com", "cy@example.com"] {
+            member_mailed(&s.http, &s.base, &db, p.id, who).await;
+        }
+        // Bob leaves the project, Cy's account is removed (the CLI, as an admin does it).
+        let pid = p.id.to_string();
+        let (code, _, err) = run(
+            &[
+                "member",
+                "remove",
+                &pid,
+                "bob@example.com",
+                "--database-url",
+                &db,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = run(
+            &["user", "remove", "cy@example.com", "--database-url", &db],
+            &[],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+
+        let issue = raise(&s.http, &s.base, &p, &json!({ "message": "secret" })).await;
+        let mail = smtp.next().await;
+        assert_eq!(mail.envelope_to, ["ada@example.com"], "{mail:#?}");
+        assert_eq!(issues_named(&mail), [issue]);
+        // The others' deliveries were due at the same poll as Ada's: had they been sent,
+        // they would have come with it.
+        let other = smtp.within(Duration::from_secs(2)).await;
+        assert!(other.is_none(), "mailed to a non-member: {other:#?}");
+        s.stop().await;
+    })
+    .await
+    .expect("the test finishes within 60 s");
+}
+
+#[tokio::test]
 async fn a_recipient_the_mail_server_hangs_on_delays_no_other() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let mut smtp = Smtp::hanging_on_recipient("stuck@example.com").await;

@@ -306,7 +306,9 @@ async fn deliver_due(
             }
         }
         let tried = match hook.format {
-            WebhookFormat::Email => mail(settings.mailer.as_deref(), &hook, &delivery).await,
+            WebhookFormat::Email => {
+                mail(&store, settings.mailer.as_deref(), &hook, &delivery).await
+            }
             _ => attempt(&client, &hook, &delivery, &settings.allow).await,
         };
         let now = Millis::now();
@@ -339,6 +341,8 @@ fn outcome_of(
         // Trying again would meet the same address (or, for a name, an attacker's next
         // DNS answer): the alerts go as if their 24 hours were over.
         Attempt::Forbidden(_) => DeliveryOutcome::GivenUp,
+        // Not to be mailed (any more): not retried either.
+        Attempt::NotMember => DeliveryOutcome::GivenUp,
         Attempt::Failed(_) if now.0 - delivery.created.0 >= retry_for.as_millis() as i64 => {
             DeliveryOutcome::GivenUp
         }
@@ -360,7 +364,7 @@ fn record(
     let why = match tried {
         Attempt::Failed(why) => why.clone(),
         Attempt::Forbidden(f) => f.to_string(),
-        Attempt::Delivered => String::new(),
+        Attempt::Delivered | Attempt::NotMember => String::new(),
     };
     match (outcome, tried) {
         (DeliveryOutcome::Delivered, _) => {
@@ -374,6 +378,13 @@ fn record(
                 webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
                 "webhook delivery refused, its alerts given up: {why} (not a webhook \
                  target unless allowed with --webhook-allow-cidr)"
+            );
+        }
+        (_, Attempt::NotMember) => {
+            metrics::counter!(ALERT_DELIVERIES, "outcome" => "given_up").increment(1);
+            tracing::info!(
+                webhook = hook.id, delivery = %delivery.id, alerts = delivery.alerts,
+                "e-mail alerts not sent: the recipient is no longer a member of the project"
             );
         }
         (DeliveryOutcome::Retry(at), _) => {
@@ -402,10 +413,22 @@ enum Attempt {
     Failed(String),
     /// Not sent: the address may not be reached (not retried).
     Forbidden(ForbiddenAddress),
+    /// Not mailed: the recipient may no longer use the project (not retried).
+    NotMember,
 }
 
-/// One e-mail, to the member the target names.
-async fn mail(mailer: Option<&super::mail::Mailer>, hook: &Webhook, d: &Delivery) -> Attempt {
+/// One e-mail, to the member the target names, if they still are one.
+async fn mail(
+    store: &Store,
+    mailer: Option<&super::mail::Mailer>,
+    hook: &Webhook,
+    d: &Delivery,
+) -> Attempt {
+    match super::mail::recipient_may_use(store, hook).await {
+        Ok(true) => {}
+        Ok(false) => return Attempt::NotMember,
+        Err(e) => return Attempt::Failed(format!("cannot read the recipient's membership: {e}")),
+    }
     let Some(mailer) = mailer else {
         return Attempt::Failed("no SMTP server is configured (--smtp-url)".into());
     };

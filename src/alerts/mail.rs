@@ -1,8 +1,11 @@
 //! E-mail alerts over SMTP (SPEC §9), sent with lettre: a delivery of the outbox whose
 //! target is `mailto:<address>` becomes one message, so e-mail has the webhooks' guarantees
 //! (written in the change's transaction, retried, one in flight per recipient, alerts
-//! raised meanwhile sent together).
+//! raised meanwhile sent together). Only someone who may still use the project is mailed
+//! ([`recipient_may_use`]): a member removed, or a user removed, gets no more alerts.
 
+use crate::model::webhook::Webhook;
+use crate::store::{Store, StoreError};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -54,5 +57,17 @@ impl Mailer {
             .await
             .map(|_| ())
             .map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+/// Whether the recipient of an e-mail target (`mailto:<address>`) may still use its project
+/// (SPEC §9: e-mail is a member's, any admin's): false once the user is no longer a member,
+/// or no longer a user. Asked before each message, so a membership removed by the CLI or
+/// another node counts at once.
+pub async fn recipient_may_use(store: &Store, hook: &Webhook) -> Result<bool, StoreError> {
+    let email = hook.url.strip_prefix("mailto:").unwrap_or(&hook.url);
+    match store.user_by_email(email).await? {
+        Some((user, _)) => store.may_use(&user, hook.project_id).await,
+        None => Ok(false),
     }
 }
