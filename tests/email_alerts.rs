@@ -328,6 +328,57 @@ async fn a_storm_of_500_new_issues_makes_a_few_messages_naming_each_once() {
     .expect("the test finishes within 90 s");
 }
 
+#[tokio::test]
+async fn alerts_raised_while_a_message_is_in_flight_go_together_in_the_next() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // Each message takes 2 s to be accepted.
+        let mut smtp = Smtp::slow(Duration::from_secs(2)).await;
+        let smtp_url = smtp.url();
+        let s = TestServer::start_with(|c| {
+            c.smtp_url = Some(smtp_url);
+            c.smtp_from = Some(FROM.into());
+            c.rate_limit = 0;
+        })
+        .await;
+        let p = s.project("shop").await;
+        let db = s.db.to_string();
+        member_mailed(&s.http, &s.base, &db, p.id, "ada@example.com").await;
+
+        let first = raise(&s.http, &s.base, &p, &json!({ "message": "first" })).await;
+        assert_eq!(smtp.receiving().await, "ada@example.com");
+        // While that message is in flight: 30 new issues (numbers in a message group as
+        // one issue: fingerprints keep them apart), sent concurrently.
+        let mut raised = Vec::new();
+        for i in 0..30 {
+            let (http, base, p) = (s.http.clone(), s.base.clone(), p.clone());
+            raised.push(tokio::spawn(async move {
+                let body = json!({
+                    "message": format!("meanwhile {i}"),
+                    "fingerprint": [format!("meanwhile-{i}")],
+                });
+                raise(&http, &base, &p, &body).await
+            }));
+        }
+        let mut meanwhile = Vec::new();
+        for r in raised {
+            meanwhile.push(r.await.unwrap());
+        }
+        meanwhile.sort();
+        assert_eq!(issues_named(&smtp.next().await), [first]);
+        let together = smtp.next().await;
+        let mut named = issues_named(&together);
+        named.sort();
+        assert_eq!(named, meanwhile, "{together:#?}");
+        assert_eq!(
+            together.subject,
+            format!("[Mesher] 30 alerts in project {}", p.id)
+        );
+        s.stop().await;
+    })
+    .await
+    .expect("the test finishes within 60 s");
+}
+
 /// `mesher serve` (a child process) on `db`, mailing through `smtp_port`.
 async fn serve_mailing(db: &str, port: u16, smtp_port: u16) -> ServerProcess {
     let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");

@@ -13,16 +13,19 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// The server: `python -c SCRIPT PORT [HANG]`. It prints `{"ready": PORT}` once it listens,
-/// then one line per message. A `RCPT TO` naming `HANG` is never answered (a recipient
-/// the server hangs on, while it serves every other connection): `{"hung": HANG}` is
-/// printed instead.
+/// The server: `python -c SCRIPT PORT HANG SLOW_MS`. It prints `{"ready": PORT}` once it
+/// listens, then one line per message. A `RCPT TO` naming `HANG` (unless empty) is never
+/// answered (a recipient the server hangs on, while it serves every other connection):
+/// `{"hung": HANG}` is printed instead. With `SLOW_MS` > 0, each message's data is taken
+/// that long after `{"receiving": RECIPIENT}` is printed (a message in flight), then
+/// printed and answered.
 const SCRIPT: &str = r#"
 import asyncio, email, email.policy, json, sys
 from aiosmtpd.smtp import SMTP
 
 PORT = int(sys.argv[1])
-HANG = sys.argv[2] if len(sys.argv) > 2 else ""
+HANG = sys.argv[2]
+SLOW = int(sys.argv[3]) / 1000
 
 class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -33,6 +36,9 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if SLOW > 0:
+            print(json.dumps({"receiving": envelope.rcpt_tos[0]}), flush=True)
+            await asyncio.sleep(SLOW)
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         body = msg.get_body(preferencelist=("plain",))
@@ -79,8 +85,9 @@ pub(crate) struct Smtp {
     pub port: u16,
     child: Child,
     mails: mpsc::UnboundedReceiver<Mail>,
-    /// The recipients it has begun to hang on, each time.
-    hung: mpsc::UnboundedReceiver<String>,
+    /// Each time it began to hang on a recipient (`hung`) or to take a message slowly
+    /// (`receiving`): the kind and the recipient.
+    stalls: mpsc::UnboundedReceiver<(String, String)>,
 }
 
 impl Smtp {
@@ -91,20 +98,26 @@ impl Smtp {
 
     /// A server on `port` (e.g. where a stopped one was).
     pub(crate) async fn on(port: u16) -> Smtp {
-        Smtp::spawn(port, None).await
+        Smtp::spawn(port, None, Duration::ZERO).await
     }
 
     /// A server on a free port that never answers `RCPT TO:<hang>`.
     pub(crate) async fn hanging_on_recipient(hang: &str) -> Smtp {
-        Smtp::spawn(super::process::free_port(), Some(hang)).await
+        Smtp::spawn(super::process::free_port(), Some(hang), Duration::ZERO).await
     }
 
-    async fn spawn(port: u16, hang: Option<&str>) -> Smtp {
+    /// A server on a free port that takes `slow` to accept each message's data.
+    pub(crate) async fn slow(slow: Duration) -> Smtp {
+        Smtp::spawn(super::process::free_port(), None, slow).await
+    }
+
+    async fn spawn(port: u16, hang: Option<&str>, slow: Duration) -> Smtp {
         let mut child = Command::new(super::sdk::python())
             .arg("-c")
             .arg(SCRIPT)
             .arg(port.to_string())
-            .args(hang)
+            .arg(hang.unwrap_or(""))
+            .arg(slow.as_millis().to_string())
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -121,13 +134,13 @@ impl Smtp {
             other => panic!("the SMTP server did not start on port {port}: {other:?}"),
         }
         let (tx, mails) = mpsc::unbounded_channel();
-        let (hung_tx, hung) = mpsc::unbounded_channel();
+        let (stall, stalls) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let v: serde_json::Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("the SMTP server printed {line:?}: {e}"));
-                if let Some(address) = v["hung"].as_str() {
-                    let _ = hung_tx.send(address.to_owned());
+                if let Some(kind) = ["hung", "receiving"].into_iter().find(|k| v[k].is_string()) {
+                    let _ = stall.send((kind.to_owned(), v[kind].as_str().unwrap().to_owned()));
                     continue;
                 }
                 let mail: Mail = serde_json::from_value(v)
@@ -141,7 +154,7 @@ impl Smtp {
             port,
             child,
             mails,
-            hung,
+            stalls,
         }
     }
 
@@ -173,11 +186,23 @@ impl Smtp {
     /// Waits (within [`WAIT`]) until the server hangs on a recipient: a message is in
     /// flight, not yet accepted. Answers the recipient.
     pub(crate) async fn hanging(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.hung.recv())
+        self.stall("hung").await
+    }
+
+    /// Waits (within [`WAIT`]) until a slow server begins to take a message: it is in
+    /// flight, not yet accepted. Answers its recipient.
+    pub(crate) async fn receiving(&mut self) -> String {
+        self.stall("receiving").await
+    }
+
+    async fn stall(&mut self, kind: &str) -> String {
+        let (got, recipient) = tokio::time::timeout(WAIT, self.stalls.recv())
             .await
             .ok()
             .flatten()
-            .expect("the SMTP server hangs on a recipient within 10 s")
+            .unwrap_or_else(|| panic!("the SMTP server is not {kind} within 10 s"));
+        assert_eq!(got, kind, "the SMTP server is {got}, not {kind}");
+        recipient
     }
 
     /// The next message received (within [`WAIT`]).
