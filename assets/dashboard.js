@@ -11,6 +11,8 @@
 //   actions.js     the status buttons                  notices.js  error and lag notices
 //   routing.js     the address fragment, pure          api.js      the HTTP API, the session
 //   accounts.js    sign-in, the projects overview      people.js   their texts and rows, pure
+//   settings.js    a project's settings page           setup.js    its snippets and texts, pure
+//   mine.js        the user's tokens and password      copy.js     copying with a confirmation
 //   format.js, dom.js, schedule.js                     helpers
 //
 // Events go to the feed and the chart, `issue` and `issue_count` messages keep the issue
@@ -47,9 +49,11 @@ import {
 } from "./js/feed.js";
 import * as issueView from "./js/issue.js";
 import * as list from "./js/list.js";
+import { showSecret } from "./js/mine.js";
+import * as settings from "./js/settings.js";
 import { initNotices, resetNotices, showError, showLagged } from "./js/notices.js";
 import { countLive, countMessage, loadStats, renderChart, resetOverview } from "./js/overview.js";
-import { parseFragment, validId } from "./js/routing.js";
+import { parseFragment, settingsHash, validId, wantsSettings } from "./js/routing.js";
 import { schedule } from "./js/schedule.js";
 
 /** @typedef {import("./js/api.js").Issue} Issue */
@@ -68,12 +72,15 @@ const ui = {
   disconnect: byId("disconnect-button", HTMLButtonElement),
   connectError: byId("connect-error", HTMLParagraphElement),
   projectLabel: byId("project-label", HTMLSpanElement),
+  settingsLink: byId("settings-link", HTMLAnchorElement),
 };
 
 /** The list is read again every minute, the counts every few seconds, while live. */
 const timers = { refresh: 0, stats: 0 };
 /** A row's link was followed: Back from that issue is the browser's Back. */
 let navigatedFromList = false;
+/** A project just created here: its token, shown once on its settings page. */
+let createdToken = { project: "", token: "" };
 
 /** @param {string} key */
 function load(key) {
@@ -259,6 +266,7 @@ function reset() {
  * @param {string | null} token
  */
 function start(project, token) {
+  settings.closeSettings();
   stop();
   reset();
   issueView.closeIssue();
@@ -276,6 +284,7 @@ function start(project, token) {
   ui.connectError.hidden = true;
   const name = token ? null : accounts.projectName(project);
   ui.projectLabel.textContent = name ? `${name} (project ${project})` : `project ${project}`;
+  ui.settingsLink.href = settingsHash(project);
   ui.disconnect.disabled = false;
   renderFilterStatus();
   openStream();
@@ -311,12 +320,30 @@ function route() {
   const f = parseFragment(location.hash);
   if (!f.any) return false;
   const signedIn = accounts.signedInUser() !== null;
+  // A project's settings page: signed in only (signed out, once signed in).
+  if (wantsSettings(location.hash) && validId(f.project) && !f.token) {
+    if (signedIn) {
+      openSettingsPage(f.project);
+    } else {
+      accounts.rememberDestination(location.hash);
+      history.replaceState(null, "", location.pathname + location.search);
+      leaveProject();
+      accounts.showSignIn("Sign in to open the project's settings.");
+    }
+    return true;
+  }
   if (f.token || f.project !== currentProject()) {
     /** @type {string | null} */
     let token = f.token;
     // Signed in, `#project=<id>` opens the project with the session cookie.
     if (!token && signedIn && validId(f.project)) token = null;
-    else if (!token && validId(f.project) && load(STORAGE.project) === f.project) token = load(STORAGE.token);
+    else if (!token && !signedIn && validId(f.project) && load(STORAGE.project) !== f.project) {
+      // An alert's link, opened signed out: sign in first, then open what it names.
+      accounts.rememberDestination(location.hash);
+      history.replaceState(null, "", location.pathname + location.search);
+      accounts.showSignIn(f.issue !== null ? "Sign in to open this issue." : "Sign in to open this project.");
+      return true;
+    } else if (!token && validId(f.project) && load(STORAGE.project) === f.project) token = load(STORAGE.token);
     if (!validId(f.project) || token === "") {
       history.replaceState(null, "", location.pathname + location.search);
       ui.project.value = f.project;
@@ -379,13 +406,24 @@ addEventListener("hashchange", () => {
 });
 accounts.initAccounts({
   signedIn: () => {
-    history.replaceState(null, "", location.pathname + location.search);
-    openOverview();
+    const destination = accounts.takeDestination();
+    history.replaceState(null, "", location.pathname + location.search + destination);
+    if (!destination || !route()) openOverview();
+  },
+  created: (project, token) => {
+    createdToken = { project, token };
+    location.hash = settingsHash(project);
   },
   signedOut: () => {
     leaveProject();
     delete document.body.dataset.auth;
     history.replaceState(null, "", location.pathname + location.search);
+  },
+});
+settings.initSettings({
+  keyRotated: (dsn) => accounts.setDsn(parseFragment(location.hash).project, dsn),
+  signOut: () => {
+    accounts.signOutAndShowForm();
   },
 });
 // The chart moves on with the clock.
@@ -401,6 +439,7 @@ boot();
 
 /** Closes the open project (its stream, its views) without showing anything else. */
 function leaveProject() {
+  settings.closeSettings();
   stop();
   issueView.closeIssue();
   reset();
@@ -414,6 +453,31 @@ function openOverview() {
   leaveProject();
   delete document.body.dataset.auth;
   accounts.showProjects();
+}
+
+/**
+ * Project `project`'s settings page (the user is signed in).
+ * @param {string} project
+ */
+async function openSettingsPage(project) {
+  leaveProject();
+  delete document.body.dataset.auth;
+  // A project this page has not heard of yet (made elsewhere, or a moment ago).
+  if (!accounts.projectInfo(project)) await accounts.checkSession();
+  if (location.hash !== settingsHash(project)) return; // the person moved on meanwhile
+  const info = accounts.projectInfo(project);
+  accounts.setView("settings");
+  ui.projectLabel.textContent = info?.name ? `${info.name} (project ${project})` : `project ${project}`;
+  settings.openSettings(project, {
+    name: info?.name ?? null,
+    dsn: info?.dsn ?? "",
+    user: accounts.signedInUser(),
+    projectHash: `#project=${encodeURIComponent(project)}`,
+  });
+  if (createdToken.project === project && createdToken.token) {
+    showSecret("The new project's token (for scripts and #project=…&token=… links), shown once:", createdToken.token);
+  }
+  createdToken = { project: "", token: "" };
 }
 
 /**

@@ -27,6 +27,8 @@ const ui = {
   password: byId("password-input", HTMLInputElement),
   submit: byId("signin-button", HTMLButtonElement),
   error: byId("signin-error", HTMLParagraphElement),
+  sso: byId("sso", HTMLParagraphElement),
+  ssoLink: byId("sso-link", HTMLAnchorElement),
   projectsView: byId("projects-view", HTMLElement),
   projects: byId("projects-list", HTMLUListElement),
   projectsEmpty: byId("projects-empty", HTMLParagraphElement),
@@ -167,6 +169,39 @@ export function showSignIn(message = "") {
   ui.error.textContent = message;
   ui.error.hidden = !message;
   ui.submit.disabled = false;
+  offerSso();
+}
+
+/** Shows "Sign in with SSO" when the server has a provider (`GET /api/v1/sign-in`). */
+async function offerSso() {
+  try {
+    const options = await call("/api/v1/sign-in");
+    ui.sso.hidden = !(options && options.sso === true);
+  } catch {
+    ui.sso.hidden = true;
+  }
+}
+
+/** The view a signed-out visitor's link asked for (an alert's), opened once signed in. */
+let destination = "";
+
+/** @param {string} hash the address fragment to open after signing in */
+export function rememberDestination(hash) {
+  destination = hash;
+}
+
+/** The remembered fragment (once), or "". */
+export function takeDestination() {
+  const d = destination;
+  destination = "";
+  return d;
+}
+
+/** Before leaving for the provider: come back to this view, and ask who signed in. */
+function onSso() {
+  const next = location.pathname + (destination || location.hash);
+  ui.ssoLink.href = `/auth/oidc/start?next=${encodeURIComponent(next)}`;
+  note("1");
 }
 
 /** The projects overview (the user is signed in). */
@@ -316,5 +351,6 @@ export function initAccounts(given) {
   handlers = given;
   ui.form.addEventListener("submit", onSubmit);
   ui.newProject.addEventListener("submit", onNewProject);
+  ui.ssoLink.addEventListener("click", onSso);
   ui.signOut.addEventListener("click", signOutAndShowForm);
 }
