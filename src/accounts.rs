@@ -102,14 +102,7 @@ impl Accounts {
         password: &str,
     ) -> Result<(User, String), SignInError> {
         let email = user::normalize_email(email).unwrap_or_else(|_| email.to_owned());
-        let since = Millis(Millis::now().0 - FAILURE_WINDOW.as_millis() as i64);
-        let (failures, oldest) = self.0.store.sign_in_failures(&email, since).await?;
-        if failures >= MAX_FAILURES {
-            let until = oldest.unwrap_or(since.0) + FAILURE_WINDOW.as_millis() as i64;
-            return Err(SignInError::Locked(
-                ((until - Millis::now().0) / 1000).max(1) as u64,
-            ));
-        }
+        let since = self.not_locked(&email).await?;
         let found = self.0.store.user_by_email(&email).await?;
         let hash = found.as_ref().and_then(|(_, h)| h.clone());
         // An unknown e-mail is checked against a decoy, so that it takes as long as a
@@ -140,14 +133,7 @@ impl Accounts {
         new: &str,
         keep: Option<&str>,
     ) -> Result<(), SignInError> {
-        let since = Millis(Millis::now().0 - FAILURE_WINDOW.as_millis() as i64);
-        let (failures, oldest) = self.0.store.sign_in_failures(&user.email, since).await?;
-        if failures >= MAX_FAILURES {
-            let until = oldest.unwrap_or(since.0) + FAILURE_WINDOW.as_millis() as i64;
-            return Err(SignInError::Locked(
-                ((until - Millis::now().0) / 1000).max(1) as u64,
-            ));
-        }
+        let since = self.not_locked(&user.email).await?;
         let found = self.0.store.user_by_email(&user.email).await?;
         let hash = found.and_then(|(_, h)| h);
         let hash = hash.unwrap_or_else(|| user::decoy_hash().to_owned());
@@ -198,6 +184,20 @@ impl Accounts {
             .create_session(user.id, &hash_token(&secret))
             .await?;
         Ok(Some((user, secret)))
+    }
+
+    /// Refuses an e-mail with [`MAX_FAILURES`] failures within [`FAILURE_WINDOW`] (until the
+    /// oldest of them leaves it); otherwise the window's start, for recording a failure.
+    async fn not_locked(&self, email: &str) -> Result<Millis, SignInError> {
+        let since = Millis(Millis::now().0 - FAILURE_WINDOW.as_millis() as i64);
+        let (failures, oldest) = self.0.store.sign_in_failures(email, since).await?;
+        if failures >= MAX_FAILURES {
+            let until = oldest.unwrap_or(since.0) + FAILURE_WINDOW.as_millis() as i64;
+            return Err(SignInError::Locked(
+                ((until - Millis::now().0) / 1000).max(1) as u64,
+            ));
+        }
+        Ok(since)
     }
 
     /// Verifies on the blocking pool, at most [`VERIFYING_AT_ONCE`] at a time.
