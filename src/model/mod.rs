@@ -1,6 +1,7 @@
 //! The pure domain core: events, levels, issues and time. No I/O.
 
 pub mod alert;
+pub mod artifact;
 pub mod batch;
 pub mod event;
 pub mod issue;

@@ -3,6 +3,7 @@
 //! Writes of new events go through [`Store::write_batch`], which the group-commit writer
 //! calls with many requests' events at once: one transaction, one fsync.
 
+mod artifacts;
 mod db;
 mod events;
 mod issues;
