@@ -19,6 +19,7 @@ pub(crate) mod accounts;
 pub mod admin;
 pub mod alerts;
 pub mod app;
+pub(crate) mod artifacts;
 pub(crate) mod broker;
 pub mod bus;
 pub mod config;

@@ -1,5 +1,6 @@
 //! HTTP: one route table, grouped by audience; handlers stay thin.
 
+pub(crate) mod artifacts;
 pub(crate) mod auth;
 pub(crate) mod body;
 mod client_socket;
@@ -53,6 +54,23 @@ fn sentry_routes() -> Router<AppState> {
                 .allow_headers(cors::Any)
                 .max_age(std::time::Duration::from_secs(3600)),
         )
+}
+
+/// The source-map upload routes `sentry-cli` uses (SPEC §10; a project or API token as
+/// Bearer, never a cookie); the chunk upload has its own body limit, over the router's.
+#[rustfmt::skip]
+fn sentry_cli_routes() -> Router<AppState> {
+    let chunk_limit = DefaultBodyLimit::max(crate::artifacts::MAX_REQUEST_SIZE + (1 << 20));
+    Router::new()
+        .route(
+            "/api/0/organizations/{org}/chunk-upload/",
+            get(artifacts::chunk_options).post(artifacts::upload_chunks).layer(chunk_limit),
+        )
+        .route("/api/0/organizations/{org}/artifactbundle/assemble/", post(artifacts::assemble))
+        .route("/api/0/organizations/{org}/releases/", post(artifacts::new_release))
+        .route("/api/0/organizations/{org}/releases/{version}/", put(artifacts::update_release))
+        .route("/api/0/projects/{org}/{project}/releases/", post(artifacts::new_project_release))
+        .route("/api/0/projects/{org}/{project}/releases/{version}/", put(artifacts::update_project_release))
 }
 
 /// Ingestion (ingest key): refused requests are counted by reason.
@@ -128,6 +146,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let routes = api_routes(&state)
         .merge(ingest_routes())
         // Live stream (project token).
+        .merge(sentry_cli_routes())
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.
         .route("/healthz", get(ops::healthz))

@@ -89,6 +89,30 @@ impl Store {
         Ok(at.map(Millis))
     }
 
+    /// The project `name_or_id` names for an upload (`--project`): its id, else its name;
+    /// `Err` with how many when a name is given to several projects.
+    pub async fn project_named(
+        &self,
+        name_or_id: &str,
+    ) -> Result<Result<Option<ProjectId>, usize>, StoreError> {
+        if let Ok(id) = name_or_id.parse::<ProjectId>()
+            && self.project_exists(id).await?
+        {
+            return Ok(Ok(Some(id)));
+        }
+        let ids: Vec<i64> = with_db!(self, db => sqlx::query_scalar(
+                "SELECT id FROM projects WHERE name = $1 ORDER BY id LIMIT 2",
+            )
+            .bind(db.fit_text(name_or_id))
+            .fetch_all(&db.pool)
+            .await?);
+        Ok(match ids[..] {
+            [] => Ok(None),
+            [id] => Ok(Some(id)),
+            _ => Err(ids.len()),
+        })
+    }
+
     /// The uncompressed size of each of `sha1s` already stored; those missing are not in
     /// the map.
     pub async fn chunk_sizes(&self, sha1s: &[String]) -> Result<HashMap<String, i64>, StoreError> {
