@@ -5,11 +5,9 @@ mod common;
 
 use common::TestServer;
 use reqwest::StatusCode;
-use std::path::Path;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
@@ -75,52 +73,22 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
 
 #[tokio::test]
 async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
-    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
-    assert!(
-        Path::new(&playwright).exists(),
-        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does)"
-    );
+    common::browser::require();
     let s = TestServer::start().await;
     let p = s.project("shop").await;
     let shot = format!("{ROOT}/target/dashboard.png");
     let _ = std::fs::remove_file(&shot);
     std::fs::create_dir_all(format!("{ROOT}/target")).expect("target/ exists");
 
-    let script = format!("{ROOT}/tests/dashboard/check.mjs");
-    let run = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&s.base)
-        .arg(p.id.to_string())
-        .arg(&p.token)
-        .arg(&p.key)
-        .arg(&shot)
-        .env("MESHER_TEST_PYTHON", common::sdk::python())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("check.mjs finishes within 120 s")
-        .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "check.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("check.mjs printed no JSON summary ({e}): {stdout}"));
-    assert_eq!(summary["ok"], true, "{summary}");
-    println!("{summary}");
+    let id = p.id.to_string();
+    let summary = common::browser::run(
+        "check.mjs",
+        &[&s.base, &id, &p.token, &p.key, &shot],
+        Duration::from_secs(120),
+    )
+    .await;
 
-    let size = std::fs::metadata(&shot)
-        .unwrap_or_else(|e| panic!("no screenshot at {shot}: {e}"))
-        .len();
-    assert!(size > 0, "the screenshot {shot} is empty");
+    common::browser::assert_screenshot(&shot);
 
     // What the browser did is what the server holds.
     let issue = summary["resolved_issue"].as_i64().expect("resolved_issue");
@@ -132,10 +100,7 @@ async fn a_user_watches_filters_and_resolves_in_a_real_browser() {
     assert_eq!(s.all_events(&p).await.len(), 7 + 101 + 3);
     for suffix in ["-mobile", "-issue", "-issue-mobile"] {
         let shot = shot.replace(".png", &format!("{suffix}.png"));
-        let size = std::fs::metadata(&shot)
-            .unwrap_or_else(|e| panic!("no screenshot at {shot}: {e}"))
-            .len();
-        assert!(size > 0, "the screenshot {shot} is empty");
+        common::browser::assert_screenshot(&shot);
     }
     let (_, v) = s
         .get(&format!("/api/v1/projects/{}/stats", p.id), &p.token)
@@ -186,12 +151,7 @@ async fn mesher_on(s: &TestServer, args: &[&str], stdin: &str) -> String {
 
 #[tokio::test]
 async fn a_member_signs_in_opens_a_project_live_and_signs_out_in_a_real_browser() {
-    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
-    assert!(
-        Path::new(&playwright).exists(),
-        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
-    );
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing");
+    common::browser::require();
     let s = TestServer::start().await;
     let p = s.project("warehouse").await;
     let email = "ada@example.com";
@@ -213,32 +173,13 @@ async fn a_member_signs_in_opens_a_project_live_and_signs_out_in_a_real_browser(
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
 
-    let script = format!("{ROOT}/tests/dashboard/accounts.mjs");
-    let run = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&s.base)
-        .arg(p.id.to_string())
-        .arg("warehouse")
-        .arg(&p.key)
-        .arg(email)
-        .arg(password)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(100), run)
-        .await
-        .expect("accounts.mjs finishes within 100 s")
-        .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "accounts.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("accounts.mjs printed no JSON summary ({e}): {stdout}"));
-    assert_eq!(summary["ok"], true, "{summary}");
+    let id = p.id.to_string();
+    let summary = common::browser::run(
+        "accounts.mjs",
+        &[&s.base, &id, "warehouse", &p.key, email, password],
+        Duration::from_secs(100),
+    )
+    .await;
     assert_eq!(summary["unresolved"], 2, "{summary}");
-    println!("{summary}");
     s.stop().await;
 }

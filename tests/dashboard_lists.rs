@@ -7,56 +7,29 @@ mod common;
 
 use common::TestServer;
 use reqwest::StatusCode;
-use std::path::Path;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Room for the 151 events the script stores, not for its bulk of 100 more.
 const RATE_LIMIT: u32 = 200;
 
 #[tokio::test]
 async fn the_list_counts_pages_and_follows_the_stream_in_a_real_browser() {
-    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
-    assert!(
-        Path::new(&playwright).exists(),
-        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-    );
+    common::browser::require();
     let s = TestServer::start_with(|c| c.rate_limit = RATE_LIMIT).await;
     let p = s.project("lists").await;
     std::fs::create_dir_all(format!("{ROOT}/target")).expect("target/ exists");
     let shot = format!("{ROOT}/target/dashboard-lists.png");
     let _ = std::fs::remove_file(&shot);
 
-    let run = tokio::process::Command::new("node")
-        .arg(format!("{ROOT}/tests/dashboard/lists.mjs"))
-        .arg(&s.base)
-        .arg(p.id.to_string())
-        .arg(&p.token)
-        .arg(&p.key)
-        .arg(RATE_LIMIT.to_string())
-        .arg(&shot)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(110), run)
-        .await
-        .expect("lists.mjs finishes within 110 s")
-        .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "lists.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("lists.mjs printed no JSON summary ({e}): {stdout}"));
-    assert_eq!(summary["ok"], true, "{summary}");
-    println!("{summary}");
+    let id = p.id.to_string();
+    let limit = RATE_LIMIT.to_string();
+    let summary = common::browser::run(
+        "lists.mjs",
+        &[&s.base, &id, &p.token, &p.key, &limit, &shot],
+        Duration::from_secs(110),
+    )
+    .await;
 
     // What the page showed is what the server holds.
     let (status, v) = s

@@ -9,25 +9,15 @@ use common::TestServer;
 use common::receiver::{Receiver, allow_loopback};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
-use std::path::Path;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN: (&str, &str) = ("root@example.com", "the admin's long password");
 const MEMBER: (&str, &str) = ("ada@example.com", "the member's long password");
 
 #[tokio::test]
 async fn an_admin_sets_up_a_project_and_a_member_follows_an_alert_link_in_a_real_browser() {
-    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
-    assert!(
-        Path::new(&playwright).exists(),
-        "playwright-core is not installed: run the tests with scripts/test.sh, which runs npm ci in tests/dashboard"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-    );
+    common::browser::require();
     // The receiver is on loopback: the server may reach it.
     let s = TestServer::start_with(allow_loopback).await;
     let mut rx = Receiver::start().await;
@@ -41,35 +31,17 @@ async fn an_admin_sets_up_a_project_and_a_member_follows_an_alert_link_in_a_real
         let _ = std::fs::remove_file(format!("{shots}/{name}"));
     }
 
-    let run = tokio::process::Command::new("node")
-        .arg(format!("{ROOT}/tests/dashboard/settings.mjs"))
-        .args([
+    let summary = common::browser::run(
+        "settings.mjs",
+        &[
             &s.base, ADMIN.0, ADMIN.1, MEMBER.0, MEMBER.1, &rx.url, &shots,
-        ])
-        .env("MESHER_TEST_PYTHON", common::sdk::python())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("settings.mjs finishes within 120 s")
-        .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "settings.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("settings.mjs printed no JSON summary ({e}): {stdout}"));
-    assert_eq!(summary["ok"], true, "{summary}");
-    println!("{summary}");
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
 
     for name in ["settings-desktop.png", "settings-phone.png"] {
-        let size = std::fs::metadata(format!("{shots}/{name}"))
-            .unwrap_or_else(|e| panic!("no screenshot {shots}/{name}: {e}"))
-            .len();
-        assert!(size > 0, "the screenshot {name} is empty");
+        common::browser::assert_screenshot(&format!("{shots}/{name}"));
     }
 
     // The test delivery the page sent arrived, signed with the secret the page showed.

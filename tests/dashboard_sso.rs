@@ -8,20 +8,13 @@ use common::TestServer;
 use common::oidc::Provider;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn an_alert_link_opens_its_issue_after_a_first_sso_sign_in_in_a_real_browser() {
-    let playwright = format!("{ROOT}/tests/dashboard/node_modules/playwright-core");
-    assert!(
-        Path::new(&playwright).exists(),
-        "playwright-core is not installed: run the tests with scripts/test.sh"
-    );
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing");
+    common::browser::require();
     let provider = Provider::start().await;
     provider
         .user(
@@ -56,29 +49,13 @@ async fn an_alert_link_opens_its_issue_after_a_first_sso_sign_in_in_a_real_brows
 
     let shots = format!("{ROOT}/target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let run = tokio::process::Command::new("node")
-        .arg(format!("{ROOT}/tests/dashboard/sso.mjs"))
-        .arg(&s.base)
-        .arg(p.id.to_string())
-        .arg(issue.to_string())
-        .arg(title)
-        .arg("grace")
-        .arg(&shots)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("sso.mjs finishes within 60 s")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sso.mjs failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["ok"], true, "{summary}");
+    let (project, issue) = (p.id.to_string(), issue.to_string());
+    let summary = common::browser::run(
+        "sso.mjs",
+        &[&s.base, &project, &issue, title, "grace", &shots],
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(summary["provider"], provider.base, "{summary}");
     assert_eq!(summary["account"], "grace@example.com", "{summary}");
     s.stop().await;

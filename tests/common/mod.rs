@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub(crate) mod browser;
 pub(crate) mod oidc;
 pub(crate) mod postgres;
 pub(crate) mod process;
