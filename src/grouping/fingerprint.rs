@@ -11,8 +11,14 @@ use sha2::{Digest, Sha256};
 pub(crate) enum FingerprintSource {
     /// The event's own `fingerprint`.
     Custom,
-    /// In-app stack frames and the normalized message.
+    /// Stack frames and the normalized message: the earlier rule for an exception with
+    /// frames ([`legacy_fingerprint`]), and still the rule of frames sent without an
+    /// exception (a message with a stack trace), which the new chain does not name.
     Frames,
+    /// Exception type and the in-app frames (module or file, and function).
+    Stack,
+    /// Exception type and every frame: none is in-app, and one has a function name.
+    AllFrames,
     /// Exception type and normalized value.
     Exception,
     /// The normalized message.
@@ -60,8 +66,9 @@ fn hash(source: FingerprintSource, parts: &[String]) -> String {
     h.finish()
 }
 
-/// The frames that count for grouping: those marked in-app, or every frame when none
-/// says either way (a native client that does not know).
+/// The frames that count as in-app for grouping: those marked `in_app: true`; when no
+/// frame of the event says either way (a native client that does not know), every frame.
+/// A frame without `in_app` beside others that say is not in-app.
 fn grouping_frames(frames: &[Frame]) -> Vec<&Frame> {
     if frames.iter().all(|f| f.in_app.is_none()) {
         frames.iter().collect()
@@ -100,8 +107,70 @@ fn exception_text(event: &NewEvent) -> Option<String> {
     Some(head(&text).to_owned())
 }
 
-/// The default rules of the chain (everything but the custom fingerprint).
+/// A frame as the stack rules read it: module (else file) and function, never the line.
+/// `None` for a frame that names neither.
+fn stack_part(f: &Frame) -> Option<String> {
+    let place = f.module.as_deref().or(f.filename.as_deref());
+    if place.is_none() && f.function.is_none() {
+        return None;
+    }
+    Some(format!(
+        "{}|{}",
+        place.unwrap_or(""),
+        f.function.as_deref().unwrap_or("")
+    ))
+}
+
+/// The default rules of the chain (everything but the custom fingerprint), SPEC §3:
+/// the exception type with the in-app frames; else the type with every frame when none is
+/// in-app and one has a function name; else type and normalized value; else the message.
+/// Neither stack rule reads the exception's value, so "unknown SKU 'kiwi'" and "…'mango'"
+/// thrown from the same code are one issue. Frames sent without an exception keep the
+/// earlier rule (frames and message): the chain names stacks only with an exception type.
 fn default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
+    let Some(e) = &event.detail.exception else {
+        return legacy_default_parts(event);
+    };
+    let ty = || head(e.ty.as_deref().unwrap_or("")).to_owned();
+    let frames = &event.detail.stacktrace;
+    let in_app: Vec<String> = grouping_frames(frames)
+        .into_iter()
+        .filter_map(stack_part)
+        .collect();
+    if !in_app.is_empty() {
+        let mut parts = vec![ty()];
+        parts.extend(in_app);
+        return (FingerprintSource::Stack, parts);
+    }
+    let none_in_app = frames.iter().all(|f| f.in_app != Some(true));
+    if none_in_app && frames.iter().any(|f| f.function.is_some()) {
+        let mut parts = vec![ty()];
+        parts.extend(frames.iter().filter_map(stack_part));
+        return (FingerprintSource::AllFrames, parts);
+    }
+    exception_parts(event).unwrap_or_else(|| message_parts(event))
+}
+
+/// Exception type and normalized value, when there is an exception.
+fn exception_parts(event: &NewEvent) -> Option<(FingerprintSource, Vec<String>)> {
+    let e = event.detail.exception.as_ref()?;
+    let parts = vec![
+        e.ty.clone().unwrap_or_default(),
+        normalize(head(e.value.as_deref().unwrap_or(""))),
+    ];
+    Some((FingerprintSource::Exception, parts))
+}
+
+fn message_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
+    (
+        FingerprintSource::Message,
+        vec![normalize(&message_text(event))],
+    )
+}
+
+/// The earlier default rules (Mesher before issue 26): the grouping frames' file and
+/// function with the normalized message; else exception type and value; else the message.
+fn legacy_default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
     let frames = grouping_frames(&event.detail.stacktrace);
     let framed: Vec<String> = frames
         .iter()
@@ -119,21 +188,41 @@ fn default_parts(event: &NewEvent) -> (FingerprintSource, Vec<String>) {
         parts.push(normalize(&message_text(event)));
         return (FingerprintSource::Frames, parts);
     }
-    if let Some(e) = &event.detail.exception {
-        let parts = vec![
-            e.ty.clone().unwrap_or_default(),
-            normalize(head(e.value.as_deref().unwrap_or(""))),
-        ];
-        return (FingerprintSource::Exception, parts);
-    }
-    (
-        FingerprintSource::Message,
-        vec![normalize(&message_text(event))],
-    )
+    exception_parts(event).unwrap_or_else(|| message_parts(event))
 }
 
 /// Computes the fingerprint: the first rule of SPEC §3 that applies.
 pub(crate) fn fingerprint(event: &NewEvent) -> Fingerprint {
+    chain(event, default_parts)
+}
+
+/// The fingerprint the earlier rules gave `event`, when they may differ from
+/// [`fingerprint`]'s: only for an exception sent with frames (every other event takes the
+/// same rule under both, and costs nothing here). The group commit asks for it only when
+/// an event's fingerprint names no issue yet, so that an issue made before the upgrade
+/// keeps its events (SPEC §3's upgrade rule).
+pub(crate) fn legacy_fingerprint(event: &NewEvent) -> Option<String> {
+    let d = &event.detail;
+    let framed = d
+        .stacktrace
+        .iter()
+        .any(|f| f.filename.is_some() || f.function.is_some() || f.module.is_some());
+    if d.exception.is_none() || !framed {
+        return None;
+    }
+    if let Some(custom) = &d.fingerprint
+        && !custom.iter().any(|p| p == DEFAULT_PLACEHOLDER)
+    {
+        return None;
+    }
+    Some(chain(event, legacy_default_parts).hash)
+}
+
+/// The chain with `default` as its default rules: the custom fingerprint, else `default`.
+fn chain(
+    event: &NewEvent,
+    default: fn(&NewEvent) -> (FingerprintSource, Vec<String>),
+) -> Fingerprint {
     if let Some(custom) = &event.detail.fingerprint {
         let mut h = Hasher::new(FingerprintSource::Custom);
         // `{{ default }}` is the default rules' answer, computed once however often it
@@ -141,12 +230,13 @@ pub(crate) fn fingerprint(event: &NewEvent) -> Fingerprint {
         // hashed where it first appears; a later one adds only the placeholder's text, which
         // groups alike (the same parts either way) without hashing them again: 64 of them
         // over 250 long frame names would hash some 64 MB.
-        let mut default = None;
+        let mut done = false;
         for p in custom {
             if p != DEFAULT_PLACEHOLDER {
                 h.part(p);
-            } else if default.is_none() {
-                let (source, parts) = default.insert(default_parts(event));
+            } else if !done {
+                done = true;
+                let (source, parts) = default(event);
                 h.part(&format!("{source:?}"));
                 for part in parts.iter() {
                     h.part(part);
@@ -160,7 +250,7 @@ pub(crate) fn fingerprint(event: &NewEvent) -> Fingerprint {
             source: FingerprintSource::Custom,
         };
     }
-    let (source, parts) = default_parts(event);
+    let (source, parts) = default(event);
     Fingerprint {
         hash: hash(source, &parts),
         source,
@@ -312,6 +402,141 @@ mod tests {
         assert_eq!(
             fingerprint(&ev(json!({"message": "m 1"}))).hash,
             hash(FingerprintSource::Message, &["m <num>".to_owned()])
+        );
+    }
+
+    fn checkout(value: &str, frames: serde_json::Value) -> NewEvent {
+        ev(json!({"exception": {"type": "CheckoutError", "value": value}, "stacktrace": frames}))
+    }
+
+    #[test]
+    fn in_app_frames_group_without_the_value_or_line_numbers() {
+        let frames = json!([{"module": "shop.cart", "filename": "shop/cart.py", "function": "add", "lineno": 10, "in_app": true},
+                            {"module": "flask.app", "function": "dispatch", "in_app": false}]);
+        let kiwi = checkout("unknown SKU 'kiwi'", frames.clone());
+        let mango = checkout("unknown SKU 'mango'", frames);
+        assert_eq!(fingerprint(&kiwi).source, FingerprintSource::Stack);
+        assert_eq!(fingerprint(&kiwi), fingerprint(&mango));
+        let moved = checkout(
+            "unknown SKU 'kiwi'",
+            json!([{"module": "shop.cart", "function": "add", "lineno": 99, "in_app": true},
+                                                          {"module": "other.lib", "function": "x", "in_app": false}]),
+        );
+        assert_eq!(fingerprint(&kiwi), fingerprint(&moved));
+        let elsewhere = checkout(
+            "unknown SKU 'kiwi'",
+            json!([{"module": "shop.cart", "function": "remove", "in_app": true}]),
+        );
+        assert_ne!(fingerprint(&kiwi), fingerprint(&elsewhere));
+        let other_type = ev(
+            json!({"exception": {"type": "KeyError", "value": "unknown SKU 'kiwi'"},
+            "stacktrace": [{"module": "shop.cart", "function": "add", "in_app": true}]}),
+        );
+        assert_ne!(fingerprint(&kiwi), fingerprint(&other_type));
+    }
+
+    #[test]
+    fn the_module_names_a_frame_before_its_file() {
+        let a = checkout(
+            "v",
+            json!([{"module": "app", "filename": "/srv/a/app.py", "function": "f", "in_app": true}]),
+        );
+        let b = checkout(
+            "v",
+            json!([{"module": "app", "filename": "/srv/b/app.py", "function": "f", "in_app": true}]),
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        let c = checkout(
+            "v",
+            json!([{"filename": "app.js", "function": "f", "in_app": true}]),
+        );
+        let d = checkout(
+            "v",
+            json!([{"filename": "lib.js", "function": "f", "in_app": true}]),
+        );
+        assert_ne!(fingerprint(&c), fingerprint(&d));
+    }
+
+    #[test]
+    fn frames_without_in_app_all_count_when_none_says() {
+        let a = checkout(
+            "x 1",
+            json!([{"filename": "a.js", "function": "f"}, {"filename": "b.js", "function": "g"}]),
+        );
+        let b = checkout(
+            "y 2",
+            json!([{"filename": "a.js", "function": "f"}, {"filename": "b.js", "function": "g"}]),
+        );
+        let c = checkout(
+            "x 1",
+            json!([{"filename": "a.js", "function": "f"}, {"filename": "c.js", "function": "g"}]),
+        );
+        assert_eq!(fingerprint(&a).source, FingerprintSource::Stack);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
+
+    #[test]
+    fn no_in_app_frame_groups_by_every_frame_with_a_function() {
+        let lib = |v: &str, f: &str| {
+            checkout(
+                v,
+                json!([{"filename": "node_modules/x.js", "function": f, "in_app": false},
+                               {"filename": "node_modules/y.js", "in_app": false}]),
+            )
+        };
+        assert_eq!(
+            fingerprint(&lib("a", "f")).source,
+            FingerprintSource::AllFrames
+        );
+        assert_eq!(fingerprint(&lib("a", "f")), fingerprint(&lib("b", "f")));
+        assert_ne!(fingerprint(&lib("a", "f")), fingerprint(&lib("a", "g")));
+        // No function name anywhere: type and normalized value.
+        let nameless = checkout("after 30s", json!([{"filename": "x.js", "in_app": false}]));
+        assert_eq!(fingerprint(&nameless).source, FingerprintSource::Exception);
+        let bare = ev(json!({"exception": {"type": "CheckoutError", "value": "after 31s"}}));
+        assert_eq!(fingerprint(&nameless), fingerprint(&bare));
+    }
+
+    #[test]
+    fn the_earlier_rule_is_kept_for_the_upgrade() {
+        let e = checkout(
+            "unknown SKU 'kiwi' 3",
+            json!([{"module": "m", "filename": "cart.py", "function": "add", "lineno": 3, "in_app": true}]),
+        );
+        let earlier = hash(
+            FingerprintSource::Frames,
+            &[
+                "cart.py|add".into(),
+                "checkouterror: unknown sku 'kiwi' <num>".into(),
+            ],
+        );
+        assert_eq!(legacy_fingerprint(&e).as_deref(), Some(earlier.as_str()));
+        assert_ne!(fingerprint(&e).hash, earlier);
+        // An exception whose frames are all libraries grouped by type and value before.
+        let lib = checkout(
+            "after 30s",
+            json!([{"filename": "x.js", "function": "f", "in_app": false}]),
+        );
+        let bare = ev(json!({"exception": {"type": "CheckoutError", "value": "after 31s"}}));
+        assert_eq!(legacy_fingerprint(&lib), Some(fingerprint(&bare).hash));
+        // Rules that did not change have no earlier fingerprint to look up.
+        assert_eq!(legacy_fingerprint(&bare), None);
+        assert_eq!(
+            legacy_fingerprint(&ev(
+                json!({"message": "m", "stacktrace": [{"filename": "a.js", "function": "f"}]})
+            )),
+            None
+        );
+        let custom = ev(
+            json!({"fingerprint": ["x"], "exception": {"type": "T"}, "stacktrace": [{"function": "f"}]}),
+        );
+        assert_eq!(legacy_fingerprint(&custom), None);
+        let with_default = ev(
+            json!({"fingerprint": ["{{ default }}", "x"], "exception": {"type": "T"}, "stacktrace": [{"function": "f"}]}),
+        );
+        assert!(
+            legacy_fingerprint(&with_default).is_some_and(|l| l != fingerprint(&with_default).hash)
         );
     }
 

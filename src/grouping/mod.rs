@@ -3,4 +3,4 @@
 pub(crate) mod fingerprint;
 pub(crate) mod normalize;
 
-pub(crate) use fingerprint::{culprit, fingerprint, title};
+pub(crate) use fingerprint::{culprit, fingerprint, legacy_fingerprint, title};

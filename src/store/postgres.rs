@@ -13,7 +13,7 @@
 //! columns outside the JSON ones (message, environment, release, title, culprit, project
 //! name) have it replaced by U+FFFD, so that one such event cannot fail its whole batch.
 
-use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS};
+use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS, ISSUE_COLUMNS_OF_I};
 use super::webhooks::{HOOKS_OF_ALL, alert_inserts};
 use super::write_core::{self, BatchStatements, BatchWrites, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError};
@@ -166,7 +166,8 @@ impl BatchStatements for PgBatch<'_> {
     ) -> Result<Vec<(String, Issue)>, StoreError> {
         let (projects, fingerprints): (Vec<i64>, Vec<&str>) = keys.iter().copied().unzip();
         let rows = sqlx::query(&format!(
-            "SELECT {ISSUE_COLUMNS}, fingerprint FROM issues WHERE (project_id, fingerprint) IN \
+            "SELECT {ISSUE_COLUMNS_OF_I}, f.fingerprint FROM issue_fingerprints f \
+             JOIN issues i ON i.id = f.issue_id WHERE (f.project_id, f.fingerprint) IN \
              (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))"
         ))
         .bind(&projects)
@@ -182,13 +183,18 @@ impl BatchStatements for PgBatch<'_> {
         &mut self,
         issues: &[NewIssue<'_>],
     ) -> Result<Vec<(String, Issue)>, StoreError> {
+        // The issues and the fingerprints they answer to, in one round trip.
         let rows = sqlx::query(&format!(
-            "INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
+            "WITH i AS (INSERT INTO issues (project_id, fingerprint, title, culprit, level, status, \
              event_count, first_seen, last_seen) \
              SELECT project_id, fingerprint, title, culprit, level, 'unresolved', 0, received, received \
              FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
              AS u(project_id, fingerprint, title, culprit, level, received) \
-             RETURNING {ISSUE_COLUMNS}, fingerprint"
+             RETURNING {ISSUE_COLUMNS}, fingerprint), \
+             f AS (INSERT INTO issue_fingerprints (project_id, fingerprint, issue_id) \
+             SELECT project_id, fingerprint, id FROM i \
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET issue_id = excluded.issue_id) \
+             SELECT * FROM i"
         ))
         .bind(issues.iter().map(|i| i.project_id).collect::<Vec<_>>())
         .bind(issues.iter().map(|i| i.fingerprint).collect::<Vec<_>>())
@@ -201,6 +207,23 @@ impl BatchStatements for PgBatch<'_> {
         rows.iter()
             .map(|r| Ok((r.try_get("fingerprint")?, rows::issue(r)?)))
             .collect()
+    }
+
+    async fn add_fingerprints(
+        &mut self,
+        fingerprints: &[(ProjectId, &str, i64)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO issue_fingerprints (project_id, fingerprint, issue_id) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) \
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET issue_id = excluded.issue_id",
+        )
+        .bind(fingerprints.iter().map(|f| f.0).collect::<Vec<_>>())
+        .bind(fingerprints.iter().map(|f| f.1).collect::<Vec<_>>())
+        .bind(fingerprints.iter().map(|f| f.2).collect::<Vec<_>>())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
     }
 
     /// Everything in one statement (data-modifying `WITH`s, each over `UNNEST`ed arrays):

@@ -9,6 +9,10 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 pub(super) const ISSUE_COLUMNS: &str = "id, project_id, title, culprit, level, status, \
      event_count, first_seen, last_seen, regressed_at";
 
+/// [`ISSUE_COLUMNS`] of `issues` as `i` (in a join), under the same names.
+pub(super) const ISSUE_COLUMNS_OF_I: &str = "i.id, i.project_id, i.title, i.culprit, \
+     i.level, i.status, i.event_count, i.first_seen, i.last_seen, i.regressed_at";
+
 /// The columns of `events` that [`event`] reads.
 pub(super) const EVENT_COLUMNS: &str = "project_id, seq, event_id, issue_id, level, \
      environment, release, timestamp, received, message, title, culprit, tags, detail";

@@ -11,7 +11,7 @@
 
 use super::issues::COUNT_UNRESOLVED;
 use super::rollups::Rollups;
-use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS};
+use super::rows::{self, EVENT_COLUMNS, ISSUE_COLUMNS, ISSUE_COLUMNS_OF_I};
 use super::webhooks::HOOKS_OF_ALL;
 use super::write_core::{self, BatchStatements, BatchWrites, EventRow, NewIssue, StoredIds};
 use super::{BatchResult, PreparedEvent, ProjectId, StoreError};
@@ -359,7 +359,8 @@ impl BatchStatements for SqliteBatch<'_> {
         keys: &[(ProjectId, &str)],
     ) -> Result<Vec<(String, Issue)>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = ? AND fingerprint = ?"
+            "SELECT {ISSUE_COLUMNS_OF_I} FROM issue_fingerprints f \
+             JOIN issues i ON i.id = f.issue_id WHERE f.project_id = ? AND f.fingerprint = ?"
         ))?;
         let mut out = Vec::with_capacity(keys.len());
         for &(p, fp) in keys {
@@ -395,7 +396,29 @@ impl BatchStatements for SqliteBatch<'_> {
             )??;
             out.push((i.fingerprint.to_owned(), issue));
         }
+        drop(st);
+        let adopted: Vec<_> = out
+            .iter()
+            .map(|(f, i)| (i.project_id, f.as_str(), i.id))
+            .collect();
+        self.add_fingerprints(&adopted).await?;
         Ok(out)
+    }
+
+    async fn add_fingerprints(
+        &mut self,
+        fingerprints: &[(ProjectId, &str, i64)],
+    ) -> Result<(), StoreError> {
+        // A row left by a deleted issue (none should be: they go with their issue) would
+        // otherwise fail the batch.
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO issue_fingerprints (project_id, fingerprint, issue_id) VALUES (?, ?, ?) \
+             ON CONFLICT (project_id, fingerprint) DO UPDATE SET issue_id = excluded.issue_id",
+        )?;
+        for &(p, fp, issue) in fingerprints {
+            st.execute(params![p, fp, issue])?;
+        }
+        Ok(())
     }
 
     async fn count_unresolved(&mut self, project: ProjectId) -> Result<i64, StoreError> {

@@ -14,6 +14,7 @@
 
 use super::rollups::Rollups;
 use super::{BatchResult, EventOutcome, PreparedEvent, ProjectId, StoreError, StoredEvent, rows};
+use crate::grouping;
 use crate::model::alert::Raised;
 use crate::model::issue::{EventDisposition, on_new_event};
 use crate::model::stored::DetailJson;
@@ -87,14 +88,22 @@ pub(crate) trait BatchStatements: Send {
         keys: &[(ProjectId, &str)],
     ) -> Result<StoredIds, StoreError>;
 
-    /// The existing issues of these (project, fingerprint) keys.
+    /// The existing issues answering to these (project, fingerprint) keys (through
+    /// `issue_fingerprints`: an issue may answer to several), each with the key's
+    /// fingerprint.
     async fn issues_by_fingerprint(
         &mut self,
         keys: &[(ProjectId, &str)],
     ) -> Result<Vec<(String, Issue)>, StoreError>;
 
-    /// Creates these issues (unresolved, no events yet); answers them with their
-    /// fingerprints, in any order.
+    /// Makes each issue answer to its (project, fingerprint) too (the upgrade rule).
+    async fn add_fingerprints(
+        &mut self,
+        fingerprints: &[(ProjectId, &str, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Creates these issues (unresolved, no events yet), each answering to its
+    /// fingerprint; answers them with their fingerprints, in any order.
     async fn insert_issues(
         &mut self,
         issues: &[NewIssue<'_>],
@@ -237,22 +246,26 @@ enum Resolved {
     },
 }
 
-/// The issues of the batch's events, keyed by the events' own (project, fingerprint)
-/// strings so that looking one up allocates nothing.
+/// The issues of the batch's events. An issue answers to several fingerprints (after the
+/// upgrade rule or a merge, SPEC §3), so events of different keys may share one: keys map
+/// to issue ids, and each issue is held once, by id, so that its counts add up.
 struct BatchIssues<'e> {
     /// The keys of the events not stored before, sorted: an issue the database answers is
     /// matched to its event's key here.
     keys: Vec<IssueKey<'e>>,
-    /// Issues fetched or created, until an event of the batch first touches them.
-    waiting: HashMap<IssueKey<'e>, Issue>,
+    /// The issue each key answers to, once fetched, adopted or created.
+    ids: HashMap<IssueKey<'e>, i64>,
+    /// Issues fetched or created, by id, until an event of the batch first touches them.
+    waiting: HashMap<i64, Issue>,
     /// The issues this batch created.
-    created: HashSet<IssueKey<'e>>,
+    created: HashSet<i64>,
     /// The issues the batch's events touched, as they are after them.
-    touched: HashMap<IssueKey<'e>, TouchedIssue>,
+    touched: HashMap<i64, TouchedIssue>,
 }
 
 impl<'e> BatchIssues<'e> {
-    /// Fetches the existing issues of every event not stored before.
+    /// Fetches the existing issues of every event not stored before, then applies the
+    /// upgrade rule to the keys still without one ([`adopt_earlier`](Self::adopt_earlier)).
     async fn fetch<S: BatchStatements + ?Sized>(
         db: &mut S,
         events: &'e [PreparedEvent],
@@ -266,6 +279,7 @@ impl<'e> BatchIssues<'e> {
             .into_iter()
             .collect();
         let mut issues = Self {
+            ids: HashMap::with_capacity(keys.len()),
             waiting: HashMap::with_capacity(keys.len()),
             keys,
             created: HashSet::new(),
@@ -273,10 +287,64 @@ impl<'e> BatchIssues<'e> {
         };
         for (fingerprint, issue) in db.issues_by_fingerprint(&issues.keys).await? {
             if let Some(key) = issues.key_of(&issue, &fingerprint) {
-                issues.waiting.insert(key, issue);
+                issues.keep(key, issue);
             }
         }
+        if issues.ids.len() < issues.keys.len() {
+            issues.adopt_earlier(db, events, earlier).await?;
+        }
         Ok(issues)
+    }
+
+    /// Notes that `key` answers to `issue`.
+    fn keep(&mut self, key: IssueKey<'e>, issue: Issue) {
+        self.ids.insert(key, issue.id);
+        self.waiting.entry(issue.id).or_insert(issue);
+    }
+
+    /// SPEC §3's upgrade rule: a key with no issue whose event's fingerprint under the
+    /// earlier rule names one joins that issue, which answers to the key from then on. The
+    /// earlier fingerprint is computed only here, for keys that missed, and only for events
+    /// whose rule changed (`grouping::legacy_fingerprint`): a hit costs nothing.
+    async fn adopt_earlier<S: BatchStatements + ?Sized>(
+        &mut self,
+        db: &mut S,
+        events: &'e [PreparedEvent],
+        earlier: &EarlierCopies,
+    ) -> Result<(), StoreError> {
+        let mut asked: HashSet<IssueKey<'e>> = HashSet::new();
+        let mut legacy: Vec<(IssueKey<'e>, String)> = Vec::new();
+        for p in events {
+            let key = issue_key(p);
+            if earlier.contains(p) || self.ids.contains_key(&key) || !asked.insert(key) {
+                continue;
+            }
+            if let Some(l) = grouping::legacy_fingerprint(&p.event).filter(|l| *l != p.fingerprint)
+            {
+                legacy.push((key, l));
+            }
+        }
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let wanted: Vec<IssueKey<'_>> = legacy.iter().map(|(k, l)| (k.0, l.as_str())).collect();
+        let found: HashMap<(ProjectId, String), Issue> = db
+            .issues_by_fingerprint(&wanted)
+            .await?
+            .into_iter()
+            .map(|(fingerprint, issue)| ((issue.project_id, fingerprint), issue))
+            .collect();
+        let mut adopted: Vec<(ProjectId, &'e str, i64)> = Vec::new();
+        for (key, l) in legacy {
+            if let Some(issue) = found.get(&(key.0, l)) {
+                adopted.push((key.0, key.1, issue.id));
+                self.keep(key, issue.clone());
+            }
+        }
+        if adopted.is_empty() {
+            return Ok(());
+        }
+        db.add_fingerprints(&adopted).await
     }
 
     /// The batch's own key for an issue the database answered with its fingerprint.
@@ -302,7 +370,11 @@ impl<'e> BatchIssues<'e> {
             if earlier.contains(p) || seen.contains(&event_key(p)) {
                 continue;
             }
-            match self.waiting.get(&issue_key(p)) {
+            let known = self
+                .ids
+                .get(&issue_key(p))
+                .and_then(|id| self.waiting.get(id));
+            match known {
                 Some(i) if on_new_event(i.status) == EventDisposition::Drop => continue,
                 Some(_) => {}
                 None => {
@@ -328,8 +400,8 @@ impl<'e> BatchIssues<'e> {
         self.created.reserve(new.len());
         for (fingerprint, issue) in db.insert_issues(new).await? {
             if let Some(key) = self.key_of(&issue, &fingerprint) {
-                self.created.insert(key);
-                self.waiting.insert(key, issue);
+                self.created.insert(issue.id);
+                self.keep(key, issue);
             }
         }
         Ok(())
@@ -382,14 +454,13 @@ impl<'e> BatchIssues<'e> {
     /// The touched issue of `key`, taken from the waiting ones on its first event, and
     /// whether the batch created it (then it is touched by this very event).
     fn touch(&mut self, key: IssueKey<'e>) -> Result<(&mut TouchedIssue, bool), StoreError> {
-        match self.touched.entry(key) {
+        let missing = || rows::corrupt("an issue the batch created is missing");
+        let id = *self.ids.get(&key).ok_or_else(missing)?;
+        match self.touched.entry(id) {
             Entry::Occupied(o) => Ok((o.into_mut(), false)),
             Entry::Vacant(slot) => {
-                let issue = self
-                    .waiting
-                    .remove(&key)
-                    .ok_or_else(|| rows::corrupt("an issue the batch created is missing"))?;
-                let new = self.created.contains(&key);
+                let issue = self.waiting.remove(&id).ok_or_else(missing)?;
+                let new = self.created.contains(&id);
                 Ok((slot.insert(TouchedIssue { issue, dirty: new }), new))
             }
         }
@@ -652,6 +723,13 @@ mod tests {
         ) -> Result<Vec<(String, Issue)>, StoreError> {
             self.calls.push("issues_by_fingerprint");
             Ok(Vec::new())
+        }
+        async fn add_fingerprints(
+            &mut self,
+            _: &[(ProjectId, &str, i64)],
+        ) -> Result<(), StoreError> {
+            self.calls.push("add_fingerprints");
+            Ok(())
         }
         async fn insert_issues(
             &mut self,
