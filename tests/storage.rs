@@ -102,6 +102,7 @@ fn message_kinds(messages: &[DomainMessage]) -> Vec<String> {
             DomainMessage::IssueChanged { action, issue, .. } => {
                 format!("issue {} {}", action.as_str(), issue.id)
             }
+            DomainMessage::IssuesMerged { issue, .. } => format!("merged into {}", issue.id),
             DomainMessage::CountChanged { count, .. } => format!("count {count}"),
         })
         .collect()

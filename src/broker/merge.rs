@@ -194,6 +194,22 @@ impl Sequencer {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(issue, error = %e, "could not read a changed issue"),
             },
+            Notice::Merged {
+                issue,
+                merged,
+                origin,
+            } => match self.store.get_issue(issue).await {
+                Ok(Some(issue)) => {
+                    let msg = DomainMessage::IssuesMerged {
+                        issue,
+                        merged,
+                        origin,
+                    };
+                    let _ = self.out.send(msg).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(issue, error = %e, "could not read a merged issue"),
+            },
             Notice::Count { project } => self.send_count(project).await,
         }
     }

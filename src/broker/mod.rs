@@ -38,6 +38,16 @@ pub(crate) enum Notice {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<String>,
     },
+    /// Issues were merged into `issue`; the others read it from the database.
+    Merged {
+        /// The issue they were merged into.
+        issue: i64,
+        /// The folded issues' ids.
+        merged: Vec<i64>,
+        /// `X-Mesher-Origin`, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+    },
     /// A project's unresolved count changed.
     Count {
         /// The project.
@@ -70,6 +80,15 @@ impl Notice {
             } => Notice::Issue {
                 issue: issue.id,
                 action: *action,
+                origin: origin.clone(),
+            },
+            M::IssuesMerged {
+                issue,
+                merged,
+                origin,
+            } => Notice::Merged {
+                issue: issue.id,
+                merged: merged.clone(),
                 origin: origin.clone(),
             },
             M::CountChanged { project_id, .. } => Notice::Count {

@@ -8,7 +8,7 @@ use crate::model::search;
 use crate::model::stored::received_json;
 use crate::model::{Issue, IssueCommand, IssueSort, IssueStatus, Term};
 use crate::state::AppState;
-use crate::store::{EventPage, ListedEvent, StoredEvent};
+use crate::store::{EventPage, ListedEvent, MergeOutcome, StoredEvent};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -473,10 +473,114 @@ mod tests {
     use super::{Cursor, IssueSort, next_link};
 
     #[test]
+/// Most issues one merge folds.
+pub(crate) const MAX_MERGE: usize = 100;
+
+/// The ids a merge's body names: `{"issues": [<id>, ...]}`, 1 to [`MAX_MERGE`], not the
+/// target; each once, in the order given.
+fn merge_ids(body: &[u8], target: i64) -> Result<Vec<i64>, ApiError> {
+    let bad = |why: &str| ApiError::BadRequest(why.to_owned());
+    let body = super::body::parse_json(body)?;
+    let list = body
+        .get("issues")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("field 'issues' is required: a list of issue ids to merge"))?;
+    if list.is_empty() {
+        return Err(bad(
+            "field 'issues' is empty: name at least one issue to merge",
+        ));
+    }
+    if list.len() > MAX_MERGE {
+        return Err(bad(&format!(
+            "field 'issues' names {} issues: a merge takes at most {MAX_MERGE}",
+            list.len()
+        )));
+    }
+    let mut ids: Vec<i64> = Vec::with_capacity(list.len());
+    for v in list {
+        let id = v
+            .as_i64()
+            .ok_or_else(|| bad(&format!("field 'issues' must hold issue ids, got {v}")))?;
+        if id == target {
+            return Err(bad(&format!("issue {target} cannot be merged into itself")));
+        }
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// `POST /api/v1/issues/<id>/merge {"issues": [...]}`: folds those issues into `<id>`
+/// (SPEC §3); the stream gets `issue` `merged` and the new count. An issue of another
+/// project is a 400, an unknown one 404; nothing changes then.
+pub(crate) async fn merge(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Json<Value>, ApiError> {
+    use axum::extract::FromRequest;
+    // The credentials before a byte of the body (SPEC §8).
+    issue_for_token(&state, &headers, query.as_deref(), id).await?;
+    let super::body::DecodedBody(body) =
+        super::body::DecodedBody::from_request(request, &state).await?;
+    let folded = merge_ids(&body, id)?;
+    let (issue, merged, count) = match state.store().merge_issues(id, &folded).await? {
+        MergeOutcome::Merged {
+            issue,
+            merged,
+            count,
+        } => (issue, merged, count),
+        MergeOutcome::Unknown(other) => {
+            return Err(ApiError::NotFound(format!("issue {other} not found")));
+        }
+        MergeOutcome::OtherProject(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "issue {other} belongs to another project: only issues of one project merge"
+            )));
+        }
+    };
+    let origin = headers
+        .get("x-mesher-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let project_id = issue.project_id;
+    let bus = state.bus();
+    bus.publish(DomainMessage::IssuesMerged {
+        issue: issue.clone(),
+        merged: merged.clone(),
+        origin,
+    })
+    .await;
+    bus.publish(DomainMessage::CountChanged { project_id, count })
+        .await;
+    Ok(Json(json!({ "issue": issue, "merged": merged })))
+}
+
     fn cursors_read_back_as_written_and_name_their_sort() {
         let c = Cursor {
             sort: IssueSort::EventCount,
             value: 12,
+    #[test]
+    fn a_merge_names_one_to_a_hundred_other_issues() {
+        let ids = |body: &str| super::merge_ids(body.as_bytes(), 1).map_err(|e| e.to_string());
+        assert_eq!(ids(r#"{"issues": [3, 2, 3]}"#), Ok(vec![3, 2]));
+        for bad in [
+            r#"{"issues": []}"#,
+            r#"{"issues": [1, 2]}"#,
+            r#"{"issues": "2"}"#,
+            r#"{"issues": ["2"]}"#,
+            r#"{}"#,
+            "not json",
+        ] {
+            assert!(ids(bad).is_err(), "{bad}");
+        }
+        let many = format!("{{\"issues\": {:?}}}", (2..103).collect::<Vec<i64>>());
+        assert!(ids(&many).unwrap_err().contains("at most 100"));
+    }
+
             id: 7,
         };
         assert_eq!(c.to_string(), "event_count:12:7");

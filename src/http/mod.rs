@@ -118,6 +118,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/issues/{id}/tags", get(issues::issue_tags))
         .route("/api/v1/issues/{id}/stats", get(issues::issue_stats))
         .route("/api/v1/projects/{id}/stats", get(issues::project_stats))
+        .route("/api/v1/issues/{id}/merge", post(issues::merge))
         .route("/api/v1/issues/{id}/{action}", post(issues::change_status))
         .route("/api/v1/projects/{id}/webhooks", get(webhooks::list).post(webhooks::add))
         .route("/api/v1/webhooks/{id}", delete(webhooks::remove))

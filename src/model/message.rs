@@ -20,6 +20,15 @@ pub enum DomainMessage {
         /// not told about its own change.
         origin: Option<String>,
     },
+    /// Issues were merged into `issue` (SPEC §3): the folded ones are gone.
+    IssuesMerged {
+        /// The issue they were merged into, after the merge.
+        issue: Issue,
+        /// The folded issues' ids.
+        merged: Vec<i64>,
+        /// The stream connection that asked (`X-Mesher-Origin`), not told of its own merge.
+        origin: Option<String>,
+    },
     /// The number of unresolved issues of a project changed.
     CountChanged {
         /// The project.
@@ -35,6 +44,7 @@ impl DomainMessage {
         match self {
             DomainMessage::EventStored(e) => e.project_id,
             DomainMessage::IssueChanged { issue, .. } => issue.project_id,
+            DomainMessage::IssuesMerged { issue, .. } => issue.project_id,
             DomainMessage::CountChanged { project_id, .. } => *project_id,
         }
     }

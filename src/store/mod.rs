@@ -7,6 +7,7 @@ mod artifacts;
 mod db;
 mod events;
 mod issues;
+mod merge;
 mod postgres;
 mod projects;
 mod retention;
@@ -30,6 +31,7 @@ pub use crate::model::project::{
 pub use crate::model::stored::{
     EventPage, EventSummary, ListedEvent, StoredEvent, TOP_TAG_VALUES, TagBreakdown, TagValue,
 };
+pub use merge::MergeOutcome;
 pub(crate) use users::SESSION_LIFETIME;
 pub use users::{ApiToken, MemberChange, UserAdded};
 

@@ -75,7 +75,7 @@ pub(crate) fn publish(hub: &Hub, msg: &DomainMessage) -> i64 {
             }),
             None,
         ),
-        DomainMessage::IssueChanged { origin, .. } => {
+        DomainMessage::IssueChanged { origin, .. } | DomainMessage::IssuesMerged { origin, .. } => {
             (None, origin.as_deref().and_then(|o| hub.find(o)))
         }
         DomainMessage::CountChanged { .. } => (None, None),

@@ -92,6 +92,10 @@ pub(crate) fn domain_frame(msg: &DomainMessage) -> WireFrame {
             &json!({ "type": "issue", "action": action, "issue": issue }),
             None,
         ),
+        DomainMessage::IssuesMerged { issue, merged, .. } => WireFrame::json(
+            &json!({ "type": "issue", "action": "merged", "issue": issue, "merged": merged }),
+            None,
+        ),
         DomainMessage::CountChanged { project_id, count } => count_frame(*project_id, *count),
     }
 }
