@@ -79,6 +79,7 @@ pub fn start(config: &ServeConfig, store: Store, shutdown: CancellationToken) ->
     .with_webhook_allow(config.webhook_allow_cidr.clone())
     .with_stream_auth_timeout(config.stream_auth_timeout)
     .with_edge(edge_settings(config))
+    .with_sourcemap_cache((config.sourcemap_cache_mb as usize) << 20)
     .with_public_url(config.public_url());
     match sso_settings(config) {
         Some(settings) => state.with_sso(settings),

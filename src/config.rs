@@ -286,6 +286,16 @@ pub struct ServeConfig {
           value_delimiter = ',', value_parser = crate::alerts::target::Cidr::parse_arg)]
     pub webhook_allow_cidr: Vec<crate::alerts::target::Cidr>,
 
+    /// Memory for parsed source maps, in MiB: maps used least recently are dropped past it
+    /// (a parsed map takes about twice its size).
+    #[arg(
+        long,
+        env = "MESHER_SOURCEMAP_CACHE_MB",
+        default_value_t = 256,
+        value_name = "MIB"
+    )]
+    pub sourcemap_cache_mb: u32,
+
     /// How long a failing webhook delivery is retried before it is given up (24 h; tests
     /// shorten it).
     #[arg(skip = std::time::Duration::from_secs(86_400))]
@@ -385,6 +395,7 @@ impl ServeConfig {
             oidc_client_secret: None,
             oidc_allow_domain: Vec::new(),
             webhook_allow_cidr: Vec::new(),
+            sourcemap_cache_mb: 256,
             alert_retry_for: std::time::Duration::from_secs(86_400),
             stream_auth_timeout: std::time::Duration::from_secs(10),
         }

@@ -35,6 +35,7 @@ mod progress;
 mod redact;
 pub mod retention;
 pub mod sentry;
+pub mod sourcemaps;
 pub(crate) mod sso;
 pub mod state;
 pub mod store;

@@ -74,6 +74,8 @@ struct Inner {
     public_url: String,
     /// Sign-in by OpenID Connect, when `--oidc-issuer` is given.
     sso: Option<Arc<crate::sso::Sso>>,
+    /// Source maps: JavaScript frames mapped at ingest and when an event is read.
+    sourcemaps: Arc<crate::sourcemaps::Mapper<Store>>,
 }
 
 impl AppState {
@@ -89,7 +91,13 @@ impl AppState {
     ) -> AppState {
         let credentials = Credentials::start(store.clone(), &supervisor);
         let accounts = crate::accounts::Accounts::new(store.clone());
+        let sourcemaps = Arc::new(crate::sourcemaps::Mapper::new(
+            store.clone(),
+            crate::sourcemaps::DEFAULT_CACHE_BYTES,
+        ));
+        ingestor.attach_sourcemaps(sourcemaps.clone());
         AppState(Arc::new(Inner {
+            sourcemaps,
             accounts,
             public_url: String::from("http://localhost"),
             sso: None,
@@ -110,6 +118,17 @@ impl AppState {
                 header_timeout: Duration::from_secs(10),
             },
         }))
+    }
+
+    /// The source-map mapper (SPEC §10).
+    pub(crate) fn sourcemaps(&self) -> &crate::sourcemaps::Mapper<Store> {
+        &self.0.sourcemaps
+    }
+
+    /// Bounds the parsed source maps' cache (`--sourcemap-cache-mb`).
+    pub fn with_sourcemap_cache(self, bytes: usize) -> AppState {
+        self.0.sourcemaps.set_budget(bytes);
+        self
     }
 
     /// Sets the public URL (`--public-url`); before the state is shared.

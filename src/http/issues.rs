@@ -244,7 +244,8 @@ pub(crate) async fn project_events(
 
 /// The answer of [`project_event`]: the listed event plus `data`.
 #[derive(Serialize)]
-struct WholeEvent<'a> {
+struct WholeEvent {
+    /// The listed event, its `exception` the chain as shown (SPEC §10).
     #[serde(flatten)]
     listed: ListedEvent<'a>,
     /// The stored text as it is: rebuilt as a `Value`, a float such as 908260.4524125041
@@ -253,8 +254,8 @@ struct WholeEvent<'a> {
 }
 
 #[derive(Serialize)]
-struct WholeAnswer<'a> {
-    event: WholeEvent<'a>,
+struct WholeAnswer {
+    event: WholeEvent,
 }
 
 /// `GET /api/v1/projects/<id>/events/<event_id>`: the listed event plus `data`, the event
@@ -285,12 +286,16 @@ pub(crate) async fn project_event(
             retry_after: 1,
         }
     })?;
+    let mut listed = match serde_json::to_value(event.listed()) {
+        Ok(Value::Object(listed)) => listed,
+        _ => serde_json::Map::new(),
+    };
+    let sent = crate::sourcemaps::event::SentEvent::read(data.as_ref().map_or("", |d| d.get()));
+    let chain = state.sourcemaps().map_event(project, &sent).await;
+    listed.insert("exception".into(), json!(chain));
     // Serialized straight to the answer's bytes: through a `Value`, `data` would be parsed.
     Ok(Json(WholeAnswer {
-        event: WholeEvent {
-            listed: event.listed(),
-            data,
-        },
+        event: WholeEvent { listed, data },
     })
     .into_response())
 }

@@ -45,6 +45,8 @@ pub struct Accepted {
 pub struct Ingestor {
     limiter: ProjectRateLimiter,
     writer: WriterHandle,
+    /// Maps JavaScript frames before grouping (SPEC §10), once the state attaches it.
+    sourcemaps: std::sync::OnceLock<std::sync::Arc<crate::sourcemaps::Mapper<crate::store::Store>>>,
 }
 
 impl Ingestor {
@@ -53,7 +55,17 @@ impl Ingestor {
         Ingestor {
             limiter: ProjectRateLimiter::new(rate_limit),
             writer,
+            sourcemaps: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Maps events' JavaScript frames through `mapper` before grouping; the first call
+    /// counts.
+    pub(crate) fn attach_sourcemaps(
+        &self,
+        mapper: std::sync::Arc<crate::sourcemaps::Mapper<crate::store::Store>>,
+    ) {
+        let _ = self.sourcemaps.set(mapper);
     }
 
     /// `--rate-limit`: events per project per 60 s (0: off).
@@ -82,12 +94,16 @@ impl Ingestor {
         project: ProjectId,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Accepted>, IngestError> {
+        let mut events = events;
         if events.is_empty() {
             return Ok(Vec::new());
         }
         self.limiter
             .check(project, events.len())
             .map_err(IngestError::RateLimited)?;
+        if let Some(mapper) = self.sourcemaps.get() {
+            mapper.map_new_events(project, &mut events).await;
+        }
         let received = Millis::now();
         let prepared: Vec<PreparedEvent> = events
             .into_iter()
