@@ -1,6 +1,6 @@
 //! Retention: a background task that deletes events received more than `--retention-days`
 //! ago, and then issues left without events (discarded issues stay, as tombstones, so
-//! that their fingerprint keeps being dropped).
+//! that their fingerprint keeps being dropped); source-map bundles stored as long ago go too.
 
 use crate::bus::Bus;
 use crate::model::Millis;
@@ -41,6 +41,12 @@ pub async fn pass(store: &Store, bus: &Bus, days: u32) {
         Err(e) => {
             tracing::warn!(error = %e, "cannot delete ended sessions; will retry next interval")
         }
+    }
+    // Source-map bundles (SPEC §10) are kept as long as the events they map.
+    match store.purge_artifacts(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(bundles = n, days, "old source-map bundles deleted"),
+        Err(e) => tracing::warn!(error = %e, "cannot delete old source-map bundles; will retry"),
     }
 }
 
