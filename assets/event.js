@@ -145,6 +145,54 @@ function contextLines(f) {
 }
 
 /**
+ * A mapped frame's minified location, shown on request; or why a frame was not mapped.
+ * @param {any} f
+ */
+function mappingNote(f) {
+  if (f.mapped === true && isObject(f.minified)) {
+    const m = f.minified;
+    const where = [m.abs_path || "<unknown>", m.function ? `in ${m.function}` : "", present(m.lineno) ? `at line ${m.lineno}${present(m.colno) ? `:${m.colno}` : ""}` : ""];
+    return h(
+      "details",
+      { class: "minified-frame", "data-testid": "minified-frame" },
+      h("summary", { text: "Minified frame" }),
+      h("code", { text: where.filter(Boolean).join(" ") }),
+    );
+  }
+  if (typeof f.error === "string" && f.error) {
+    return h("p", { class: "muted frame-unmapped", "data-testid": "frame-unmapped", text: `Not mapped: ${f.error}` });
+  }
+  return null;
+}
+
+/**
+ * The frames of `sent` (an exception as `exceptionsOf` reads it) with the server's
+ * mapped frames (`shown`, SPEC §10: same frames, same order) in place of the minified
+ * ones; what the server does not repeat (local variables) is kept.
+ * @param {any} sent
+ * @param {any} shown
+ * @returns {any}
+ */
+export function withMapped(sent, shown) {
+  if (!isObject(shown) || !Array.isArray(shown.frames) || shown.frames.length !== sent.frames.length) return sent;
+  const frames = sent.frames.map((/** @type {any} */ f, /** @type {number} */ i) => {
+    const s = shown.frames[i];
+    if (!isObject(s) || (s.mapped !== true && !s.error)) return f;
+    return s.mapped === true ? { ...s, vars: isObject(f) ? f.vars : undefined } : { ...f, error: s.error };
+  });
+  return { ...sent, frames };
+}
+
+/**
+ * The maps an exception's frames were mapped with, each once.
+ * @param {any[]} frames
+ * @returns {string[]}
+ */
+export function mapsUsed(frames) {
+  return [...new Set(frames.filter((f) => isObject(f) && f.mapped === true && typeof f.map === "string").map((f) => f.map))];
+}
+
+/**
  * @param {any} f
  * @param {boolean} open
  */
@@ -154,12 +202,20 @@ function frameItem(f, open) {
   const details = h(
     "details",
     { class: inApp ? "frame frame-app" : "frame frame-lib", "data-testid": "frame", "data-in-app": String(inApp), open },
-    h("summary", {}, ...frameTitle(f), inApp ? h("span", { class: "pill pill-app", text: "in app" }) : null),
+    h(
+      "summary",
+      {},
+      ...frameTitle(f),
+      inApp ? h("span", { class: "pill pill-app", text: "in app" }) : null,
+      f.mapped === true ? h("span", { class: "pill pill-mapped", "data-testid": "mapped", text: "source-mapped" }) : null,
+    ),
   );
   const ctx = contextLines(f);
   if (ctx) details.append(ctx);
+  const note = mappingNote(f);
+  if (note) details.append(note);
   if (vars.length) details.append(h("p", { class: "vars-title", text: "Local variables" }), table(vars, "frame-vars"));
-  if (!ctx && !vars.length) details.append(h("p", { class: "muted", text: "No source context was sent for this frame." }));
+  if (!ctx && !vars.length && !f.error) details.append(h("p", { class: "muted", text: "No source context was sent for this frame." }));
   return h("li", {}, details);
 }
 
@@ -225,6 +281,8 @@ function exceptionBlock(e, index, count) {
     head,
     notes.length ? h("p", { class: "muted", text: notes.join(" · ") }) : null,
   );
+  const maps = mapsUsed(e.frames);
+  if (maps.length) block.append(h("p", { class: "muted source-map-used", "data-testid": "source-map-used", text: `Mapped with the source map ${maps.join(", ")}` }));
   if (e.frames.length) block.append(stackTrace(e.frames));
   else block.append(h("p", { class: "muted", text: "No stack trace was sent." }));
   if (index < count - 1) block.append(h("p", { class: "chain-link", text: "caused by the exception below" }));
@@ -388,13 +446,25 @@ function summary(data, listed) {
 }
 
 /**
+ * The chain (innermost first) with the server's mapped frames put in: `chain` is the
+ * event answer's `exception`, outermost first (SPEC §10).
+ * @param {any[]} values
+ * @param {unknown} chain
+ */
+function mapped(values, chain) {
+  if (!Array.isArray(chain) || chain.length !== values.length) return values;
+  const n = values.length;
+  return values.map((v, i) => withMapped(v, chain[n - 1 - i]));
+}
+
+/**
  * The whole event: `data` as received (may be null for old events) and the listed event.
  * @param {unknown} data
  * @param {any} listed
  */
 export function renderEvent(data, listed) {
   const d = isObject(data) ? data : listed;
-  const exc = exceptionsOf(d);
+  const exc = mapped(exceptionsOf(d), listed?.exception);
   const parts = [
     summary(d, listed),
     exc.length ? exceptions(exc) : null,
