@@ -57,7 +57,7 @@ pub(crate) fn chunk_options(org: &str) -> serde_json::Value {
         "concurrency": 4,
         "hashAlgorithm": "sha1",
         "compression": ["gzip"],
-        "accept": ["artifact_bundles", "artifact_bundles_v2"],
+        "accept": ["release_files", "artifact_bundles", "artifact_bundles_v2"],
     })
 }
 
