@@ -148,7 +148,11 @@ pub(crate) fn map_frame(
         lineno: Some(i64::from(src_line) + 1),
         colno: Some(i64::from(src_col) + 1),
         mapped: true,
-        minified: Some(frame.clone()),
+        // Node SDKs send the file's path as `filename` only.
+        minified: Some(Minified {
+            abs_path: frame.path().map(str::to_owned),
+            ..frame.clone()
+        }),
         map: Some(parsed.label.clone()),
         ..ShownFrame::default()
     };
