@@ -549,3 +549,29 @@ async fn uploads_are_stored_and_found_on_postgresql_too() {
     mesher::retention::pass(store, s.state().bus(), 0).await;
     assert_eq!(store.artifacts_changed_at(p.id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_bundle_over_100_mib_is_refused_with_the_reason() {
+    let s = TestServer::start().await;
+    let p = s.project("shop").await;
+    // One 1 MiB chunk named 101 times: a bundle of 101 MiB without uploading as much.
+    let chunk = vec![7u8; 1 << 20];
+    let sha = hex::encode(Sha1::digest(&chunk));
+    let (status, body) = post_chunk(&s, &p.token, &sha, &chunk).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = json!({
+        "checksum": "0123456789abcdef0123456789abcdef01234567",
+        "chunks": vec![sha; 101],
+        "projects": ["shop"],
+    });
+    let url = s.url("/api/0/organizations/o/artifactbundle/assemble/");
+    let r = s.http.post(url).bearer_auth(&p.token).json(&body).send();
+    let answer: Value = r.await.unwrap().json().await.unwrap();
+    assert_eq!(answer["state"], "error", "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("100 MiB"),
+        "{answer}"
+    );
+    let store = s.state().store();
+    assert_eq!(store.artifacts_changed_at(p.id).await.unwrap(), None);
+}

@@ -134,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_of_more_than_2000_files_is_refused() {
+        let names: Vec<String> = (0..=MAX_BUNDLE_FILES).map(|i| format!("f{i}")).collect();
+        let files: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    serde_json::json!({"url": format!("~/{n}"), "type": "source"}),
+                )
+            })
+            .collect();
+        let manifest = serde_json::json!({ "files": files }).to_string();
+        let mut entries: Vec<(&str, &[u8])> = vec![("manifest.json", manifest.as_bytes())];
+        entries.extend(names.iter().map(|n| (n.as_str(), &b"x"[..])));
+        let err = unpack(&bundle(&entries)).unwrap_err();
+        assert!(err.contains("at most 2000"), "{err}");
+    }
+
+    #[test]
     fn a_bundle_that_cannot_be_read_says_why() {
         assert!(unpack(b"not a zip").unwrap_err().contains("not a zip"));
         let zip = bundle(&[("other.txt", b"x")]);
