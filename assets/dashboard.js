@@ -174,7 +174,8 @@ function onMessage(msg) {
       addEvent(msg.seq, msg.issue_id, msg.event ?? {}, true);
       break;
     case "issue":
-      onIssueMessage(msg.action, msg.issue);
+      if (msg.action === "merged" && Array.isArray(msg.merged)) list.mergedInto(msg.issue, msg.merged);
+      else onIssueMessage(msg.action, msg.issue);
       break;
     case "issue_count":
       countMessage(msg.count);

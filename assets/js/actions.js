@@ -111,3 +111,30 @@ export function actionKind(issue, withDiscard) {
   const kind = issue.status === "unresolved" ? "unresolved" : "other";
   return withDiscard ? `${kind}:${issue.status}` : kind;
 }
+
+/**
+ * Merges the issues `folded` into `target` (`POST /api/v1/issues/<target>/merge`), with this
+ * connection's id so that the stream does not echo it back here: the merged issue and the
+ * folded ids as the server answers them, or null when it failed (the error is shown).
+ * @param {number} target
+ * @param {number[]} folded
+ * @returns {Promise<{ issue: Issue, merged: number[] } | null>}
+ */
+export async function mergeIssues(target, folded) {
+  /** @type {Record<string, string>} */
+  const headers = { "Content-Type": "application/json" };
+  const origin = connectionId();
+  if (origin) headers["X-Mesher-Origin"] = origin;
+  try {
+    const body = await api(`/api/v1/issues/${target}/merge`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ issues: folded }),
+    });
+    if (!body?.issue || !Array.isArray(body.merged)) throw new Error("the answer has no issue");
+    return { issue: body.issue, merged: body.merged };
+  } catch (err) {
+    showError(`Could not merge the issues into issue ${target}: ${messageOf(err)}`);
+    return null;
+  }
+}

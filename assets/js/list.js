@@ -6,10 +6,13 @@
 // changed it; one that comes to match joins. The note beside the heading is how many
 // issues the search finds in all (the server's `total`; for `is:unresolved`, the project's
 // unresolved count shown above), not how many rows are loaded. The search box and the
-// sort: the list follows them, the address keeps them (routing.js).
+// sort: the list follows them, the address keeps them (routing.js). Each row has a
+// checkbox: with two or more selected, the bar above the list merges them into one (the
+// first selected, or the one chosen there); a merge announced by the stream takes the
+// folded rows out and updates the merged one, whoever merged.
 
 import { api, apiPage, currentGeneration, currentProject, messageOf, projectPath, statusOf } from "./api.js";
-import { actionButtons, actionKind } from "./actions.js";
+import { actionButtons, actionKind, mergeIssues } from "./actions.js";
 import { isOpen } from "./connection.js";
 import { byId, h, reconcile } from "./dom.js";
 import { levelOf, plural, shortTime } from "./format.js";
@@ -25,7 +28,8 @@ import { DEFAULT_QUERY, compareIssues, isRegressed, isUnresolvedOnly, membership
  * A row's parts, updated in place; `key` names its set of buttons.
  * @typedef {{ li: HTMLLIElement, level: HTMLSpanElement, title: HTMLAnchorElement,
  *   culprit: HTMLParagraphElement, status: HTMLSpanElement, count: HTMLSpanElement,
- *   seen: HTMLTimeElement, regressed: HTMLSpanElement, actions: HTMLDivElement, key: string }} Row
+ *   seen: HTMLTimeElement, regressed: HTMLSpanElement, actions: HTMLDivElement, key: string,
+ *   select: HTMLInputElement }} Row
  */
 
 const ISSUE_LIMIT = 100;
@@ -68,6 +72,16 @@ let totalReload = 0;
 let moreButton = /** @type {HTMLButtonElement | null} */ (null);
 /** Above the list: what this page's last click took out of it, with the button to undo it. */
 let undoBox = /** @type {HTMLParagraphElement | null} */ (null);
+/** The issues whose checkbox is ticked, in the order they were ticked. */
+const selected = new Set();
+/** Above the list while issues are selected: how many, the merge's target, its button. */
+const mergeBar = {
+  box: /** @type {HTMLDivElement | null} */ (null),
+  note: /** @type {HTMLSpanElement | null} */ (null),
+  into: /** @type {HTMLSelectElement | null} */ (null),
+  button: /** @type {HTMLButtonElement | null} */ (null),
+  done: /** @type {HTMLParagraphElement | null} */ (null),
+};
 
 /**
  * Wires the search form; `upserted` hears of every issue the list learns about, `followed`
@@ -86,6 +100,7 @@ export function initList({ upserted, followed }) {
   ui.issues.after(moreButton);
   undoBox = h("p", { class: "notice-inline list-undo", "data-testid": "list-undo", role: "status", hidden: true });
   ui.issues.before(undoBox);
+  initMergeBar();
   ui.issues.addEventListener("click", (e) => {
     // A click that opens a new tab or window navigates nothing here.
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
@@ -485,7 +500,14 @@ function issueRow(issue) {
     "regressed",
   );
   const actions = h("div", { class: "issue-actions" });
+  const select = h("input", { type: "checkbox", class: "issue-select", "data-testid": "issue-select" });
+  select.addEventListener("change", () => {
+    if (select.checked) selected.add(issue.id);
+    else selected.delete(issue.id);
+    showMergeBar();
+  });
   li.append(
+    select,
     h(
       "div",
       { class: "issue-main" },
@@ -495,7 +517,7 @@ function issueRow(issue) {
     ),
     actions,
   );
-  return { li, level, title, culprit, status, count, seen, regressed, actions, key: "" };
+  return { li, level, title, culprit, status, count, seen, regressed, actions, key: "", select };
 }
 
 /**
@@ -513,6 +535,8 @@ function updateIssueRow(p, issue) {
   p.title.textContent = issue.title || "(no title)";
   p.title.title = issue.title || "";
   p.title.href = hashFor({ issue: issue.id });
+  p.select.checked = selected.has(issue.id);
+  p.select.setAttribute("aria-label", `Select for merging: ${issue.title || `issue ${issue.id}`}`);
   p.culprit.textContent = issue.culprit || "";
   p.culprit.hidden = !issue.culprit;
   p.count.textContent = plural(issue.event_count ?? 0, "event", "events");
@@ -556,6 +580,8 @@ export function renderIssues() {
     focusRow(sorted[Math.min(focusedAt, sorted.length - 1)].id);
   }
   showNote();
+  // A selected issue that left the list leaves the selection.
+  if ([...selected].some((id) => !issues.has(id))) showMergeBar();
   ui.issuesEmpty.hidden = sorted.length > 0;
   ui.issuesEmpty.textContent = query.trim() === DEFAULT_QUERY ? "No unresolved issues." : "No issues match this search.";
 }
@@ -578,7 +604,95 @@ export function resetList() {
   total = null;
   departed.clear();
   hideUndo();
+  selected.clear();
+  showMergeBar();
   showMore(null);
   ui.issuesNote.textContent = "";
   schedule(renderIssues);
+}
+
+/** The merge bar above the list (hidden until two issues are selected). */
+function initMergeBar() {
+  mergeBar.note = h("span", { class: "merge-note", "data-testid": "merge-note" });
+  mergeBar.into = h("select", { class: "merge-into", "data-testid": "merge-into", id: "merge-into" });
+  mergeBar.button = h("button", { type: "button", class: "merge-button", "data-testid": "merge-button" });
+  mergeBar.button.addEventListener("click", mergeSelected);
+  const clear = h("button", { type: "button", class: "merge-clear", "data-testid": "merge-clear" }, "Clear selection");
+  clear.addEventListener("click", () => {
+    selected.clear();
+    showMergeBar();
+    schedule(renderIssues);
+  });
+  mergeBar.box = h(
+    "div",
+    { class: "merge-bar", "data-testid": "merge-bar", role: "group", "aria-label": "Merge selected issues", hidden: true },
+    mergeBar.note,
+    h("label", { for: "merge-into" }, "into"),
+    mergeBar.into,
+    mergeBar.button,
+    clear,
+  );
+  mergeBar.done = h("p", { class: "notice-inline merge-done", "data-testid": "merge-done", role: "status", hidden: true });
+  ui.issues.before(mergeBar.box, mergeBar.done);
+}
+
+/** The merge bar as the selection is: shown from one selected issue, its button from two. */
+function showMergeBar() {
+  const { box, note, into, button } = mergeBar;
+  if (!box || !note || !into || !button) return;
+  for (const id of selected) if (!issues.has(id)) selected.delete(id);
+  box.hidden = selected.size === 0;
+  if (mergeBar.done && selected.size > 0) mergeBar.done.hidden = true;
+  note.textContent = `${selected.size} selected`;
+  const chosen = Number(into.value);
+  into.replaceChildren(
+    ...[...selected].map((id) => {
+      const title = issues.get(id)?.issue.title || `issue ${id}`;
+      return h("option", { value: String(id) }, `#${id} ${title.length > 60 ? `${title.slice(0, 59)}…` : title}`);
+    }),
+  );
+  if (selected.has(chosen)) into.value = String(chosen);
+  button.textContent = `Merge ${plural(selected.size, "issue", "issues")}`;
+  if (selected.size < 2) button.setAttribute("aria-disabled", "true");
+  else button.removeAttribute("aria-disabled");
+}
+
+/** "Merge N issues": the selected issues folded into the chosen one (the first selected). */
+async function mergeSelected() {
+  const { into, button } = mergeBar;
+  if (!into || !button || button.getAttribute("aria-disabled") === "true" || selected.size < 2) return;
+  const target = Number(into.value) || [...selected][0];
+  const folded = [...selected].filter((id) => id !== target);
+  button.setAttribute("aria-disabled", "true");
+  const done = await mergeIssues(target, folded);
+  if (!done) {
+    showMergeBar();
+    return;
+  }
+  selected.clear();
+  mergedInto(done.issue, done.merged);
+  if (mergeBar.done) {
+    mergeBar.done.textContent = `Merged ${plural(done.merged.length + 1, "issue", "issues")} into “${done.issue.title || `issue ${done.issue.id}`}”.`;
+    mergeBar.done.hidden = false;
+  }
+  renderIssues();
+  focusRow(done.issue.id);
+}
+
+/**
+ * Issues were merged (by this page or announced by the stream): the folded ones leave the
+ * list, the merged one takes their counts.
+ * @param {Issue} issue
+ * @param {number[]} folded
+ */
+export function mergedInto(issue, folded) {
+  const now = performance.now();
+  for (const id of folded) {
+    selected.delete(id);
+    expectTrigger.delete(id);
+    if (issues.delete(id) && total !== null) total = Math.max(0, total - 1);
+    departed.set(id, now);
+  }
+  upsertIssue(issue);
+  showMergeBar();
 }
