@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what the tests drive besides Rust crates — the real
 # Python Sentry SDK (in a virtualenv under target/), an OpenID Connect provider (another), the real @sentry/node (npm, in
-# tests/sentry), esbuild (npm, in tests/sourcemaps; sentry-cli is in the Python venv) and playwright-core, which drives Debian's chromium for the dashboard test
+# tests/sentry), esbuild and @sentry/browser (npm, in tests/sourcemaps; sentry-cli is in the Python venv) and playwright-core, which drives Debian's chromium for the dashboard test
 # (npm, in tests/dashboard) — then runs `cargo test` with any arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ export MESHER_TEST_OIDC_PYTHON="$PWD/$oidc_venv/bin/python"
 if [ ! -d tests/sentry/node_modules/@sentry/node ]; then
   (cd tests/sentry && npm ci --no-audit --no-fund --loglevel=error)
 fi
-if [ ! -d tests/sourcemaps/node_modules/esbuild ]; then
+if [ ! -d tests/sourcemaps/node_modules/esbuild ] || [ ! -d tests/sourcemaps/node_modules/@sentry/browser ]; then
   (cd tests/sourcemaps && npm ci --no-audit --no-fund --loglevel=error)
 fi
 if [ ! -d tests/dashboard/node_modules/playwright-core ]; then

@@ -299,3 +299,73 @@ async fn frames_of_other_languages_are_shown_as_sent_without_an_error() {
         "{f}"
     );
 }
+
+/// The browser app: the same three files and `@sentry/browser`, which reports the error
+/// `checkout` throws to the DSN the page gives (`window.MESHER_DSN`).
+fn web_entry() -> String {
+    format!(
+        r#"import * as Sentry from "@sentry/browser";
+import {{ checkout }} from "{FIXTURES}/src/app.js";
+Sentry.init({{ dsn: window.MESHER_DSN, release: "web-1", defaultIntegrations: false }});
+try {{
+  checkout({{ id: 3, items: [{{ sku: "kiwi", qty: 1 }}] }});
+}} catch (e) {{
+  Sentry.captureException(e);
+}}
+Sentry.flush(10000).then((ok) => {{ window.__reported = ok; }});
+"#
+    )
+}
+
+/// The browser app bundled and minified by esbuild into `<dir>/web/app.min.js`.
+async fn build_web_app(dir: &Path) -> PathBuf {
+    let entry = dir.join("web-entry.js");
+    std::fs::write(&entry, web_entry()).unwrap();
+    let out = dir.join("web");
+    let status =
+        tokio::process::Command::new(Path::new(FIXTURES).join("node_modules/.bin/esbuild"))
+            .env("NODE_PATH", Path::new(FIXTURES).join("node_modules"))
+            .arg(&entry)
+            .args(["--bundle", "--minify", "--sourcemap", "--platform=browser"])
+            .args(["--format=iife", "--log-level=warning"])
+            .arg(format!("--outfile={}", out.join("app.min.js").display()))
+            .status()
+            .await
+            .expect("esbuild runs");
+    assert!(
+        status.success(),
+        "esbuild failed (is @sentry/browser installed?)"
+    );
+    out
+}
+
+#[tokio::test]
+async fn a_browser_error_is_mapped_and_the_issue_view_shows_the_original_source() {
+    common::browser::require();
+    let s = TestServer::start().await;
+    let p = s.project("shop").await;
+    let dir = TempDir::new().unwrap();
+    let web = build_web_app(dir.path()).await;
+    let prefix = ["--release", "web-1", "--url-prefix", "~/static", "web"];
+    upload(&s, &p, dir.path(), &prefix).await;
+    let limit = WAIT * 3;
+    let dir_arg = web.to_str().unwrap();
+    common::browser::run("sourcemaps.mjs", &["report", dir_arg, &p.dsn], limit).await;
+
+    let event = nth_event(&s, &p, 0).await;
+    assert_mapped_to_catalog(&event);
+    let f = raising_frame(&event);
+    assert!(
+        f["minified"]["abs_path"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(f["map"], "~/static/app.min.js.map");
+
+    let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/sourcemap-issue.png");
+    let issue = event["issue_id"].to_string();
+    let args = ["view", &s.base, &p.id.to_string(), &p.token, &issue, shot];
+    common::browser::run("sourcemaps.mjs", &args, limit).await;
+    common::browser::assert_screenshot(shot);
+}
