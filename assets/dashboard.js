@@ -141,6 +141,19 @@ function onIssueMessage(action, issue) {
   }
 }
 
+/**
+ * Issues were merged: the list drops the folded ones; a view open on one of them moves to
+ * the issue it was merged into (the folded one is gone).
+ * @param {Issue | undefined} issue
+ * @param {number[]} folded
+ */
+function onMerged(issue, folded) {
+  if (!issue || typeof issue.id !== "number") return;
+  list.mergedInto(issue, folded);
+  const open = Number(new URLSearchParams(location.hash.slice(1)).get("issue"));
+  if (folded.includes(open)) location.replace(list.hashFor({ issue: issue.id }));
+}
+
 /** The unresolved count and the events per minute, the project's and the open issue's. */
 function loadCounts() {
   issueView.loadIssueStats();
@@ -174,7 +187,7 @@ function onMessage(msg) {
       addEvent(msg.seq, msg.issue_id, msg.event ?? {}, true);
       break;
     case "issue":
-      if (msg.action === "merged" && Array.isArray(msg.merged)) list.mergedInto(msg.issue, msg.merged);
+      if (msg.action === "merged" && Array.isArray(msg.merged)) onMerged(msg.issue, msg.merged);
       else onIssueMessage(msg.action, msg.issue);
       break;
     case "issue_count":

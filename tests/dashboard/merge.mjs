@@ -6,7 +6,8 @@
 // Three issues (2, 3 and 1 events). Two pages watch the project. On the first, at phone
 // width and by the keyboard alone: tick two issues' checkboxes, "Merge 2 issues" into the
 // first ticked; the merged row's count is the sum and the folded row is gone, on this page
-// and live on the second; a later event of the folded issue counts on the merged row.
+// and live on the second; a third page showing the folded issue moves to the merged one;
+// a later event of the folded issue counts on the merged row.
 // Exit 0 with a one-line JSON summary, or 1 with the reason on stderr (a failed check, or
 // any console error or warning or uncaught exception in either page). Every wait is
 // bounded (WAIT); no fixed sleeps.
@@ -79,12 +80,12 @@ async function ingest(event) {
   return r.body.issue_id;
 }
 
-async function open(browser, viewport, name) {
+async function open(browser, viewport, name, rest = "") {
   const ctx = await browser.newContext({ viewport });
   const page = await ctx.newPage();
   watch(page, name);
   await step(`${name}: open the project link`, () =>
-    page.goto(`${base}/#project=${encodeURIComponent(project)}&token=${encodeURIComponent(token)}`, { timeout: WAIT }),
+    page.goto(`${base}/#project=${encodeURIComponent(project)}&token=${encodeURIComponent(token)}${rest}`, { timeout: WAIT }),
   );
   await visible(page, `${tid("connection-status")}[data-state="live"]`, `${name}: the view goes live`);
   return page;
@@ -113,6 +114,9 @@ async function run(browser) {
 
   const phone = await open(browser, { width: 390, height: 844 }, "phone");
   const other = await open(browser, { width: 1280, height: 900 }, "desktop");
+  // A third page has the issue that will be folded open.
+  const viewer = await open(browser, { width: 1280, height: 900 }, "viewer", `&issue=${b}`);
+  await visible(viewer, `${tid("issue-view")}[data-issue-id="${b}"]`, "viewer: the issue view opens");
   for (const page of [phone, other]) {
     await countIs(page, a, 2, "the first issue shows 2 events");
     await countIs(page, b, 3, "the second issue shows 3 events");
@@ -140,6 +144,7 @@ async function run(browser) {
     await countIs(page, a, 5, `${name}: the merged issue's count is the sum`);
     await visible(page, issueRow(c), `${name}: the issue not merged stays`);
   }
+  await visible(viewer, `${tid("issue-view")}[data-issue-id="${a}"]`, "viewer: the view moves to the merged issue");
   await visible(phone, tid("merge-done"), "the page says what was merged");
   check(await phone.getByTestId("merge-bar").isHidden(), "the merge bar stays after the merge");
   const focused = await phone.evaluate(() => document.activeElement?.closest("[data-issue-id]")?.dataset.issueId);
@@ -154,7 +159,7 @@ async function run(browser) {
   summary.merged_into = a;
   summary.folded = b;
   summary.count = 6;
-  for (const page of [phone, other]) {
+  for (const page of [phone, other, viewer]) {
     check(await page.getByTestId("error-notice").isHidden(), `an error notice shows: ${await page.getByTestId("error-text").textContent()}`);
   }
   await step("screenshot", () => phone.screenshot({ path: screenshot, fullPage: false }));
