@@ -128,4 +128,16 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Packet>(&text).unwrap(), p);
     }
+
+    #[test]
+    fn a_merge_notice_names_the_folded_issues() {
+        let n = Notice::Merged {
+            issue: 3,
+            merged: vec![4, 5],
+            origin: None,
+        };
+        let text = serde_json::to_string(&n).unwrap();
+        assert_eq!(text, r#"{"kind":"merged","issue":3,"merged":[4,5]}"#);
+        assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), n);
+    }
 }
