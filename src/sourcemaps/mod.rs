@@ -68,6 +68,10 @@ pub trait ArtifactSource: Send + Sync + 'static {
 /// The default bound of the parsed maps' cache (`--sourcemap-cache-mb`).
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
+/// Most different maps one event's frames are looked up in: a bundle's frames share one,
+/// and each new one may cost database reads (SPEC §8: no event costs much).
+const MAX_MAPS_PER_EVENT: usize = 8;
+
 /// How long a project's "has it uploaded files, and when did they change" is believed:
 /// ingest asks it of every JavaScript event, so it is a memory read, refreshed this often.
 const PROJECT_FRESH_FOR: Duration = Duration::from_secs(2);
@@ -145,11 +149,13 @@ impl<S: ArtifactSource> Mapper<S> {
         } else {
             None
         };
+        let mut looked_up = Vec::new();
         let mut shown = Vec::with_capacity(event.exceptions.len());
         for exception in &event.exceptions {
             let mut frames = Vec::with_capacity(exception.frames.len());
             for frame in &exception.frames {
-                frames.push(self.map_frame(project, stamp, event, frame).await);
+                let pass = (stamp, &mut looked_up);
+                frames.push(self.map_frame(project, pass, event, frame).await);
             }
             shown.push(ShownException {
                 ty: exception.ty.clone(),
@@ -163,7 +169,7 @@ impl<S: ArtifactSource> Mapper<S> {
     async fn map_frame(
         &self,
         project: i64,
-        stamp: Option<i64>,
+        (stamp, looked_up): (Option<i64>, &mut Vec<Lookup>),
         event: &SentEvent,
         frame: &SentFrame,
     ) -> ShownFrame {
@@ -174,7 +180,18 @@ impl<S: ArtifactSource> Mapper<S> {
         let found = match lookup_for(event, &minified) {
             Err(why) => Err(why),
             Ok(lookup) if stamp.is_none() => Err(not_found(&lookup)),
-            Ok(lookup) => self.find(project, stamp, lookup).await,
+            // Each new lookup may read the database: an event names a bounded number.
+            Ok(lookup) if !looked_up.contains(&lookup) && looked_up.len() >= MAX_MAPS_PER_EVENT => {
+                Err(format!(
+                    "the event names more than {MAX_MAPS_PER_EVENT} source maps"
+                ))
+            }
+            Ok(lookup) => {
+                if !looked_up.contains(&lookup) {
+                    looked_up.push(lookup.clone());
+                }
+                self.find(project, stamp, lookup).await
+            }
         };
         let mapped = found.and_then(|map| mapping::map_frame(&minified, frame.in_app(), &map));
         mapped.unwrap_or_else(|why| ShownFrame {

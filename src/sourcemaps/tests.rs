@@ -175,3 +175,32 @@ fn unmapped_frames_say_why() {
         Some("no artifact for ~/static/app.min.js in release 1.2")
     );
 }
+
+#[test]
+fn an_event_naming_many_maps_looks_up_a_bounded_number() {
+    let frames: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"filename":"https://x.example/b{i}.js","lineno":1,"colno":1}}"#))
+        .collect();
+    let data = format!(
+        r#"{{"release":"1","exception":{{"values":[{{"type":"E","stacktrace":{{"frames":[{}]}}}}]}}}}"#,
+        frames.join(",")
+    );
+    let source = Memory {
+        by_url: vec![("1.2".into(), minified_file())],
+        ..Memory::default()
+    };
+    let mapper = Mapper::new(source, DEFAULT_CACHE_BYTES);
+    let shown = run(mapper.map_event(1, &SentEvent::read(&data)));
+    let errors: Vec<&str> = shown[0]
+        .frames
+        .iter()
+        .filter_map(|f| f.error.as_deref())
+        .collect();
+    assert_eq!(errors.len(), 20);
+    assert_eq!(
+        errors.iter().filter(|e| e.contains("more than 8")).count(),
+        12
+    );
+    // Each looked-up file tried its two names (the URL and its ~/ path).
+    assert_eq!(mapper.source.reads.load(Ordering::SeqCst), 16);
+}
