@@ -247,7 +247,7 @@ pub(crate) async fn project_events(
 struct WholeEvent {
     /// The listed event, its `exception` the chain as shown (SPEC §10).
     #[serde(flatten)]
-    listed: ListedEvent<'a>,
+    listed: serde_json::Map<String, Value>,
     /// The stored text as it is: rebuilt as a `Value`, a float such as 908260.4524125041
     /// would come back as 908260.452412504, and big integers would change.
     data: Option<Box<RawValue>>,
@@ -473,11 +473,6 @@ pub(crate) async fn change_status(
     Ok(Json(json!({ "issue": change.issue })))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{Cursor, IssueSort, next_link};
-
-    #[test]
 /// Most issues one merge folds.
 pub(crate) const MAX_MERGE: usize = 100;
 
@@ -564,10 +559,10 @@ pub(crate) async fn merge(
     Ok(Json(json!({ "issue": issue, "merged": merged })))
 }
 
-    fn cursors_read_back_as_written_and_name_their_sort() {
-        let c = Cursor {
-            sort: IssueSort::EventCount,
-            value: 12,
+#[cfg(test)]
+mod tests {
+    use super::{Cursor, IssueSort, next_link};
+
     #[test]
     fn a_merge_names_one_to_a_hundred_other_issues() {
         let ids = |body: &str| super::merge_ids(body.as_bytes(), 1).map_err(|e| e.to_string());
@@ -586,6 +581,11 @@ pub(crate) async fn merge(
         assert!(ids(&many).unwrap_err().contains("at most 100"));
     }
 
+    #[test]
+    fn cursors_read_back_as_written_and_name_their_sort() {
+        let c = Cursor {
+            sort: IssueSort::EventCount,
+            value: 12,
             id: 7,
         };
         assert_eq!(c.to_string(), "event_count:12:7");
