@@ -146,8 +146,8 @@ fn api_routes(state: &AppState) -> Router<AppState> {
 pub(crate) fn router(state: AppState) -> Router {
     let routes = api_routes(&state)
         .merge(ingest_routes())
-        // Live stream (project token).
         .merge(sentry_cli_routes())
+        // Live stream (project token).
         .route("/stream/projects/{id}", get(stream_ws::upgrade))
         // Operations.
         .route("/healthz", get(ops::healthz))
