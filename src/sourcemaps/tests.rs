@@ -204,3 +204,36 @@ fn an_event_naming_many_maps_looks_up_a_bounded_number() {
     // Each looked-up file tried its two names (the URL and its ~/ path).
     assert_eq!(mapper.source.reads.load(Ordering::SeqCst), 16);
 }
+
+#[test]
+fn events_asking_for_one_map_at_once_share_one_parse() {
+    let file = Artifact {
+        debug_id: Some("d-1".into()),
+        ..minified_file()
+    };
+    let map = Artifact {
+        debug_id: Some("d-1".into()),
+        ..map_file(map_json())
+    };
+    let source = Memory {
+        by_id: vec![("d-1".into(), file), ("d-1".into(), map)],
+        ..Memory::default()
+    };
+    let mapper = Mapper::new(source, DEFAULT_CACHE_BYTES);
+    let event = event(None, true);
+    let (a, b, c) = run(async {
+        tokio::join!(
+            mapper.map_event(1, &event),
+            mapper.map_event(1, &event),
+            mapper.map_event(1, &event)
+        )
+    });
+    for shown in [a, b, c] {
+        assert!(shown[0].frames[1].mapped);
+    }
+    assert_eq!(
+        mapper.source.reads.load(Ordering::SeqCst),
+        2,
+        "one load for three"
+    );
+}
