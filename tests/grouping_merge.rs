@@ -446,3 +446,52 @@ fn earlier_event(project: i64, fingerprint: &str) -> mesher::store::PreparedEven
         raw_zstd: None,
     }
 }
+
+#[tokio::test]
+async fn a_member_merges_with_the_session_from_this_server_s_pages_only() {
+    bounded(async {
+        let s = TestServer::start().await;
+        let p = s.project("shop").await;
+        let q = s.project("blog").await;
+        let password = "a long enough password".to_owned();
+        mesher::people::create_user(&s.db, "ada@example.com", false, Some(password.clone()))
+            .await
+            .expect("user");
+        mesher::people::change_member(&s.db, p.id, "ada@example.com", true)
+            .await
+            .expect("member");
+        let (_, _, cookie) = s.sign_in("ada@example.com", &password).await;
+        let cookie = cookie.expect("a session cookie");
+        let a = issue_of(&s, &p, &json!({"message": "alpha"})).await;
+        let b = issue_of(&s, &p, &json!({"message": "beta"})).await;
+        let foreign = issue_of(&s, &q, &json!({"message": "gamma"})).await;
+        let merge_by = |into: i64, origin: Option<&str>, folded: i64| {
+            let req = s
+                .http
+                .post(s.url(&format!("/api/v1/issues/{into}/merge")))
+                .header("cookie", &cookie)
+                .json(&json!({"issues": [folded]}));
+            let req = match origin {
+                Some(o) => req.header("origin", o),
+                None => req,
+            };
+            async move { req.send().await.expect("request").status() }
+        };
+        // Another site cannot act with the cookie; nothing changed.
+        assert_eq!(merge_by(a, None, b).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            merge_by(a, Some("https://evil.example"), b).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(issue(&s, &p.token, b).await.0, StatusCode::OK);
+        // Not a member of the other project.
+        assert_eq!(
+            merge_by(foreign, Some(&s.base), a).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(merge_by(a, Some(&s.base), b).await, StatusCode::OK);
+        assert_eq!(issue(&s, &p.token, b).await.0, StatusCode::NOT_FOUND);
+        s.stop().await;
+    })
+    .await;
+}
