@@ -397,11 +397,12 @@ impl BatchStatements for SqliteBatch<'_> {
             out.push((i.fingerprint.to_owned(), issue));
         }
         drop(st);
-        let adopted: Vec<_> = out
+        // Each new issue answers to its own fingerprint (the lookup goes through them).
+        let own: Vec<_> = out
             .iter()
             .map(|(f, i)| (i.project_id, f.as_str(), i.id))
             .collect();
-        self.add_fingerprints(&adopted).await?;
+        self.add_fingerprints(&own).await?;
         Ok(out)
     }
 
