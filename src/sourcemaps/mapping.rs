@@ -143,7 +143,7 @@ pub(crate) fn map_frame(
     let (src_line, src_col) = (token.get_src_line(), token.get_src_col());
     let mut shown = ShownFrame {
         in_app: sent_in_app.unwrap_or(true) && !source.as_deref().is_some_and(is_library),
-        filename: source,
+        filename: source.as_deref().map(source_name),
         function: function_name(frame, parsed, line0, col0),
         lineno: Some(i64::from(src_line) + 1),
         colno: Some(i64::from(src_col) + 1),
@@ -160,6 +160,24 @@ pub(crate) fn map_frame(
         add_context(&mut shown, view, src_line);
     }
     Ok(shown)
+}
+
+/// How a map's `sources` entry is shown: relative to the project, as people name their
+/// files. Bundlers write it relative to the map's own directory (`../src/cart.js`,
+/// `../../../srv/app/src/cart.js`) or under a `webpack://<name>/` prefix; the leading
+/// `./` and `../` steps and the prefix say where the build ran, not which file it is.
+fn source_name(source: &str) -> String {
+    let mut name = source;
+    if let Some(rest) = name.strip_prefix("webpack://") {
+        name = rest.split_once('/').map_or(rest, |(_, path)| path);
+    }
+    loop {
+        match name.strip_prefix("./").or_else(|| name.strip_prefix("../")) {
+            Some(rest) => name = rest,
+            None => break,
+        }
+    }
+    if name.is_empty() { source } else { name }.to_owned()
 }
 
 fn to_u32(n: i64) -> u32 {
@@ -240,7 +258,7 @@ mod tests {
     #[test]
     fn a_frame_maps_to_the_original_file_line_column_and_source_lines() {
         let shown = map_frame(&frame("a", 15), None, &parsed(true)).unwrap();
-        assert_eq!(shown.filename.as_deref(), Some("../src/cart.js"));
+        assert_eq!(shown.filename.as_deref(), Some("src/cart.js"));
         assert_eq!((shown.lineno, shown.colno), (Some(5), Some(5)));
         assert_eq!(shown.function.as_deref(), Some("addToCart"));
         assert_eq!(
@@ -266,6 +284,20 @@ mod tests {
     fn a_dotted_name_is_looked_up_by_its_last_part() {
         let shown = map_frame(&frame("Object.a", 15), None, &parsed(true)).unwrap();
         assert_eq!(shown.function.as_deref(), Some("addToCart"));
+    }
+
+    #[test]
+    fn a_source_is_named_as_in_the_project_not_as_seen_from_the_build() {
+        assert_eq!(source_name("../src/cart.js"), "src/cart.js");
+        assert_eq!(
+            source_name("../../../srv/app/src/cart.js"),
+            "srv/app/src/cart.js"
+        );
+        assert_eq!(source_name("webpack:///./src/cart.js"), "src/cart.js");
+        assert_eq!(source_name("webpack://shop/./src/cart.js"), "src/cart.js");
+        assert_eq!(source_name("src/cart.js"), "src/cart.js");
+        assert_eq!(source_name("/abs/cart.js"), "/abs/cart.js");
+        assert_eq!(source_name("../"), "../");
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn a_frame_is_mapped_by_release_and_url_and_a_python_frame_is_left_alone() {
     };
     assert!(!python.mapped && python.error.is_none());
     assert!(js.mapped, "{js:?}");
-    assert_eq!(js.filename.as_deref(), Some("../src/cart.js"));
+    assert_eq!(js.filename.as_deref(), Some("src/cart.js"));
     assert_eq!(js.function.as_deref(), Some("addToCart"));
     assert_eq!(js.lineno, Some(5));
     assert_eq!(js.map.as_deref(), Some("~/static/app.min.js.map"));
