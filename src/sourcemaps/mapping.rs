@@ -171,11 +171,9 @@ fn source_name(source: &str) -> String {
     if let Some(rest) = name.strip_prefix("webpack://") {
         name = rest.split_once('/').map_or(rest, |(_, path)| path);
     }
-    loop {
-        match name.strip_prefix("./").or_else(|| name.strip_prefix("../")) {
-            Some(rest) => name = rest,
-            None => break,
-        }
+    while let Some(rest) = name.strip_prefix("./").or_else(|| name.strip_prefix("../")) {
+        name = rest;
+    }
     }
     if name.is_empty() { source } else { name }.to_owned()
 }
