@@ -174,7 +174,6 @@ fn source_name(source: &str) -> String {
     while let Some(rest) = name.strip_prefix("./").or_else(|| name.strip_prefix("../")) {
         name = rest;
     }
-    }
     if name.is_empty() { source } else { name }.to_owned()
 }
 
