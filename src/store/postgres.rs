@@ -115,6 +115,36 @@ struct PgBatch<'c> {
     conn: &'c mut PgConnection,
 }
 
+/// The statement of `PgBatch::write`: the batch's six writes
+/// as data-modifying `WITH`s over 35 `UNNEST`ed arrays, built once.
+static WRITE_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ev AS (INSERT INTO events ({EVENT_COLUMNS}, raw) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], \
+     $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], \
+     $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BYTEA[])), \
+     iss AS (UPDATE issues SET event_count = u.event_count, last_seen = u.last_seen, \
+     level = u.level, status = u.status, regressed_at = u.regressed_at \
+     FROM UNNEST($16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[], \
+     $35::BIGINT[]) \
+     AS u(id, event_count, last_seen, level, status, regressed_at) WHERE issues.id = u.id), \
+     prj AS (UPDATE projects SET last_seq = u.last_seq \
+     FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS u(id, last_seq) WHERE projects.id = u.id), \
+     tv AS (INSERT INTO issue_tag_values (issue_id, key, value, count) \
+     SELECT * FROM UNNEST($23::BIGINT[], $24::TEXT[], $25::TEXT[], $26::BIGINT[]) \
+     ON CONFLICT (issue_id, key, value) DO UPDATE \
+     SET count = issue_tag_values.count + excluded.count), \
+     im AS (INSERT INTO issue_minutes (issue_id, minute, level, count) \
+     SELECT * FROM UNNEST($27::BIGINT[], $28::BIGINT[], $29::TEXT[], $30::BIGINT[]) \
+     ON CONFLICT (issue_id, minute, level) DO UPDATE \
+     SET count = issue_minutes.count + excluded.count) \
+     INSERT INTO project_minutes (project_id, minute, level, count) \
+     SELECT * FROM UNNEST($31::BIGINT[], $32::BIGINT[], $33::TEXT[], $34::BIGINT[]) \
+     ON CONFLICT (project_id, minute, level) DO UPDATE \
+     SET count = project_minutes.count + excluded.count"
+    )
+});
+
 impl BatchStatements for PgBatch<'_> {
     fn fit_text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         fit_text(s)
@@ -226,40 +256,17 @@ impl BatchStatements for PgBatch<'_> {
         Ok(())
     }
 
-    /// Everything in one statement (data-modifying `WITH`s, each over `UNNEST`ed arrays):
-    /// one round trip instead of six. Every key appears once in its upsert (the counts
-    /// are summed in memory), as `ON CONFLICT DO UPDATE` requires within one statement.
-    /// Long because it is that one statement: its 35 arrays, bound in its order.
+    /// Everything in one statement ([`WRITE_STATEMENT`]): one round trip instead of six.
+    /// Every key appears once in its upsert (the counts are summed in memory), as
+    /// `ON CONFLICT DO UPDATE` requires within one statement. Its 35 arrays are bound in
+    /// the statement's order.
+    #[rustfmt::skip] // one bind a line, in the statement's order
     async fn write(&mut self, batch: &BatchWrites<'_, '_>) -> Result<(), StoreError> {
         let rows = batch.rows;
         let tags: Vec<_> = batch.rollups.tag_counts().collect();
         let issue_minutes: Vec<_> = batch.rollups.minute_counts(true).collect();
         let project_minutes: Vec<_> = batch.rollups.minute_counts(false).collect();
-        sqlx::query(&format!(
-            "WITH ev AS (INSERT INTO events ({EVENT_COLUMNS}, raw) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], \
-             $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], \
-             $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BYTEA[])), \
-             iss AS (UPDATE issues SET event_count = u.event_count, last_seen = u.last_seen, \
-             level = u.level, status = u.status, regressed_at = u.regressed_at \
-             FROM UNNEST($16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::TEXT[], $20::TEXT[], \
-             $35::BIGINT[]) \
-             AS u(id, event_count, last_seen, level, status, regressed_at) WHERE issues.id = u.id), \
-             prj AS (UPDATE projects SET last_seq = u.last_seq \
-             FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS u(id, last_seq) WHERE projects.id = u.id), \
-             tv AS (INSERT INTO issue_tag_values (issue_id, key, value, count) \
-             SELECT * FROM UNNEST($23::BIGINT[], $24::TEXT[], $25::TEXT[], $26::BIGINT[]) \
-             ON CONFLICT (issue_id, key, value) DO UPDATE \
-             SET count = issue_tag_values.count + excluded.count), \
-             im AS (INSERT INTO issue_minutes (issue_id, minute, level, count) \
-             SELECT * FROM UNNEST($27::BIGINT[], $28::BIGINT[], $29::TEXT[], $30::BIGINT[]) \
-             ON CONFLICT (issue_id, minute, level) DO UPDATE \
-             SET count = issue_minutes.count + excluded.count) \
-             INSERT INTO project_minutes (project_id, minute, level, count) \
-             SELECT * FROM UNNEST($31::BIGINT[], $32::BIGINT[], $33::TEXT[], $34::BIGINT[]) \
-             ON CONFLICT (project_id, minute, level) DO UPDATE \
-             SET count = project_minutes.count + excluded.count"
-        ))
+        sqlx::query(&WRITE_STATEMENT)
         .bind(rows.iter().map(|r| r.p.project_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.stored.seq).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.p.event_id.as_str()).collect::<Vec<_>>())
